@@ -1,0 +1,45 @@
+# One entry point for every developer task. `make help` lists them.
+PYTHON ?= python3
+EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+NATIVE := python/heapscope/_native$(EXT_SUFFIX)
+CARGO_TARGET_DIR ?= target
+
+.PHONY: help install build test test-rust test-python lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: ## Install heapscope (editable) with its test dependencies
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+build: ## Rebuild the native module in place (fast dev loop after `make install`)
+	cargo build --release -p heapscope-py
+	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
+
+test: install test-rust test-python ## Install, then run the whole test suite (Rust + Python)
+
+test-rust: ## Rust unit tests of the Python-free crates
+	cargo test --workspace --exclude heapscope-py --exclude heapscope-tracker
+
+test-python: ## pytest through the installed package
+	$(PYTHON) -m pytest
+
+lint: ## rustfmt, clippy, ruff, mypy
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(PYTHON) -m pip install -q -e '.[lint]'
+	$(PYTHON) -m ruff check python tests benchmarks
+	$(PYTHON) -m ruff format --check python tests benchmarks
+	$(PYTHON) -m mypy
+
+fmt: ## Format Rust and Python sources
+	cargo fmt --all
+	$(PYTHON) -m ruff format python tests benchmarks
+
+bench: ## Overhead and report-speed benchmarks (prints a table of ratios)
+	$(PYTHON) -m pip install -q -e '.[bench]'
+	$(PYTHON) benchmarks/run.py
+
+clean: ## Remove build products
+	cargo clean
+	rm -f $(NATIVE)

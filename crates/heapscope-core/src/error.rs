@@ -1,0 +1,7 @@
+/// Errors raised by the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// A caller passed a value outside what the operation accepts (maps to Python `ValueError`).
+    #[error("{0}")]
+    InvalidArgument(String),
+}

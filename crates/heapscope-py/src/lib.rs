@@ -1,0 +1,20 @@
+//! `heapscope._native`: the PyO3 binding. No business logic here: conversion, handles, errors.
+
+use pyo3::prelude::*;
+
+mod capture;
+mod errors;
+mod report;
+mod snapshot;
+mod tracer;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    errors::register(m)?;
+    tracer::register(m)?;
+    snapshot::register(m)?;
+    capture::register(m)?;
+    report::register(m)?;
+    Ok(())
+}
