@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod capture;
 mod errors;
+mod profile;
 mod report;
 mod snapshot;
 mod tracer;
@@ -12,6 +13,7 @@ mod tracer;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    profile::register(m)?;
     tracer::register(m)?;
     snapshot::register(m)?;
     capture::register(m)?;

@@ -1,0 +1,5 @@
+"""heapscope's exceptions."""
+
+from heapscope._native import HeapscopeError
+
+__all__ = ["HeapscopeError"]
