@@ -10,7 +10,7 @@ from heapscope._measure import Measurement
 from heapscope._tables import format_lines
 from heapscope._units import format_size, parse_size
 
-__all__ = ["MARKERS", "Limit", "MarkerError", "Limits", "limits_of", "violations"]
+__all__ = ["MARKERS", "Limit", "Limits", "MarkerError", "limits_of", "violations"]
 
 MARKERS = ("limit_memory", "limit_leaks")
 

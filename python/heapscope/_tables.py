@@ -46,7 +46,8 @@ def html_lines(lines: Sequence[LineStat], caption: str) -> str:
         "<tr>"
         f"<td style='text-align:right'>{html.escape(format_size(line.size))}</td>"
         f"<td style='text-align:right'>{line.count}</td>"
-        f"<td style='text-align:left'><code>{'<br>'.join(map(html.escape, line.frames))}</code></td>"
+        f"<td style='text-align:left'><code>{'<br>'.join(map(html.escape, line.frames))}</code>"
+        "</td>"
         "</tr>"
         for line in lines
     ]

@@ -1,3 +1,5 @@
+# mypy: disallow-untyped-decorators=False, disallow-untyped-calls=False
+# (IPython has no type hints.)
 """The ``%%heapscope`` cell magic for IPython and Jupyter (``%load_ext heapscope``).
 
 ``%%heapscope`` runs the cell under ``heapscope.tracemalloc`` and shows the cell's peak traced
@@ -114,6 +116,11 @@ class HeapscopeMagics(Magics):
 
     last_report: CellReport | None = None
 
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are registered with a shell"
+        return self.shell
+
     @magic_arguments()
     @argument("-n", "--top", type=_positive_int, default=10, help="rows to show (default 10)")
     @argument(
@@ -155,9 +162,10 @@ class HeapscopeMagics(Magics):
     def _compile(self, cell: str) -> tuple[CodeType, CodeType | None]:
         """Compile the cell as IPython would (magics, ``!`` lines, AST transformers), before
         tracing starts; the last expression is compiled apart so that its value is shown."""
-        shell = self.shell
+        shell = self._shell
         source = shell.transform_cell(cell)
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)  # tracebacks show the cell's lines
+        # Cached like IPython's own cells, so that tracebacks show the cell's lines.
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -166,7 +174,7 @@ class HeapscopeMagics(Magics):
 
     def _run(self, body: CodeType, last: CodeType | None) -> Any:
         __tracebackhide__ = True
-        shell = self.shell
+        shell = self._shell
         exec(body, shell.user_global_ns, shell.user_ns)
         return None if last is None else eval(last, shell.user_global_ns, shell.user_ns)
 

@@ -6,14 +6,16 @@ import pytest
 
 # Imported here so that pytester's restoring of sys.modules after an in-process run does not
 # make each run import them (and the tracer facade) afresh.
-import heapscope._pytest_tracing  # noqa: F401
+import heapscope._pytest_tracing
 import heapscope.pytest_plugin  # noqa: F401
 
 PLUGIN = ("-p", "heapscope.pytest_plugin")
 
 
 @pytest.fixture
-def isolated_pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+def isolated_pytester(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
     """A pytester whose runs load only the plugins they name (with ``-p``).
 
     heapscope may also be installed with its ``pytest11`` entry point; loading it both ways
