@@ -119,16 +119,21 @@ def _line_stats(stats: Sequence[tracemalloc.Statistic], top: int) -> tuple[LineS
 
 
 def top_lines_at_peak(
-    end: tracemalloc.Snapshot, nframe: int, top: int
+    end: tracemalloc.Snapshot, filters: Sequence[tracemalloc.Filter], nframe: int, top: int
 ) -> tuple[tuple[LineStat, ...], bool]:
     """Return the ``top`` lines that held the most memory at the peak, and whether exactly.
 
+    Called while the tracer still runs, after ``end`` (the snapshot of what is still held,
+    taken after ``gc.collect()`` and already filtered with ``filters``) was taken.
+
     TODO(peak API): ``heapscope.tracemalloc`` cannot yet give the traces alive at the moment of
-    the peak (an exact "top lines at the peak" API is planned). Until it exists this returns
-    the lines still held at the end of the block (``end``, taken after ``gc.collect()``) and
-    ``False``: memory freed before the end (a test's local variables) is not attributed.
-    Replace the body with the peak API and return ``True``.
+    the peak (the lead is adding an exact "top lines at the peak" API). Until it exists this
+    returns the lines of ``end`` and ``False``: memory freed before the end (a test's local
+    variables, a cell's temporaries) is not attributed to its lines. With the API: take the
+    peak's traces, ``filter_traces(filters)``, group them with ``statistics(_key_type(nframe))``,
+    return ``_line_stats(..., top), True``.
     """
+    del filters  # used by the exact version
     return _line_stats(end.statistics(_key_type(nframe)), top), False
 
 
@@ -167,16 +172,15 @@ class Measuring:
         self._started = False
         if not tracemalloc.is_tracing():
             return None
+        filters = [tracemalloc.Filter(False, pattern) for pattern in self._exclude]
         try:
             _, peak = tracemalloc.get_traced_memory()
             gc.collect()
-            end = tracemalloc.take_snapshot()
+            end = tracemalloc.take_snapshot().filter_traces(filters)
+            peak_lines, exact = top_lines_at_peak(end, filters, self.nframe, self.top)
         finally:
             tracemalloc.stop()
-        filters = [tracemalloc.Filter(False, pattern) for pattern in self._exclude]
-        end = end.filter_traces(filters)
         kept_stats = end.statistics(_key_type(self.nframe))
-        peak_lines, exact = top_lines_at_peak(end, self.nframe, self.top)
         return Measurement(
             peak=peak,
             kept=sum(stat.size for stat in kept_stats),

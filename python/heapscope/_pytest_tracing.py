@@ -68,16 +68,15 @@ class HeapscopePlugin:
         started = measuring.start()
         try:
             result = yield
-        finally:
+        finally:  # a failing test is measured too (for the summary), but not checked
             measurement = measuring.finish()
+            reason = _STOPPED if started else _ALREADY_TRACING
+            item.stash[_MEASURED] = reason if measurement is None else measurement
         limits = item.stash.get(_LIMITS, Limits())
         if measurement is None:
-            reason = _STOPPED if started else _ALREADY_TRACING
-            item.stash[_MEASURED] = reason
             if limits:
                 pytest.fail(f"heapscope: cannot check the memory limits: {reason}", pytrace=False)
             return result
-        item.stash[_MEASURED] = measurement
         messages = violations(limits, measurement, base=self.base)
         if messages:
             pytest.fail("\n\n".join(messages), pytrace=False)

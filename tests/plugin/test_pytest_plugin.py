@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +83,24 @@ def test_inert(pytestconfig):
 """
     )
     run(isolated_pytester, "--strict-markers").assert_outcomes(passed=1)
+
+
+def test_without_the_flag_the_tracer_is_not_even_imported(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    code = (
+        "import sys, pytest\n"
+        "pytest.main(['-p', 'heapscope.pytest_plugin', '--co', '-q', '--strict-markers'])\n"
+        "assert 'heapscope.pytest_plugin' in sys.modules\n"
+        "assert 'heapscope.tracemalloc' not in sys.modules, 'tracer imported'\n"
+        "assert 'heapscope._pytest_tracing' not in sys.modules, 'plugin body imported'\n"
+    )
+    env = {**subprocess_env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    (tmp_path / "test_empty.py").write_text("def test_nothing():\n    pass\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_limits_with_the_flag(isolated_pytester: pytest.Pytester) -> None:
