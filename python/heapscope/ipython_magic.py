@@ -25,7 +25,6 @@ from typing import Any
 
 import IPython
 import traitlets
-from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
@@ -136,10 +135,7 @@ class HeapscopeMagics(Magics):
         Returns the value of the cell's last expression, which IPython shows as usual.
         """
         __tracebackhide__ = True  # IPython leaves this frame out of the cell's traceback
-        try:
-            args = parse_argstring(self.heapscope, line)
-        except SystemExit as exc:  # argparse's type errors exit: make them usage errors
-            raise UsageError(f"%%heapscope: bad arguments {line!r}") from exc
+        args = parse_argstring(self.heapscope, line)  # bad arguments raise UsageError
         body, last = self._compile(cell)
         measuring = Measuring(nframe=args.limit, top=args.top, exclude=_IPYTHON_INTERNALS)
         if not measuring.start():
