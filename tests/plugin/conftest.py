@@ -8,8 +8,18 @@ import pytest
 # make each run import them (and the tracer facade) afresh.
 import heapscope._pytest_tracing
 import heapscope.pytest_plugin  # noqa: F401
+from heapscope import tracemalloc
 
 PLUGIN = ("-p", "heapscope.pytest_plugin")
+
+
+def skip_if_traced() -> None:
+    """Skip a test that needs the tracer to itself, when run under ``pytest --heapscope``.
+
+    Call it from the test's body: the plugin traces the call phase only.
+    """
+    if tracemalloc.is_tracing():
+        pytest.skip("needs heapscope's tracer, which is already running (pytest --heapscope?)")
 
 
 @pytest.fixture

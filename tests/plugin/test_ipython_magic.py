@@ -10,6 +10,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from heapscope import tracemalloc
 from heapscope.ipython_magic import CellReport, HeapscopeMagics
 
+from .conftest import skip_if_traced
+
 
 @pytest.fixture(scope="module")
 def shell() -> Iterator[InteractiveShell]:
@@ -27,6 +29,7 @@ def magics(shell: InteractiveShell) -> HeapscopeMagics:
 
 
 def test_cell_report(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
     result = shell.run_cell(
         "%%heapscope\n"
         "keep = [bytes(1000) for _ in range(2000)]\n"
@@ -49,6 +52,7 @@ def test_cell_report(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 def test_rows_and_traceback_limit(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    skip_if_traced()
     shell.run_cell(
         "%%heapscope -n 1 --limit 3\n"
         "def make():\n"
@@ -66,6 +70,7 @@ def test_rows_and_traceback_limit(
 
 
 def test_exception_in_the_cell(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
     result = shell.run_cell("%%heapscope\nbig = bytearray(1_000_000)\n1 / 0\n")
     assert not result.success
     captured = capsys.readouterr()
@@ -83,6 +88,7 @@ def test_exception_in_the_cell(shell: InteractiveShell, capsys: pytest.CaptureFi
 def test_bad_arguments(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str
 ) -> None:
+    skip_if_traced()
     shell.run_cell(f"%%heapscope {line}\nran = True\n")
     captured = capsys.readouterr()
     assert "UsageError" in captured.out + captured.err
@@ -92,6 +98,7 @@ def test_bad_arguments(
 def test_leaves_a_running_tracer_alone(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    skip_if_traced()
     tracemalloc.start()
     try:
         magics(shell).last_report = None
@@ -107,6 +114,7 @@ def test_leaves_a_running_tracer_alone(
 
 
 def test_html_view(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
     shell.run_cell("%%heapscope\nkeep = bytearray(100_000)\n")
     capsys.readouterr()
     report = magics(shell).last_report

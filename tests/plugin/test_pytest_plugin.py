@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PLUGIN
+from .conftest import PLUGIN, skip_if_traced
 
 pytest_plugins = ["pytester"]
 
@@ -52,6 +52,8 @@ def test_fails_on_its_own():
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    if "--heapscope" in args:
+        skip_if_traced()
     return pytester.runpytest(*PLUGIN, "-p", "no:cacheprovider", *args)
 
 
