@@ -1,5 +1,6 @@
 # One entry point for every developer task. `make help` lists them.
 PYTHON ?= python3
+PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 NATIVE := python/heapscope/_native$(EXT_SUFFIX)
 CARGO_TARGET_DIR ?= target
@@ -18,8 +19,8 @@ build: ## Rebuild the native module in place (fast dev loop after `make install`
 
 test: install test-rust test-python ## Install, then run the whole test suite (Rust + Python)
 
-test-rust: ## Rust unit tests of the Python-free crates
-	cargo test --workspace --exclude heapscope-py --exclude heapscope-tracker
+test-rust: ## Rust unit tests (the tracer's link libpython, hence the library path)
+	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --workspace --exclude heapscope-py
 
 test-python: ## pytest through the installed package
 	$(PYTHON) -m pytest

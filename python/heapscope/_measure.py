@@ -5,10 +5,10 @@ Shared by the pytest plugin and the IPython magic. A :class:`Measuring` starts t
 held and stops the tracer. It never touches a tracer somebody else started: :meth:`start`
 returns ``False`` and :meth:`finish` returns ``None`` in that case.
 
-Everything here uses the stdlib-identical API of :mod:`heapscope.tracemalloc` only:
-``is_tracing``, ``start(nframe)``, ``stop``, ``get_traced_memory``, ``reset_peak``,
-``take_snapshot``, ``Snapshot.filter_traces``, ``Snapshot.statistics``, ``Filter`` and the
-``Statistic`` / ``Traceback`` / ``Frame`` value classes.
+It uses the stdlib-identical API of :mod:`heapscope.tracemalloc` (``is_tracing``,
+``start(nframe)``, ``stop``, ``get_traced_memory``, ``reset_peak``, ``take_snapshot``,
+``Snapshot.filter_traces``, ``Snapshot.statistics``, ``Filter`` and the value classes) plus the
+tracer's exact figures at the peak (``_native._peak_traces``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from heapscope import tracemalloc
+from heapscope import _native, tracemalloc
 
 __all__ = ["LineStat", "Measurement", "Measuring", "package_pattern", "top_lines_at_peak"]
 
@@ -123,18 +123,24 @@ def top_lines_at_peak(
 ) -> tuple[tuple[LineStat, ...], bool]:
     """Return the ``top`` lines that held the most memory at the peak, and whether exactly.
 
-    Called while the tracer still runs, after ``end`` (the snapshot of what is still held,
-    taken after ``gc.collect()`` and already filtered with ``filters``) was taken.
-
-    TODO(peak API): ``heapscope.tracemalloc`` cannot yet give the traces alive at the moment of
-    the peak (the lead is adding an exact "top lines at the peak" API). Until it exists this
-    returns the lines of ``end`` and ``False``: memory freed before the end (a test's local
-    variables, a cell's temporaries) is not attributed to its lines. With the API: take the
-    peak's traces, ``filter_traces(filters)``, group them with ``statistics(_key_type(nframe))``,
-    return ``_line_stats(..., top), True``.
+    Called while the tracer still runs. The tracer keeps, per traceback, the bytes and blocks
+    held at the moment of the peak (since ``reset_peak``); they are filtered with ``filters``
+    (as ``Snapshot.filter_traces`` would) and grouped by line, or by whole traceback when
+    ``nframe`` > 1. ``end`` is unused: it is kept for callers that have no exact figures.
     """
-    del filters  # used by the exact version
-    return _line_stats(end.statistics(_key_type(nframe)), top), False
+    del end
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for size, count, frames, _total in _native._peak_traces():
+        raw = tuple((filename, lineno) for filename, lineno, _function in frames)
+        if not all(f._match_traceback(raw) for f in filters):
+            continue
+        key = raw if nframe > 1 else raw[:1]
+        figures = groups.setdefault(tuple(f"{fn}:{ln}" for fn, ln in key), [0, 0])
+        figures[0] += size
+        figures[1] += count
+    ranked = sorted(groups.items(), key=lambda item: (item[1][0], item[1][1]), reverse=True)
+    lines = tuple(LineStat(size, count, frames) for frames, (size, count) in ranked[:top])
+    return lines, True
 
 
 class Measuring:

@@ -4,6 +4,7 @@
 use heapscope_core::snapshot::Snapshot;
 use heapscope_tracker as tracker;
 use heapscope_tracker::Gil;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -14,20 +15,45 @@ fn gil(_py: Python<'_>) -> Gil {
     unsafe { Gil::assume() }
 }
 
+fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Options> {
+    let sample_rate = match sample_rate {
+        None => None,
+        Some(r) if r > 0 => Some(r as u64),
+        Some(_) => {
+            return Err(PyValueError::new_err(
+                "sample_rate must be a positive number of bytes",
+            ))
+        }
+    };
+    Ok(tracker::Options {
+        by_thread,
+        sample_rate,
+    })
+}
+
 /// Start tracing Python memory allocations, storing at most `nframe` frames per traceback.
+/// With `sample_rate`, record one block per `sample_rate` bytes on average (Poisson sampling)
+/// and scale sizes into unbiased estimates.
 #[pyfunction]
-#[pyo3(signature = (nframe = 1))]
-fn start(py: Python<'_>, nframe: i64) -> PyResult<()> {
+#[pyo3(signature = (nframe = 1, *, sample_rate = None))]
+fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
-    tracker::start(gil(py), limit, false).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(false, sample_rate)?).map_err(tracker_error)
 }
 
 /// Start tracing for the profiler: tracebacks are also keyed by thread.
 #[pyfunction]
-fn _start_profiling(py: Python<'_>, nframe: i64) -> PyResult<()> {
+#[pyo3(signature = (nframe, *, sample_rate = None))]
+fn _start_profiling(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
     tracker::reset_drain(gil(py));
-    tracker::start(gil(py), limit, true).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(true, sample_rate)?).map_err(tracker_error)
+}
+
+/// The sampling rate in force (bytes per sample), or None when every block is traced.
+#[pyfunction]
+fn _get_sample_rate(py: Python<'_>) -> Option<u64> {
+    tracker::sample_rate(gil(py))
 }
 
 /// Stop tracing and forget every trace.
@@ -175,6 +201,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
     m.add_function(wrap_pyfunction!(_get_object_traceback, m)?)?;
     m.add_function(wrap_pyfunction!(_peak_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(_get_sample_rate, m)?)?;
     m.add("SUPPORTED_PYTHON", tracker::SUPPORTED)?;
     Ok(())
 }
