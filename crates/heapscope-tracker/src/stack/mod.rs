@@ -12,12 +12,26 @@ mod py311;
 
 /// One captured frame: a (borrowed, then kept alive by the interner) code object and the byte
 /// offset of the instruction the frame was executing, as `PyCode_Addr2Line` takes it.
+///
+/// Two machine words without padding, so runs of frames compare as plain memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct RawFrame {
     /// `PyCodeObject*`.
     pub code: *mut c_void,
     /// Byte offset into the code's instructions.
-    pub offset: i32,
+    pub offset: isize,
+}
+
+/// `a == b`, as one memory comparison.
+#[inline(always)]
+pub fn frames_eq(a: &[RawFrame], b: &[RawFrame]) -> bool {
+    fn words(f: &[RawFrame]) -> &[usize] {
+        // SAFETY: RawFrame is repr(C) with two word-sized fields and no padding, so a slice of
+        // n frames is 2n initialised words.
+        unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<usize>(), f.len() * 2) }
+    }
+    words(a) == words(b)
 }
 
 /// What a stack walk found.
