@@ -4,4 +4,7 @@ pub enum CoreError {
     /// A caller passed a value outside what the operation accepts (maps to Python `ValueError`).
     #[error("{0}")]
     InvalidArgument(String),
+    /// Reading or writing a heapscope file failed.
+    #[error(transparent)]
+    Format(#[from] heapscope_format::FormatError),
 }

@@ -12,6 +12,7 @@ pub mod fnmatch;
 pub mod frame;
 pub mod profile;
 pub mod snapshot;
+pub mod snapshot_io;
 pub mod stats;
 
 pub use error::CoreError;
