@@ -2,9 +2,11 @@
 
 use pyo3::prelude::*;
 
+mod attrs;
 mod capture;
 mod errors;
 mod profile;
+mod raw;
 mod report;
 mod snapshot;
 mod tracer;
