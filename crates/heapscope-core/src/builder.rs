@@ -29,15 +29,14 @@ impl SnapshotBuilder {
 
     /// The id of the frame `filename:lineno` (no function name), added if new.
     pub fn frame(&mut self, filename: &str, lineno: u32) -> FrameId {
-        let file = match self.filenames.get(filename) {
-            Some(&id) => id,
-            None => {
-                let name: Arc<str> = Arc::from(filename);
-                let id = self.filename_table.len() as u32;
-                self.filename_table.push(Arc::clone(&name));
-                self.filenames.insert(name, id);
-                id
-            }
+        let file = if let Some(&id) = self.filenames.get(filename) {
+            id
+        } else {
+            let name: Arc<str> = Arc::from(filename);
+            let id = self.filename_table.len() as u32;
+            self.filename_table.push(Arc::clone(&name));
+            self.filenames.insert(name, id);
+            id
         };
         let frames = &mut self.snapshot.frames;
         let table = &self.filename_table;

@@ -50,7 +50,7 @@ impl Filter {
 
     /// tracemalloc's `Filter._match_frame`: the frame test, inverted for exclusive filters.
     pub fn match_frame(&self, filename: &str, lineno: u32) -> bool {
-        self.frame_matches(filename, lineno) != !self.inclusive
+        self.frame_matches(filename, lineno) == self.inclusive
     }
 
     /// tracemalloc's `Filter._match_traceback` over frames most recent first; `matched[i]`
@@ -64,7 +64,7 @@ impl Filter {
                 !self.inclusive
             }
         } else {
-            matched.next().unwrap_or(false) != !self.inclusive
+            matched.next().unwrap_or(false) == self.inclusive
         }
     }
 
@@ -138,7 +138,7 @@ impl Prepared<'_> {
 
     fn matches(&self, domain: u32, traceback: usize) -> bool {
         match self {
-            Prepared::Domain(d) => (i64::from(domain) == d.domain) != !d.inclusive,
+            Prepared::Domain(d) => (i64::from(domain) == d.domain) == d.inclusive,
             Prepared::File(f, tbs) => {
                 f.combine_domain(tbs.get(traceback).copied().unwrap_or(false), domain)
             }

@@ -155,20 +155,16 @@ fn class_token(stuff: &[char]) -> Token {
 }
 
 fn split_chunks(stuff: &[char]) -> Vec<Vec<char>> {
-    let n = stuff.len();
+    let len = stuff.len();
     let mut chunks: Vec<Vec<char>> = Vec::new();
-    let mut i = 0usize;
-    let mut k = if stuff.first() == Some(&'!') { 2 } else { 1 };
-    while let Some(pos) = (k..n).find(|&p| stuff[p] == '-') {
-        chunks.push(stuff[i..pos].to_vec());
-        i = pos + 1;
-        k = pos + 3;
+    let mut start = 0usize;
+    let mut search = if stuff.first() == Some(&'!') { 2 } else { 1 };
+    while let Some(pos) = (search..len).find(|&p| stuff[p] == '-') {
+        chunks.push(stuff[start..pos].to_vec());
+        start = pos + 1;
+        search = pos + 3;
     }
-    let last = if i <= n {
-        stuff[i..].to_vec()
-    } else {
-        Vec::new()
-    };
+    let last = stuff[start.min(len)..].to_vec();
     if last.is_empty() {
         if let Some(prev) = chunks.last_mut() {
             prev.push('-');

@@ -29,12 +29,19 @@ pub fn to_file(snapshot: &Snapshot, attrs: Attrs) -> SnapshotFile {
         tracebacks: snapshot
             .tracebacks
             .iter()
-            .map(|t| TracebackRecord { frames: t.frames.to_vec(), total_nframe: t.total_nframe })
+            .map(|t| TracebackRecord {
+                frames: t.frames.to_vec(),
+                total_nframe: t.total_nframe,
+            })
             .collect(),
         traces: snapshot
             .traces
             .iter()
-            .map(|t| TraceRecord { domain: t.domain, size: t.size, traceback: t.traceback })
+            .map(|t| TraceRecord {
+                domain: t.domain,
+                size: t.size,
+                traceback: t.traceback,
+            })
             .collect(),
         attrs,
     }
@@ -46,17 +53,28 @@ pub fn from_file(file: SnapshotFile) -> (Snapshot, Attrs) {
         frames: file
             .frames
             .into_iter()
-            .map(|f| Frame { filename: f.filename, function: f.function, lineno: f.lineno })
+            .map(|f| Frame {
+                filename: f.filename,
+                function: f.function,
+                lineno: f.lineno,
+            })
             .collect(),
         tracebacks: file
             .tracebacks
             .into_iter()
-            .map(|t| Traceback { frames: t.frames.into(), total_nframe: t.total_nframe })
+            .map(|t| Traceback {
+                frames: t.frames.into(),
+                total_nframe: t.total_nframe,
+            })
             .collect(),
         traces: file
             .traces
             .into_iter()
-            .map(|t| Trace { domain: t.domain, size: t.size, traceback: t.traceback })
+            .map(|t| Trace {
+                domain: t.domain,
+                size: t.size,
+                traceback: t.traceback,
+            })
             .collect(),
         traceback_limit: file.traceback_limit,
     };

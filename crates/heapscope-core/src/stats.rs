@@ -200,7 +200,7 @@ fn diff(new: u64, old: u64) -> i64 {
 }
 
 /// `Snapshot.compare_to`: the groups of `new` with their change since `old`, sorted by
-/// (|size_diff|, size, |count_diff|, count, traceback), biggest first. Groups only in `old`
+/// (`|size_diff|`, size, `|count_diff|`, count, traceback), biggest first. Groups only in `old`
 /// appear with size 0.
 pub fn compare_to(
     new: &Snapshot,

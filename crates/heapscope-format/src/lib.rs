@@ -54,7 +54,9 @@ pub enum FormatError {
         found: u64,
     },
     /// The checksum does not match the content: the file was altered or damaged.
-    #[error("corrupted file: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    #[error(
+        "corrupted file: checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+    )]
     ChecksumMismatch {
         /// The checksum stored in the file.
         stored: u32,

@@ -47,12 +47,18 @@ impl<'a> Reader<'a> {
 
     /// A `Corrupt` error at the current position.
     pub fn corrupt(&self, what: impl Into<String>) -> FormatError {
-        FormatError::Corrupt { offset: self.base + self.pos, what: what.into() }
+        FormatError::Corrupt {
+            offset: self.base + self.pos,
+            what: what.into(),
+        }
     }
 
     /// One byte.
     pub fn u8(&mut self) -> Result<u8, FormatError> {
-        let b = *self.buf.get(self.pos).ok_or_else(|| self.corrupt("unexpected end of data"))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.corrupt("unexpected end of data"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -106,7 +112,9 @@ impl<'a> Reader<'a> {
         let max = self.remaining() / min_item_bytes.max(1);
         match usize::try_from(n) {
             Ok(n) if n <= max => Ok(n),
-            _ => Err(self.corrupt(format!("count {n} exceeds what the remaining data can hold"))),
+            _ => Err(self.corrupt(format!(
+                "count {n} exceeds what the remaining data can hold"
+            ))),
         }
     }
 
@@ -152,9 +160,12 @@ mod tests {
         assert!(Reader::new(&[0x80], 0).u64().is_err());
         assert!(Reader::new(&[0x80, 0x00], 0).u64().is_err());
         assert!(Reader::new(&[0xff; 11], 0).u64().is_err());
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], 0)
-            .u64()
-            .is_err());
+        assert!(Reader::new(
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
+            0
+        )
+        .u64()
+        .is_err());
         assert!(Reader::new(&[100], 0).count(1).is_err());
     }
 }

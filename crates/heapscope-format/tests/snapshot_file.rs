@@ -26,42 +26,62 @@ fn attr_value() -> impl Strategy<Value = AttrValue> {
 
 fn snapshot_file() -> impl Strategy<Value = SnapshotFile> {
     let frames = prop::collection::hash_set(("[a-c]{1,3}\\.py", 0u32..5), 1..8);
-    (frames, any::<u32>(), prop::collection::vec((".{0,4}", attr_value()), 0..3)).prop_flat_map(
-        |(frames, limit, attrs)| {
+    (
+        frames,
+        any::<u32>(),
+        prop::collection::vec((".{0,4}", attr_value()), 0..3),
+    )
+        .prop_flat_map(|(frames, limit, attrs)| {
             let frames: Vec<FrameRecord> = frames
                 .into_iter()
-                .map(|(f, l)| FrameRecord { filename: Arc::from(f), function: Arc::from(""), lineno: l })
+                .map(|(f, l)| FrameRecord {
+                    filename: Arc::from(f),
+                    function: Arc::from(""),
+                    lineno: l,
+                })
                 .collect();
             let nf = frames.len() as u32;
-            let tbs = prop::collection::hash_set(
-                (prop::collection::vec(0..nf, 0..4), 0u32..10),
-                1..6,
-            );
+            let tbs =
+                prop::collection::hash_set((prop::collection::vec(0..nf, 0..4), 0u32..10), 1..6);
             (Just(frames), tbs, Just(limit), Just(attrs)).prop_flat_map(
                 |(frames, tbs, limit, attrs)| {
                     let tracebacks: Vec<TracebackRecord> = tbs
                         .into_iter()
-                        .map(|(frames, total_nframe)| TracebackRecord { frames, total_nframe })
+                        .map(|(frames, total_nframe)| TracebackRecord {
+                            frames,
+                            total_nframe,
+                        })
                         .collect();
                     let nt = tracebacks.len() as u32;
                     let traces = prop::collection::vec(
-                        (any::<u32>(), any::<u64>(), 0..nt)
-                            .prop_map(|(domain, size, traceback)| TraceRecord { domain, size, traceback }),
+                        (any::<u32>(), any::<u64>(), 0..nt).prop_map(
+                            |(domain, size, traceback)| TraceRecord {
+                                domain,
+                                size,
+                                traceback,
+                            },
+                        ),
                         0..20,
                     );
-                    (Just(frames), Just(tracebacks), traces, Just(limit), Just(attrs)).prop_map(
-                        |(frames, tracebacks, traces, traceback_limit, attrs)| SnapshotFile {
-                            traceback_limit,
-                            frames,
-                            tracebacks,
-                            traces,
-                            attrs,
-                        },
+                    (
+                        Just(frames),
+                        Just(tracebacks),
+                        traces,
+                        Just(limit),
+                        Just(attrs),
                     )
+                        .prop_map(
+                            |(frames, tracebacks, traces, traceback_limit, attrs)| SnapshotFile {
+                                traceback_limit,
+                                frames,
+                                tracebacks,
+                                traces,
+                                attrs,
+                            },
+                        )
                 },
             )
-        },
-    )
+        })
 }
 
 /// Equality that treats NaN floats as equal to themselves bit for bit.
@@ -112,7 +132,11 @@ fn crc32fast_hash(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -120,10 +144,22 @@ fn crc32fast_hash(bytes: &[u8]) -> u32 {
 
 #[test]
 fn typed_errors() {
-    assert!(matches!(decode(b"\x80\x04\x95pickle"), Err(FormatError::PickleRefused)));
-    assert!(matches!(decode(b"hello world, not a snapshot"), Err(FormatError::WrongMagic { .. })));
+    assert!(matches!(
+        decode(b"\x80\x04\x95pickle"),
+        Err(FormatError::PickleRefused)
+    ));
+    assert!(matches!(
+        decode(b"hello world, not a snapshot"),
+        Err(FormatError::WrongMagic { .. })
+    ));
     let mut bytes = encode(&SnapshotFile::default()).unwrap_or_default();
-    assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(FormatError::Truncated { .. })));
+    assert!(matches!(
+        decode(&bytes[..bytes.len() - 1]),
+        Err(FormatError::Truncated { .. })
+    ));
     bytes[8] = 9;
-    assert!(matches!(decode(&bytes), Err(FormatError::UnsupportedVersion { found: 9, .. })));
+    assert!(matches!(
+        decode(&bytes),
+        Err(FormatError::UnsupportedVersion { found: 9, .. })
+    ));
 }

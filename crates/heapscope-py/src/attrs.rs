@@ -9,7 +9,12 @@ const PLAIN: &str = "None, bool, int, float, str, list, or dict with str keys";
 
 /// Convert attribute `name` (`where_` locates nested values) to plain data, or raise
 /// `TypeError` naming it.
-pub fn to_attr(value: &Bound<'_, PyAny>, name: &str, where_: &str, depth: usize) -> PyResult<AttrValue> {
+pub fn to_attr(
+    value: &Bound<'_, PyAny>,
+    name: &str,
+    where_: &str,
+    depth: usize,
+) -> PyResult<AttrValue> {
     if depth > MAX_ATTR_DEPTH {
         return Err(PyValueError::new_err(format!(
             "cannot dump snapshot attribute '{name}': {where_} nests deeper than {MAX_ATTR_DEPTH} levels"
@@ -48,7 +53,7 @@ pub fn to_attr(value: &Bound<'_, PyAny>, name: &str, where_: &str, depth: usize)
                 return Err(PyTypeError::new_err(format!(
                     "cannot dump snapshot attribute '{name}': the dict at {where_} has a key of \
                      type '{}'; only str keys are plain data",
-                    k.get_type().name()?.to_string()
+                    k.get_type().name()?
                 )));
             };
             let key = key.to_str()?.to_owned();
@@ -60,7 +65,7 @@ pub fn to_attr(value: &Bound<'_, PyAny>, name: &str, where_: &str, depth: usize)
     Err(PyTypeError::new_err(format!(
         "cannot dump snapshot attribute '{name}': {where_} is of type '{}', which is not plain \
          data ({PLAIN})",
-        value.get_type().name()?.to_string()
+        value.get_type().name()?
     )))
 }
 

@@ -6,12 +6,15 @@
 use heapscope_core::CoreError;
 use heapscope_format::FormatError;
 use pyo3::create_exception;
-use pyo3::exceptions::{
-    PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
-};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
 
-create_exception!(_native, HeapscopeError, pyo3::exceptions::PyException, "Base class of heapscope's errors.");
+create_exception!(
+    _native,
+    HeapscopeError,
+    pyo3::exceptions::PyException,
+    "Base class of heapscope's errors."
+);
 create_exception!(
     _native,
     FileFormatError,

@@ -1,4 +1,4 @@
-//! `heapscope._native`: the PyO3 binding. No business logic here: conversion, handles, errors.
+//! `heapscope._native`: the `PyO3` binding. No business logic here: conversion, handles, errors.
 
 use pyo3::prelude::*;
 

@@ -31,25 +31,24 @@ pub fn snapshot_from_raw(traces: &Bound<'_, PyAny>, traceback_limit: u32) -> Opt
         let frames = trace.get_borrowed_item(2).ok()?;
         let total: u32 = trace.get_borrowed_item(3).ok()?.extract().ok()?;
         let key = (frames.as_ptr() as usize, total);
-        let tb = match seen.get(&key) {
-            Some(&tb) => tb,
-            None => {
-                let frames = frames.downcast_exact::<PyTuple>().ok()?;
-                ids.clear();
-                for frame in frames.iter() {
-                    let frame = frame.downcast_exact::<PyTuple>().ok()?;
-                    if frame.len() != 2 {
-                        return None;
-                    }
-                    let name = frame.get_borrowed_item(0).ok()?;
-                    let name = name.downcast_exact::<PyString>().ok()?.to_str().ok()?;
-                    let lineno: u32 = frame.get_borrowed_item(1).ok()?.extract().ok()?;
-                    ids.push(builder.frame(name, lineno));
+        let tb = if let Some(&tb) = seen.get(&key) {
+            tb
+        } else {
+            let frames = frames.downcast_exact::<PyTuple>().ok()?;
+            ids.clear();
+            for frame in frames.iter() {
+                let frame = frame.downcast_exact::<PyTuple>().ok()?;
+                if frame.len() != 2 {
+                    return None;
                 }
-                let tb = builder.traceback(&ids, total).ok()?;
-                seen.insert(key, tb);
-                tb
+                let name = frame.get_borrowed_item(0).ok()?;
+                let name = name.downcast_exact::<PyString>().ok()?.to_str().ok()?;
+                let lineno: u32 = frame.get_borrowed_item(1).ok()?.extract().ok()?;
+                ids.push(builder.frame(name, lineno));
             }
+            let tb = builder.traceback(&ids, total).ok()?;
+            seen.insert(key, tb);
+            tb
         };
         builder.trace(domain, size, tb).ok()?;
     }
@@ -69,10 +68,13 @@ impl<'py> FrameTuples<'py> {
             return Ok(t.clone());
         }
         let frame = &snapshot.frames[i];
-        let t = PyTuple::new(self.py, [
-            PyString::new(self.py, &frame.filename).into_any(),
-            frame.lineno.into_pyobject(self.py)?.into_any(),
-        ])?;
+        let t = PyTuple::new(
+            self.py,
+            [
+                PyString::new(self.py, &frame.filename).into_any(),
+                frame.lineno.into_pyobject(self.py)?.into_any(),
+            ],
+        )?;
         self.cache[i] = Some(t.clone());
         Ok(t)
     }
@@ -80,21 +82,26 @@ impl<'py> FrameTuples<'py> {
 
 /// The traces of `snapshot` as a list of raw tuples, in order.
 pub fn raw_traces<'py>(py: Python<'py>, snapshot: &Snapshot) -> PyResult<Bound<'py, PyList>> {
-    let mut frames = FrameTuples { py, cache: vec![None; snapshot.frames.len()] };
+    let mut frames = FrameTuples {
+        py,
+        cache: vec![None; snapshot.frames.len()],
+    };
     let mut tbs: Vec<Option<Bound<'py, PyTuple>>> = vec![None; snapshot.tracebacks.len()];
     let out = PyList::empty(py);
     for trace in &snapshot.traces {
         let i = trace.traceback as usize;
         let tb = &snapshot.tracebacks[i];
-        let tuple = match &tbs[i] {
-            Some(t) => t.clone(),
-            None => {
-                let items =
-                    tb.frames.iter().map(|&f| frames.get(snapshot, f)).collect::<PyResult<Vec<_>>>()?;
-                let t = PyTuple::new(py, items)?;
-                tbs[i] = Some(t.clone());
-                t
-            }
+        let tuple = if let Some(t) = &tbs[i] {
+            t.clone()
+        } else {
+            let items = tb
+                .frames
+                .iter()
+                .map(|&f| frames.get(snapshot, f))
+                .collect::<PyResult<Vec<_>>>()?;
+            let t = PyTuple::new(py, items)?;
+            tbs[i] = Some(t.clone());
+            t
         };
         out.append((trace.domain, trace.size, tuple, tb.total_nframe))?;
     }

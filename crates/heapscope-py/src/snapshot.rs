@@ -26,7 +26,9 @@ pub struct NativeSnapshot {
 impl NativeSnapshot {
     /// Wrap a snapshot built by the tracer (`_take_snapshot`).
     pub fn from_core(snap: Snapshot) -> NativeSnapshot {
-        NativeSnapshot { inner: Arc::new(snap) }
+        NativeSnapshot {
+            inner: Arc::new(snap),
+        }
     }
 }
 
@@ -38,7 +40,10 @@ fn to_filter(spec: FilterSpec) -> Option<TraceFilter> {
     let (inclusive, pattern, lineno, all_frames, domain) = spec;
     Some(match pattern {
         Some(p) => TraceFilter::File(Filter::new(inclusive, &p, lineno, all_frames, domain)),
-        None => TraceFilter::Domain(DomainFilter { inclusive, domain: domain? }),
+        None => TraceFilter::Domain(DomainFilter {
+            inclusive,
+            domain: domain?,
+        }),
     })
 }
 
@@ -90,7 +95,8 @@ impl NativeSnapshot {
         cumulative: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let key = KeyType::parse(key_type).map_err(core_err)?;
-        let diffs = py.allow_threads(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
+        let diffs =
+            py.allow_threads(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
         let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
         let out = PyList::empty(py);
         for d in diffs.map_err(core_err)? {
@@ -103,10 +109,17 @@ impl NativeSnapshot {
     /// A new snapshot with the traces the filters keep; `None` if a spec is not representable.
     fn filter_traces(&self, py: Python<'_>, filters: &Bound<'_, PyList>) -> Option<Self> {
         let specs: Vec<FilterSpec> = filters.extract().ok()?;
-        let filters = specs.into_iter().map(to_filter).collect::<Option<Vec<_>>>()?;
-        Some(Self::from_core(py.allow_threads(|| filter_traces(&self.inner, &filters))))
+        let filters = specs
+            .into_iter()
+            .map(to_filter)
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self::from_core(
+            py.allow_threads(|| filter_traces(&self.inner, &filters)),
+        ))
     }
 
+    // PyO3 extracts arguments as owned values.
+    #[allow(clippy::needless_pass_by_value)]
     /// Write the snapshot with `traceback_limit` and the plain-data attributes `attrs`.
     fn dump(
         &self,
@@ -123,13 +136,17 @@ impl NativeSnapshot {
         }
         let mut file = snapshot_io::to_file(&self.inner, plain);
         file.traceback_limit = traceback_limit;
-        py.allow_threads(|| snapshot_file::write_path(&path, &file)).map_err(format_err)
+        py.allow_threads(|| snapshot_file::write_path(&path, &file))
+            .map_err(format_err)
     }
 
     /// Read a snapshot file: `(snapshot, attrs)`.
     #[staticmethod]
-    fn load<'py>(py: Python<'py>, path: PathBuf) -> PyResult<(Self, Bound<'py, PyDict>)> {
-        let file = py.allow_threads(|| snapshot_file::read_path(&path)).map_err(format_err)?;
+    #[allow(clippy::needless_pass_by_value)]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, Bound<'_, PyDict>)> {
+        let file = py
+            .allow_threads(|| snapshot_file::read_path(&path))
+            .map_err(format_err)?;
         let (snapshot, attrs) = snapshot_io::from_file(file);
         let dict = PyDict::new(py);
         for (name, value) in &attrs {

@@ -80,7 +80,9 @@ impl AttrValue {
     /// Read one tagged value.
     pub fn decode(r: &mut Reader<'_>, depth: usize) -> Result<Self, FormatError> {
         if depth > MAX_ATTR_DEPTH {
-            return Err(r.corrupt(format!("attribute values nest deeper than {MAX_ATTR_DEPTH}")));
+            return Err(r.corrupt(format!(
+                "attribute values nest deeper than {MAX_ATTR_DEPTH}"
+            )));
         }
         Ok(match r.u8()? {
             NONE => AttrValue::None,

@@ -4,8 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{
-    AttrValue, FrameRecord, SnapshotFile, TraceRecord, TracebackRecord, HEADER_LEN, MAGIC,
-    VERSION,
+    AttrValue, FrameRecord, SnapshotFile, TraceRecord, TracebackRecord, HEADER_LEN, MAGIC, VERSION,
 };
 use crate::varint::Reader;
 use crate::FormatError;
@@ -54,7 +53,10 @@ pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, FormatError> {
     if found > expected {
         return Err(FormatError::Corrupt {
             offset: expected as usize,
-            what: format!("{} unexpected bytes after the end of the snapshot", found - expected),
+            what: format!(
+                "{} unexpected bytes after the end of the snapshot",
+                found - expected
+            ),
         });
     }
     let end = bytes.len() - 4;
@@ -79,7 +81,9 @@ fn read_index(r: &mut Reader<'_>, len: usize, what: &str) -> Result<u32, FormatE
     if (value as usize) < len {
         Ok(value)
     } else {
-        Err(r.corrupt(format!("{what} index {value} out of range (table has {len})")))
+        Err(r.corrupt(format!(
+            "{what} index {value} out of range (table has {len})"
+        )))
     }
 }
 
@@ -116,7 +120,10 @@ fn body(r: &mut Reader<'_>) -> Result<SnapshotFile, FormatError> {
         for _ in 0..k {
             ids.push(read_index(r, frames.len(), "frame")?);
         }
-        let tb = TracebackRecord { frames: ids, total_nframe };
+        let tb = TracebackRecord {
+            frames: ids,
+            total_nframe,
+        };
         if !seen_tbs.insert(tb.clone()) {
             return Err(r.corrupt("duplicate traceback"));
         }
@@ -128,7 +135,11 @@ fn body(r: &mut Reader<'_>) -> Result<SnapshotFile, FormatError> {
         let domain = r.u32()?;
         let size = r.u64()?;
         let traceback = read_index(r, tracebacks.len(), "traceback")?;
-        traces.push(TraceRecord { domain, size, traceback });
+        traces.push(TraceRecord {
+            domain,
+            size,
+            traceback,
+        });
     }
     let nattrs = r.count(2)?;
     let mut attrs = Vec::with_capacity(nattrs);
@@ -136,5 +147,11 @@ fn body(r: &mut Reader<'_>) -> Result<SnapshotFile, FormatError> {
         let name = r.str()?.to_owned();
         attrs.push((name, AttrValue::decode(r, 0)?));
     }
-    Ok(SnapshotFile { traceback_limit, frames, tracebacks, traces, attrs })
+    Ok(SnapshotFile {
+        traceback_limit,
+        frames,
+        tracebacks,
+        traces,
+        attrs,
+    })
 }

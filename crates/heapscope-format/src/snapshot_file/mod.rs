@@ -93,13 +93,17 @@ pub struct SnapshotFile {
 /// Write `file` to `path` (created or truncated).
 pub fn write_path(path: &Path, file: &SnapshotFile) -> Result<(), FormatError> {
     let bytes = encode(file)?;
-    std::fs::write(path, bytes)
-        .map_err(|source| FormatError::File { path: path.to_path_buf(), source })
+    std::fs::write(path, bytes).map_err(|source| FormatError::File {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Read and validate the snapshot file at `path`.
 pub fn read_path(path: &Path) -> Result<SnapshotFile, FormatError> {
-    let bytes = std::fs::read(path)
-        .map_err(|source| FormatError::File { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| FormatError::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
     decode(&bytes)
 }
