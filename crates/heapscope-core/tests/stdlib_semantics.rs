@@ -1,4 +1,4 @@
-//! The engine against the expectations of CPython's own `test_tracemalloc.py`.
+//! The engine against the expectations of the `test_tracemalloc.py` that ships with `CPython`.
 
 use heapscope_core::builder::SnapshotBuilder;
 use heapscope_core::filter::{filter_traces, DomainFilter, Filter, TraceFilter};
