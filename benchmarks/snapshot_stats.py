@@ -54,21 +54,27 @@ def main() -> None:
             lambda k=k, c=c: theirs.statistics(k, c),
             lambda k=k, c=c: ours.statistics(k, c),
         )
-        for k, c in [("lineno", False), ("filename", False), ("traceback", False),
-                     ("lineno", True)]
+        for k, c in [("lineno", False), ("filename", False), ("traceback", False), ("lineno", True)]
     ]
-    cases.append((
-        "compare_to('lineno')",
-        lambda: theirs.compare_to(theirs_old, "lineno"),
-        lambda: ours.compare_to(ours_old, "lineno"),
-    ))
+    cases.append(
+        (
+            "compare_to('lineno')",
+            lambda: theirs.compare_to(theirs_old, "lineno"),
+            lambda: ours.compare_to(ours_old, "lineno"),
+        )
+    )
     filters = [hs.Filter(False, "*module_1*.py"), hs.Filter(True, "/src/*", all_frames=True)]
-    sfilters = [stdlib.Filter(False, "*module_1*.py"), stdlib.Filter(True, "/src/*", all_frames=True)]
-    cases.append((
-        "filter_traces(2 filters)",
-        lambda: theirs.filter_traces(sfilters),
-        lambda: ours.filter_traces(filters),
-    ))
+    sfilters = [
+        stdlib.Filter(False, "*module_1*.py"),
+        stdlib.Filter(True, "/src/*", all_frames=True),
+    ]
+    cases.append(
+        (
+            "filter_traces(2 filters)",
+            lambda: theirs.filter_traces(sfilters),
+            lambda: ours.filter_traces(filters),
+        )
+    )
     print(f"{'operation':34} {'stdlib':>9} {'heapscope':>10} {'ratio':>7}")
     for name, slow, fast in cases:
         t_slow, t_fast = timed(slow, 1), timed(fast)

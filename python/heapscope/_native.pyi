@@ -3,6 +3,7 @@
 from typing import Any, final
 
 __version__: str
+__all__: list[str]
 
 class HeapscopeError(Exception): ...
 class FileFormatError(HeapscopeError): ...

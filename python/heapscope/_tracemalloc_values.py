@@ -98,7 +98,7 @@ class Traceback(Sequence[Frame]):
     @overload
     def __getitem__(self, index: int) -> Frame: ...
     @overload
-    def __getitem__(self, index: slice) -> tuple[Frame, ...]: ...  # type: ignore[override]
+    def __getitem__(self, index: slice) -> tuple[Frame, ...]: ...
 
     def __getitem__(self, index: int | slice) -> Frame | tuple[Frame, ...]:
         if isinstance(index, slice):
@@ -211,13 +211,13 @@ class Statistic:
 
     def __str__(self) -> str:
         size = _format_size(self.size, False)
-        text = "%s: size=%s, count=%i" % (self.traceback, size, self.count)
+        text = "%s: size=%s, count=%i" % (self.traceback, size, self.count)  # noqa: UP031  (%i formats exactly like the stdlib)
         if self.count:
             text += f", average={_format_size(self.size / self.count, False)}"
         return text
 
     def __repr__(self) -> str:
-        return "<Statistic traceback=%r size=%i count=%i>" % (
+        return "<Statistic traceback=%r size=%i count=%i>" % (  # noqa: UP031  (%i formats exactly like the stdlib)
             self.traceback,
             self.size,
             self.count,
@@ -253,7 +253,7 @@ class StatisticDiff:
         return self._key() == other._key()
 
     def __str__(self) -> str:
-        text = "%s: size=%s (%s), count=%i (%+i)" % (
+        text = "%s: size=%s (%s), count=%i (%+i)" % (  # noqa: UP031  (%i formats exactly like the stdlib)
             self.traceback,
             _format_size(self.size, False),
             _format_size(self.size_diff, True),
@@ -265,7 +265,7 @@ class StatisticDiff:
         return text
 
     def __repr__(self) -> str:
-        return "<StatisticDiff traceback=%r size=%i (%+i) count=%i (%+i)>" % (
+        return "<StatisticDiff traceback=%r size=%i (%+i) count=%i (%+i)>" % (  # noqa: UP031  (%i formats exactly like the stdlib)
             self.traceback,
             self.size,
             self.size_diff,

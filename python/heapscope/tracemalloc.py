@@ -229,9 +229,7 @@ def _native_filter_spec(f: BaseFilter) -> tuple[Any, ...] | None:
 class _Traces(Sequence[Trace]):
     """The traces of a snapshot; ``_traces`` is the list of raw tuples (built on demand)."""
 
-    def __init__(
-        self, traces: Any, native: _native.NativeSnapshot | None = None
-    ) -> None:
+    def __init__(self, traces: Any, native: _native.NativeSnapshot | None = None) -> None:
         self._raw = traces
         self._native = native
         self._native_failed = False
@@ -268,7 +266,7 @@ class _Traces(Sequence[Trace]):
     @overload
     def __getitem__(self, index: int) -> Trace: ...
     @overload
-    def __getitem__(self, index: slice) -> tuple[Trace, ...]: ...  # type: ignore[override]
+    def __getitem__(self, index: slice) -> tuple[Trace, ...]: ...
 
     def __getitem__(self, index: int | slice) -> Trace | tuple[Trace, ...]:
         if isinstance(index, slice):
@@ -396,14 +394,18 @@ class Snapshot:
             old = old_group.pop(tb, None)
             old_size, old_count = (old.size, old.count) if old is not None else (0, 0)
             diffs.append(
-                StatisticDiff(tb, stat.size, stat.size - old_size, stat.count, stat.count - old_count)
+                StatisticDiff(
+                    tb, stat.size, stat.size - old_size, stat.count, stat.count - old_count
+                )
             )
         diffs.extend(StatisticDiff(tb, 0, -s.size, 0, -s.count) for tb, s in old_group.items())
         diffs.sort(reverse=True, key=StatisticDiff._sort_key)
         return diffs
 
 
-def _python_group_by(traces: Iterable[RawTrace], key_type: str, cumulative: bool) -> list[Statistic]:
+def _python_group_by(
+    traces: Iterable[RawTrace], key_type: str, cumulative: bool
+) -> list[Statistic]:
     """The stdlib's grouping in Python, for traces the engine cannot represent."""
     stats: dict[Traceback, Statistic] = {}
 

@@ -85,7 +85,7 @@ def test_non_plain_attributes_raise_type_error(tmp_path: Path, value: Any) -> No
 
 
 def test_int_beyond_64_bits(tmp_path: Path) -> None:
-    with pytest.raises(OverflowError, match="'big'.*64 bits"):
+    with pytest.raises(OverflowError, match=r"'big'.*64 bits"):
         _dump(tmp_path, big=2**64)
 
 
@@ -101,7 +101,7 @@ def test_every_truncation_is_a_clear_error(tmp_path: Path) -> None:
     cut = tmp_path / "cut"
     for n in range(len(data)):
         cut.write_bytes(data[:n])
-        with pytest.raises(_native.FileFormatError, match="truncated|not a heapscope"):
+        with pytest.raises(_native.FileFormatError, match=r"truncated|not a heapscope"):
             hs.Snapshot.load(cut)
 
 

@@ -47,8 +47,13 @@ def _rows(stats: list[Any]) -> list[tuple[Any, ...]]:
     ]
 
 
-KEYS = [("lineno", False), ("filename", False), ("traceback", False), ("lineno", True),
-        ("filename", True)]
+KEYS = [
+    ("lineno", False),
+    ("filename", False),
+    ("traceback", False),
+    ("lineno", True),
+    ("filename", True),
+]
 
 
 @settings(max_examples=150, deadline=None)
@@ -58,9 +63,7 @@ def test_statistics_and_compare_to(raw: list[Any], raw_old: list[Any]) -> None:
     ours_old, theirs_old = hs.Snapshot(list(raw_old), 4), stdlib.Snapshot(list(raw_old), 4)
     assert ours.traces._get_native() is not None
     for key, cumulative in KEYS:
-        assert _rows(ours.statistics(key, cumulative)) == _rows(
-            theirs.statistics(key, cumulative)
-        )
+        assert _rows(ours.statistics(key, cumulative)) == _rows(theirs.statistics(key, cumulative))
         assert _rows(ours.compare_to(ours_old, key, cumulative)) == _rows(
             theirs.compare_to(theirs_old, key, cumulative)
         )
@@ -96,13 +99,15 @@ def test_unrepresentable_traces_fall_back_to_python() -> None:
 
 def test_errors_match_the_stdlib() -> None:
     snapshot = hs.Snapshot([], 1)
-    with pytest.raises(ValueError, match="^unknown key_type: 'nope'$"):
+    with pytest.raises(ValueError, match=r"^unknown key_type: 'nope'$"):
         snapshot.statistics("nope")
-    with pytest.raises(ValueError, match="^cumulative mode cannot by used with key type 'traceback'$"):
+    with pytest.raises(
+        ValueError, match=r"^cumulative mode cannot by used with key type 'traceback'$"
+    ):
         snapshot.statistics("traceback", cumulative=True)
     with pytest.raises(ValueError, match="cumulative mode"):
         snapshot.compare_to(hs.Snapshot([], 1), "traceback", cumulative=True)
-    with pytest.raises(TypeError, match="^filters must be a list of filters, not Filter$"):
+    with pytest.raises(TypeError, match=r"^filters must be a list of filters, not Filter$"):
         snapshot.filter_traces(hs.Filter(True, "a"))  # type: ignore[arg-type]
 
 
