@@ -105,8 +105,8 @@ class Traceback(Sequence[Frame]):
             return tuple(Frame(frame) for frame in self._frames[index])
         return Frame(self._frames[index])
 
-    def __contains__(self, frame: object) -> bool:
-        return getattr(frame, "_frame", None) in self._frames
+    def __contains__(self, frame: Any) -> bool:
+        return frame._frame in self._frames
 
     def __hash__(self) -> int:
         return hash(self._frames)

@@ -9,14 +9,19 @@ versioned binary format instead of pickle, so loading a file never runs code.
 
 from __future__ import annotations
 
-import fnmatch
 import linecache  # noqa: F401  (the stdlib module exposes it; Traceback.format uses it)
 import os
-import os.path
 from collections.abc import Iterable, Sequence
 from typing import Any, overload
 
 from heapscope import _native
+from heapscope._tracemalloc_filters import (
+    BaseFilter,
+    DomainFilter,
+    Filter,
+    _native_filter_spec,
+    _normalize_filename,  # noqa: F401  (private helper the stdlib module has too)
+)
 from heapscope._tracemalloc_values import (
     Frame,
     RawFrame,
@@ -52,6 +57,11 @@ __all__ = [
 
 # The stdlib's tests build frames through this name.
 _Frame = Frame
+
+# Present the classes as this module's own (help(), repr of the classes).
+for _cls in (Frame, Traceback, Trace, Statistic, StatisticDiff, BaseFilter, Filter, DomainFilter):
+    _cls.__module__ = __name__
+del _cls
 
 _KEY_TYPES = ("traceback", "filename", "lineno")
 # Instance attributes of Snapshot itself; everything else in its __dict__ is an extra attribute.
@@ -131,101 +141,6 @@ def take_snapshot() -> Snapshot:
     return Snapshot(traces, get_traceback_limit())
 
 
-def _normalize_filename(filename: str) -> str:
-    filename = os.path.normcase(filename)
-    return filename[:-1] if filename.endswith(".pyc") else filename
-
-
-class BaseFilter:
-    """Base class of trace filters; ``inclusive`` keeps matching traces, else drops them."""
-
-    def __init__(self, inclusive: bool) -> None:
-        self.inclusive = inclusive
-
-    def _match(self, trace: RawTrace) -> bool:
-        raise NotImplementedError
-
-
-class Filter(BaseFilter):
-    """Filter traces by file name pattern (``fnmatch``), line number and domain."""
-
-    def __init__(
-        self,
-        inclusive: bool,
-        filename_pattern: str,
-        lineno: int | None = None,
-        all_frames: bool = False,
-        domain: int | None = None,
-    ) -> None:
-        super().__init__(inclusive)
-        self._filename_pattern = _normalize_filename(filename_pattern)
-        self.lineno = lineno
-        self.all_frames = all_frames
-        self.domain = domain
-
-    @property
-    def filename_pattern(self) -> str:
-        """The file name pattern (``.pyc`` read as ``.py``)."""
-        return self._filename_pattern
-
-    def _match_frame_impl(self, filename: str, lineno: int) -> bool:
-        if not fnmatch.fnmatch(_normalize_filename(filename), self._filename_pattern):
-            return False
-        return self.lineno is None or lineno == self.lineno
-
-    def _match_frame(self, filename: str, lineno: int) -> bool:
-        return self._match_frame_impl(filename, lineno) ^ (not self.inclusive)
-
-    def _match_traceback(self, traceback: Sequence[RawFrame]) -> bool:
-        if self.all_frames:
-            hit = any(self._match_frame_impl(name, line) for name, line in traceback)
-            return bool(self.inclusive) if hit else not self.inclusive
-        name, line = traceback[0]
-        return self._match_frame(name, line)
-
-    def _match(self, trace: RawTrace) -> bool:
-        domain, _size, traceback, _total = trace
-        res = self._match_traceback(traceback)
-        if self.domain is None:
-            return res
-        if self.inclusive:
-            return res and domain == self.domain
-        return res or domain != self.domain
-
-
-class DomainFilter(BaseFilter):
-    """Filter traces by address space (domain)."""
-
-    def __init__(self, inclusive: bool, domain: int) -> None:
-        super().__init__(inclusive)
-        self._domain = domain
-
-    @property
-    def domain(self) -> int:
-        """The domain to match."""
-        return self._domain
-
-    def _match(self, trace: RawTrace) -> bool:
-        return (trace[0] == self.domain) ^ (not self.inclusive)
-
-
-def _is_i64(value: object) -> bool:
-    return type(value) is int and -(2**63) <= value < 2**63
-
-
-def _native_filter_spec(f: BaseFilter) -> tuple[Any, ...] | None:
-    """The engine's form of a stdlib filter, or None if Python must evaluate it."""
-    if type(f) is Filter:
-        ok = type(f._filename_pattern) is str and all(
-            v is None or _is_i64(v) for v in (f.lineno, f.domain)
-        )
-        if ok:
-            return (bool(f.inclusive), f._filename_pattern, f.lineno, bool(f.all_frames), f.domain)
-    elif type(f) is DomainFilter and _is_i64(f.domain):
-        return (bool(f.inclusive), None, None, False, f.domain)
-    return None
-
-
 class _Traces(Sequence[Trace]):
     """The traces of a snapshot; ``_traces`` is the list of raw tuples (built on demand)."""
 
@@ -273,8 +188,8 @@ class _Traces(Sequence[Trace]):
             return tuple(Trace(trace) for trace in self._traces[index])
         return Trace(self._traces[index])
 
-    def __contains__(self, trace: object) -> bool:
-        return getattr(trace, "_trace", None) in self._traces
+    def __contains__(self, trace: Any) -> bool:
+        return trace._trace in self._traces
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _Traces):

@@ -47,7 +47,9 @@ def _expose(name: str) -> type[unittest.TestCase]:
     for test_name, reason in _XFAIL.items():
         if hasattr(cls, test_name):
             method = getattr(cls, test_name)
-            namespace[test_name] = pytest.mark.xfail(reason=reason, strict=True)(method)
+            namespace[test_name] = pytest.mark.xfail(
+                reason=reason, strict=True, raises=AssertionError
+            )(method)
     return type(name, (cls,), namespace)
 
 

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 
 /// Build a core snapshot from raw traces, or `None` when a value cannot be represented
-/// natively (not a list of 4-tuples, a non-`str` or non-UTF-8 file name, an int out of range):
+/// natively (not a list of 4-tuples, a traceback without frames, a non-`str` or non-UTF-8 file
+/// name, an int out of range):
 /// the caller then keeps tracemalloc's pure-Python behaviour for that snapshot.
 pub fn snapshot_from_raw(traces: &Bound<'_, PyAny>, traceback_limit: u32) -> Option<Snapshot> {
     let list = traces.downcast_exact::<PyList>().ok()?;
@@ -35,6 +36,10 @@ pub fn snapshot_from_raw(traces: &Bound<'_, PyAny>, traceback_limit: u32) -> Opt
             tb
         } else {
             let frames = frames.downcast_exact::<PyTuple>().ok()?;
+            // The stdlib fails on tracebacks without frames (IndexError); so does the fallback.
+            if frames.is_empty() {
+                return None;
+            }
             ids.clear();
             for frame in frames.iter() {
                 let frame = frame.downcast_exact::<PyTuple>().ok()?;
