@@ -189,3 +189,80 @@ fn match_frame() {
     assert!(f.match_frame("a.py", 1));
     assert!(!Filter::new(true, "a.py", None, false, None).match_frame("a.pyo", 1));
 }
+
+#[test]
+fn cumulative_counts_a_repeated_frame_once_per_occurrence() -> Result<(), CoreError> {
+    let rec = build(&[(0, 5, &[("r.py", 1), ("r.py", 1), ("m.py", 9)], 3)])?;
+    assert_eq!(
+        flat(&rec, KeyType::Lineno, true),
+        [row("r.py:1", 10, 2), row("m.py:9", 5, 1)]
+    );
+    assert_eq!(
+        flat(&rec, KeyType::Filename, true),
+        [row("r.py:0", 10, 2), row("m.py:0", 5, 1)]
+    );
+    Ok(())
+}
+
+#[test]
+fn groups_ignore_function_names_and_total_nframe() -> Result<(), CoreError> {
+    use heapscope_core::frame::Frame;
+    use heapscope_core::snapshot::{Trace, Traceback};
+    let snap = Snapshot {
+        frames: vec![
+            Frame {
+                filename: "a.py".into(),
+                function: "f".into(),
+                lineno: 1,
+            },
+            Frame {
+                filename: "a.py".into(),
+                function: "g".into(),
+                lineno: 1,
+            },
+        ],
+        tracebacks: vec![
+            Traceback {
+                frames: vec![0].into(),
+                total_nframe: 1,
+            },
+            Traceback {
+                frames: vec![1].into(),
+                total_nframe: 4,
+            },
+        ],
+        traces: vec![
+            Trace {
+                domain: 0,
+                size: 3,
+                traceback: 0,
+            },
+            Trace {
+                domain: 0,
+                size: 4,
+                traceback: 1,
+            },
+        ],
+        traceback_limit: 1,
+    };
+    assert_eq!(
+        flat(&snap, KeyType::Traceback, false),
+        [row("a.py:1", 7, 2)]
+    );
+    assert_eq!(flat(&snap, KeyType::Lineno, false), [row("a.py:1", 7, 2)]);
+    Ok(())
+}
+
+#[test]
+fn ties_are_broken_by_traceback_oldest_frame_first() -> Result<(), CoreError> {
+    let snap = build(&[
+        (0, 5, &[("a.py", 1), ("z.py", 1)], 2),
+        (0, 5, &[("z.py", 1), ("a.py", 1)], 2),
+    ])?;
+    // Same size and count: the traceback whose oldest frame sorts higher comes first.
+    assert_eq!(
+        flat(&snap, KeyType::Traceback, false),
+        [row("a.py:1,z.py:1", 5, 1), row("z.py:1,a.py:1", 5, 1)]
+    );
+    Ok(())
+}
