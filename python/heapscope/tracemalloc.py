@@ -133,9 +133,10 @@ def take_snapshot() -> Snapshot:
         raise RuntimeError(
             "the tracemalloc module must be tracing memory allocations to take a snapshot"
         )
-    if _get_traces is _ORIGINAL_GET_TRACES:
+    take_native = getattr(_native, "_take_snapshot", None)
+    if _get_traces is _ORIGINAL_GET_TRACES and take_native is not None:
         # Fast path: the tracer builds the snapshot natively, no raw tuples in between.
-        native = _native._take_snapshot()
+        native = take_native()
         return Snapshot._from_native(native, get_traceback_limit())
     traces = _get_traces()
     return Snapshot(traces, get_traceback_limit())

@@ -5,6 +5,7 @@
 
 use heapscope_core::CoreError;
 use heapscope_format::FormatError;
+use heapscope_tracker::TrackerError;
 use pyo3::create_exception;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
@@ -59,6 +60,16 @@ pub fn core_err(err: CoreError) -> PyErr {
     match err {
         CoreError::InvalidArgument(msg) => PyValueError::new_err(msg),
         CoreError::Format(e) => format_err(e),
+    }
+}
+
+/// A tracer error as the exception the stdlib would raise.
+pub fn tracker_error(e: TrackerError) -> PyErr {
+    match e {
+        TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
+        TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
+            HeapscopeError::new_err(e.to_string())
+        }
     }
 }
 
