@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
+import tempfile
 import tracemalloc as stdlib_tracemalloc
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from heapscope import _native
 from heapscope import tracemalloc as hs
@@ -164,3 +168,15 @@ def test_dump_of_unrepresentable_traces_is_a_clear_error(tmp_path: Path) -> None
     snapshot = hs.Snapshot([(0, 1, (("\udcff", 1),), 1)], 1)
     with pytest.raises(ValueError, match="cannot dump this snapshot"):
         snapshot.dump(tmp_path / "x")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.booleans())
+def test_random_bytes_are_refused_cleanly(data: bytes, with_magic: bool) -> None:
+    path = Path(tempfile.gettempdir()) / f"heapscope-fuzz-{os.getpid()}.hsnap"
+    path.write_bytes((b"\x89HSNAP\r\n\x01\x00" if with_magic else b"") + data)
+    try:
+        with pytest.raises(_native.FileFormatError):
+            hs.Snapshot.load(path)
+    finally:
+        path.unlink()

@@ -1,3 +1,5 @@
+//! The engine's error type.
+
 /// Errors raised by the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
