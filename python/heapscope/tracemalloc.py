@@ -252,7 +252,9 @@ class Snapshot:
         if not filters:
             if traces._raw is None and traces._native is not None:
                 return Snapshot._from_native(traces._native, self.traceback_limit)
-            return Snapshot(traces._traces.copy(), self.traceback_limit)
+            copy = Snapshot(traces._traces.copy(), self.traceback_limit)
+            copy.traces._native = traces._native  # same traces: share the immutable engine copy
+            return copy
         include: list[BaseFilter] = []
         exclude: list[BaseFilter] = []
         for f in filters:

@@ -64,6 +64,8 @@ pub fn core_err(err: CoreError) -> PyErr {
 }
 
 /// A tracer error as the exception the stdlib would raise.
+// Taken by value so callers can write `map_err(tracker_error)`.
+#[allow(clippy::needless_pass_by_value)]
 pub fn tracker_error(e: TrackerError) -> PyErr {
     match e {
         TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
