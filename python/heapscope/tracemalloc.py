@@ -174,6 +174,11 @@ class _Traces(Sequence[Trace]):
         self._native, self._native_failed = native, native is None
         return native
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Picklable like the stdlib's (e.g. to send a snapshot to another process): the
+        # engine copy is rebuilt on demand.
+        return {"_raw": self._traces, "_native": None, "_native_failed": False}
+
     def __len__(self) -> int:
         if self._raw is None and self._native is not None:
             return len(self._native)

@@ -74,3 +74,13 @@ def test_snapshot_file_of_a_live_snapshot(tracing: None, tmp_path: Path) -> None
     assert loaded.traces == snapshot.traces
     assert loaded.label == {"run": 1, "tags": ["a", "b"]}  # type: ignore[attr-defined]
     assert loaded.statistics("filename") == snapshot.statistics("filename")
+
+
+def test_snapshots_stay_picklable_in_memory(tracing: None) -> None:
+    import pickle
+
+    snapshot = hs.take_snapshot()
+    snapshot.statistics("lineno")
+    copy = pickle.loads(pickle.dumps(snapshot))
+    assert copy.traces == snapshot.traces
+    assert copy.statistics("lineno") == snapshot.statistics("lineno")
