@@ -1,8 +1,13 @@
 //! The one mapping of crate errors to Python exceptions.
+//!
+//! Crate errors and `PyErr` are both foreign here, so the mappings are functions rather than
+//! `From` impls; each matches every variant (no catch-all arm).
 
+use heapscope_core::CoreError;
+use heapscope_format::FormatError;
 use heapscope_tracker::TrackerError;
 use pyo3::create_exception;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
 use pyo3::prelude::*;
 
 create_exception!(
@@ -11,8 +16,56 @@ create_exception!(
     pyo3::exceptions::PyException,
     "Base class of heapscope's errors."
 );
+create_exception!(
+    _native,
+    FileFormatError,
+    HeapscopeError,
+    "A heapscope file is truncated, corrupted, of another kind or of an unsupported version."
+);
+
+/// An I/O error on `path` as the `OSError` subclass `open()` would raise.
+fn os_error(path: &std::path::Path, source: &std::io::Error) -> PyErr {
+    let filename = path.to_string_lossy().into_owned();
+    if let Some(errno) = source.raw_os_error() {
+        let text = source.to_string();
+        let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
+        // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
+        return PyOSError::new_err((errno, strerror, filename));
+    }
+    let msg = format!("{filename}: {source}");
+    match source.kind() {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// Map a [`FormatError`] to its Python exception.
+pub fn format_err(err: FormatError) -> PyErr {
+    match err {
+        FormatError::Io(e) => PyErr::from(e),
+        FormatError::File { path, source } => os_error(&path, &source),
+        e @ (FormatError::WrongMagic { .. }
+        | FormatError::PickleRefused
+        | FormatError::UnsupportedVersion { .. }
+        | FormatError::Truncated { .. }
+        | FormatError::ChecksumMismatch { .. }
+        | FormatError::Corrupt { .. }) => FileFormatError::new_err(e.to_string()),
+        FormatError::Unencodable(msg) => PyValueError::new_err(msg),
+    }
+}
+
+/// Map a [`CoreError`] to its Python exception.
+pub fn core_err(err: CoreError) -> PyErr {
+    match err {
+        CoreError::InvalidArgument(msg) => PyValueError::new_err(msg),
+        CoreError::Format(e) => format_err(e),
+    }
+}
 
 /// A tracer error as the exception the stdlib would raise.
+// Taken by value so callers can write `map_err(tracker_error)`.
+#[allow(clippy::needless_pass_by_value)]
 pub fn tracker_error(e: TrackerError) -> PyErr {
     match e {
         TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
@@ -24,5 +77,6 @@ pub fn tracker_error(e: TrackerError) -> PyErr {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HeapscopeError", m.py().get_type::<HeapscopeError>())?;
+    m.add("FileFormatError", m.py().get_type::<FileFormatError>())?;
     Ok(())
 }
