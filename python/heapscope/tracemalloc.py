@@ -68,9 +68,16 @@ _KEY_TYPES = ("traceback", "filename", "lineno")
 _SNAPSHOT_FIELDS = ("traces", "traceback_limit")
 
 
-def start(nframe: int = 1, /) -> None:
-    """Start tracing Python memory allocations, storing at most ``nframe`` frames per trace."""
-    _native.start(nframe)
+def start(nframe: int = 1, /, *, sample_rate: int | None = None) -> None:
+    """Start tracing Python memory allocations, storing at most ``nframe`` frames per trace.
+
+    heapscope extension: with ``sample_rate=N``, record one block per ``N`` bytes allocated on
+    average (Poisson sampling: a block of ``size`` bytes is recorded with probability
+    ``1 - exp(-size / N)``) and count each recorded block as ``size / probability`` bytes, so
+    sizes in snapshots and ``get_traced_memory()`` are unbiased estimates (counts are the number
+    of sampled blocks). Unsampled blocks cost almost nothing: this is the production mode.
+    """
+    _native.start(nframe, sample_rate=sample_rate)
 
 
 def stop() -> None:
@@ -133,10 +140,9 @@ def take_snapshot() -> Snapshot:
         raise RuntimeError(
             "the tracemalloc module must be tracing memory allocations to take a snapshot"
         )
-    take_native = getattr(_native, "_take_snapshot", None)
-    if _get_traces is _ORIGINAL_GET_TRACES and take_native is not None:
+    if _get_traces is _ORIGINAL_GET_TRACES:
         # Fast path: the tracer builds the snapshot natively, no raw tuples in between.
-        native = take_native()
+        native = _native._take_snapshot()
         return Snapshot._from_native(native, get_traceback_limit())
     traces = _get_traces()
     return Snapshot(traces, get_traceback_limit())

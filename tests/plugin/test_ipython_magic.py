@@ -42,8 +42,11 @@ def test_cell_report(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
     lines = out.splitlines()
     assert lines[0].startswith("heapscope: peak 6.")
     assert "kept 2.0 MiB (allocated by the cell and still held after it)" in lines[0]
-    assert lines[1].startswith("Top lines (still held when the cell finished;")
-    assert "2.0 MiB" in lines[2] and "blocks" in lines[2] and lines[2].endswith(":1")
+    assert lines[1] == "Top lines at the peak:"
+    assert "4.8 MiB" in lines[2] and lines[2].endswith(":2")  # the temporary
+    kept = lines.index("What it kept:")
+    assert "2.0 MiB" in lines[kept + 1] and "blocks" in lines[kept + 1]
+    assert lines[kept + 1].endswith(":1")
     assert "Out[" in out and ": 2000" in out  # the cell's value is still shown
     assert len(shell.user_ns["keep"]) == 2000
     assert not tracemalloc.is_tracing()
@@ -65,7 +68,7 @@ def test_rows_and_traceback_limit(
     assert report is not None and len(report.measurement.kept_lines) == 1
     (line,) = report.measurement.kept_lines
     assert line.where.endswith(":2") and len(line.frames) == 3
-    assert out.count("called from") == 2
+    assert out.count("called from") == 4  # two frames of callers, at the peak and kept
     shell.user_ns.pop("strings")
 
 

@@ -28,7 +28,11 @@ def test_measures_peak_kept_and_lines() -> None:
     assert 2_000_000 <= measurement.kept < 2_010_000
     assert measurement.kept_lines[0].where == f"{__file__}:{line}"
     assert 0 < len(measurement.kept_lines) <= 3
-    assert not measurement.peak_lines_exact  # until the peak API exists
+    assert measurement.peak_lines_exact
+    top = measurement.peak_lines[0]
+    assert top.where == f"{__file__}:{line + 1}"
+    assert 5_000_000 <= top.size < 5_010_000
+    assert top.count == 2  # the bytearray object and its buffer
     assert Measurement.from_plain(measurement.to_plain()) == measurement
 
 

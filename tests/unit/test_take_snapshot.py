@@ -52,11 +52,17 @@ def test_patched_get_traces_bypasses_the_fast_path(monkeypatch: pytest.MonkeyPat
     assert snapshot.traces._traces is raw
 
 
-def test_without_native_take_snapshot_raw_traces_are_used(
-    tracing: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delattr(_native, "_take_snapshot", raising=False)
+def test_a_patched_get_traces_is_used(tracing: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    original = hs._get_traces
+
+    def spy() -> list[tuple[int, int, tuple[tuple[str, int], ...], int]]:
+        calls.append(1)
+        return original()
+
+    monkeypatch.setattr(hs, "_get_traces", spy)
     snapshot = hs.take_snapshot()
+    assert calls == [1]
     assert isinstance(snapshot.traces._traces, list)
 
 

@@ -1,7 +1,6 @@
 //! Bindings of the tracer: the functions of the stdlib's `_tracemalloc` module, plus
 //! heapscope's extras (figures at the peak, ignored threads).
 
-use heapscope_core::snapshot::Snapshot;
 use heapscope_tracker as tracker;
 use heapscope_tracker::Gil;
 use pyo3::exceptions::PyValueError;
@@ -110,45 +109,17 @@ fn _set_thread_ignored(py: Python<'_>, ignored: bool) {
     tracker::set_thread_ignored(gil(py), ignored);
 }
 
-/// The snapshot as the stdlib's raw traces: `[(domain, size, frames, total_nframe)]`, frames
-/// most recent first; equal tracebacks are one tuple object.
-pub fn raw_traces<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyList>> {
-    let frames = snap
-        .frames
-        .iter()
-        .map(|f| {
-            PyTuple::new(
-                py,
-                [
-                    f.filename.as_ref().into_pyobject(py)?.into_any(),
-                    f.lineno.into_pyobject(py)?.into_any(),
-                ],
-            )
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let tracebacks = snap
-        .tracebacks
-        .iter()
-        .map(|tb| PyTuple::new(py, tb.frames.iter().map(|&i| frames[i as usize].clone())))
-        .collect::<PyResult<Vec<_>>>()?;
-    let list = PyList::empty(py);
-    for t in &snap.traces {
-        let tb = &snap.tracebacks[t.traceback as usize];
-        list.append((
-            t.domain,
-            t.size,
-            tracebacks[t.traceback as usize].clone(),
-            tb.total_nframe,
-        ))?;
-    }
-    Ok(list)
-}
-
 /// Every live trace as raw tuples (`_tracemalloc._get_traces`).
 #[pyfunction]
 fn _get_traces(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     let snap = tracker::snapshot(gil(py));
-    raw_traces(py, &snap)
+    crate::raw::raw_traces(py, &snap)
+}
+
+/// A snapshot of every live trace, kept native (the fast path of `take_snapshot`).
+#[pyfunction]
+fn _take_snapshot(py: Python<'_>) -> crate::snapshot::NativeSnapshot {
+    crate::snapshot::NativeSnapshot::from_core(tracker::snapshot(gil(py)))
 }
 
 /// The raw frames (most recent first) of the block holding `obj`, or None
@@ -199,6 +170,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(_take_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(_get_object_traceback, m)?)?;
     m.add_function(wrap_pyfunction!(_peak_traces, m)?)?;
     m.add_function(wrap_pyfunction!(_get_sample_rate, m)?)?;

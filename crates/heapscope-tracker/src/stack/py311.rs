@@ -86,10 +86,7 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
         while !frame.is_null() && n < limit {
             let code: *mut c_void = read(frame, FRAME_F_CODE);
             let off = offset(frame, code);
-            out[n] = RawFrame {
-                code,
-                offset: off,
-            };
+            out[n] = RawFrame { code, offset: off };
             hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
             n += 1;
             frame = read(frame, FRAME_PREVIOUS);
