@@ -83,3 +83,15 @@ pub fn layout_for(version_hex: u64) -> Result<&'static FrameLayout, TrackerError
 pub fn mix(hash: u64, value: u64) -> u64 {
     (hash.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::layout_for;
+
+    #[test]
+    fn other_versions_get_a_clear_error() {
+        assert!(layout_for(0x030b_07f0).is_ok());
+        let err = layout_for(0x030c_00f0).err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(err, "heapscope does not support Python 3.12: supported versions are 3.11");
+    }
+}
