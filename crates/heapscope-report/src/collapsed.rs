@@ -16,7 +16,8 @@ fn clean(label: &str) -> String {
         .chars()
         .map(|c| match c {
             ';' => ',',
-            c if c.is_control() => ' ',
+            // Control characters and Unicode line/paragraph separators would split a line.
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => ' ',
             c => c,
         })
         .collect()

@@ -166,7 +166,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
             thread: u32::from(i % 13 == 0),
         });
         let id = i as u32;
-        let big = if next() % 1000 == 0 { 1 << 20 } else { 1 };
+        let big = if next() % 100 == 0 { 1 << 8 } else { 1 };
         let bytes = (16 + next() % 4096) * big;
         let count = 1 + next() % 64;
         at_peak.push(StackStat {

@@ -1,7 +1,7 @@
 //! The flame-graph tree of one view: stacks merged by common prefix (root first), with tiny
 //! subtrees pruned into one "other" node per parent so big profiles stay small and fast.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use heapscope_core::profile::{Profile, View};
 

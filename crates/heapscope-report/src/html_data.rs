@@ -1,6 +1,8 @@
 //! The data the HTML report embeds: compact, pruned, every string in one shared table.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use hashbrown::HashMap;
 
 use heapscope_core::profile::{Profile, View};
 use serde::Serialize;

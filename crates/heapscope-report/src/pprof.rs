@@ -5,7 +5,7 @@
 //! Each profile frame becomes one Location (id = frame id + 1) with one Line; functions are
 //! keyed by (name, file) and start at the first line seen. Samples carry a `thread` label.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::io::Write;
 
 use flate2::write::GzEncoder;

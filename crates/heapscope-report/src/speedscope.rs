@@ -5,7 +5,7 @@
 use heapscope_core::profile::{Profile, View};
 use serde::Serialize;
 
-use crate::labels::{function_name, stack_of, view_name, view_title, VIEWS};
+use crate::labels::{function_name, stack_of, view_title, VIEWS};
 use crate::ReportError;
 
 const SCHEMA: &str = "https://www.speedscope.app/file-format-schema.json";
@@ -71,7 +71,7 @@ fn sampled(profile: &Profile, view: View) -> SampledProfile {
     }
     SampledProfile {
         kind: "sampled",
-        name: format!("{} ({})", view_title(view), view_name(view)),
+        name: format!("heapscope: {}", view_title(view)),
         unit: "bytes",
         start_value: 0,
         end_value: weights.iter().sum(),
