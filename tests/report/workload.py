@@ -113,6 +113,7 @@ def record() -> dict[str, Any]:
     done.set()
     sampler.join()
     tracemalloc.stop()
+    duration_ms = int((time.monotonic() - start) * 1000)
 
     skip = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, threading.__file__)]
     frames: dict[tuple[str, int], int] = {}
@@ -141,7 +142,7 @@ def record() -> dict[str, Any]:
             "python_version": sys.version.split()[0],
             "pid": os.getpid(),
             "start_time_unix_ms": int(time.time() * 1000) - timeline[-1][0],
-            "duration_ms": int((time.monotonic() - start) * 1000),
+            "duration_ms": duration_ms,
             "peak_bytes": PEAK["bytes"],
             "peak_time_ms": int((PEAK["t"] - start) * 1000),
             "total_allocated_bytes": sum(r[1] for r in total.values()),

@@ -16,9 +16,8 @@ use crate::profile::PyProfile;
 fn render_html(py: Python<'_>, profile: &PyProfile, view: &str) -> PyResult<String> {
     let view = parse_view(view).map_err(from_report)?;
     let inner = Arc::clone(&profile.inner);
-    Ok(py
-        .allow_threads(move || html::render(&inner, view))
-        .map_err(from_report)?)
+    py.allow_threads(move || html::render(&inner, view))
+        .map_err(from_report)
 }
 
 /// A profile exported as "pprof" (gzipped protobuf), "speedscope" (JSON) or "collapsed" (text).

@@ -126,7 +126,7 @@ HS.Flame.prototype.label = function (fr) {
 HS.Flame.prototype.color = function (fr) {
   if (fr.kind === "root") return "hsl(220, 15%, 80%)";
   if (fr.kind === "other") return "hsl(220, 8%, 72%)";
-  var h = HS.hash(fr.file);
+  var h = HS.hash(fr.name + "\u0000" + fr.file);
   return "hsl(" + (8 + (h % 44)) + ", " + (70 + ((h >> 8) % 20)) + "%, " + (58 + ((h >> 16) % 14)) + "%)";
 };
 

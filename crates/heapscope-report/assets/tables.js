@@ -81,7 +81,7 @@ HS.lineCells = function (r, total) {
   var s = HS.data.strings;
   return [
     [HS.bytes(r[3]), "num"], [HS.pct(r[3], total), "num"], [HS.count(r[4]), "num"],
-    [s[r[0]] + ":" + r[1], "loc", s[r[0]] + ":" + r[1]], [s[r[2]] || "<unknown>", "loc"],
+    [s[r[0]] + ":" + r[1], "loc", s[r[0]] + ":" + r[1]], [s[r[2]] || "<unknown>", "fn"],
   ];
 };
 

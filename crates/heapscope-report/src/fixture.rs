@@ -123,6 +123,39 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
     })
 }
 
+fn synthetic_frames(n_funcs: u64) -> Vec<Frame> {
+    let n_files = 40u64;
+    (0..n_funcs * 4)
+        .map(|i| Frame {
+            filename: Arc::from(format!(
+                "/srv/app/pkg{}/module_{}.py",
+                (i / 4) % n_files % 7,
+                (i / 4) % n_files
+            )),
+            function: Arc::from(format!("func_{}", i / 4)),
+            lineno: 10 + (i % 4) as u32 * 7 + (i / 4) as u32 % 50,
+        })
+        .collect()
+}
+
+fn synthetic_timeline(peak_bytes: u64) -> Vec<Sample> {
+    (0..600u64)
+        .map(|t| {
+            let traced = peak_bytes * (t.min(400)) / 400
+                - if t > 400 {
+                    peak_bytes * (t - 400) / 400
+                } else {
+                    0
+                };
+            Sample {
+                t_ms: t * 100,
+                traced_bytes: traced,
+                rss_bytes: traced + (30 << 20),
+            }
+        })
+        .collect()
+}
+
 /// A deterministic profile with `n_stacks` distinct stacks over a few hundred functions in a
 /// few dozen files, with skewed sizes (a few big stacks, a long tail), for load tests.
 pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
@@ -135,19 +168,8 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
             .wrapping_add(1_442_695_040_888_963_407);
         state >> 33
     };
-    let n_files = 40u64;
     let n_funcs = 400u64;
-    let frames: Vec<Frame> = (0..n_funcs * 4)
-        .map(|i| Frame {
-            filename: Arc::from(format!(
-                "/srv/app/pkg{}/module_{}.py",
-                (i / 4) % n_files % 7,
-                (i / 4) % n_files
-            )),
-            function: Arc::from(format!("func_{}", i / 4)),
-            lineno: 10 + (i % 4) as u32 * 7 + (i / 4) as u32 % 50,
-        })
-        .collect();
+    let frames = synthetic_frames(n_funcs);
     let mut stacks = Vec::with_capacity(n_stacks);
     let (mut at_peak, mut at_end, mut total) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..n_stacks {
@@ -188,21 +210,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
         });
     }
     let peak_bytes: u64 = at_peak.iter().map(|s| s.bytes).sum();
-    let timeline = (0..600u64)
-        .map(|t| {
-            let traced = peak_bytes * (t.min(400)) / 400
-                - if t > 400 {
-                    peak_bytes * (t - 400) / 400
-                } else {
-                    0
-                };
-            Sample {
-                t_ms: t * 100,
-                traced_bytes: traced,
-                rss_bytes: traced + (30 << 20),
-            }
-        })
-        .collect();
+    let timeline = synthetic_timeline(peak_bytes);
     Profile {
         meta: Meta {
             command: vec!["synthetic.py".into(), format!("--stacks={n_stacks}")],

@@ -44,6 +44,11 @@ pub struct MetaData<'a> {
     pub version: &'static str,
 }
 
+/// `[file, line, function, bytes, count]` (strings as indices).
+pub type LineRow = (u32, u32, u32, u64, u64);
+/// `[file, bytes, count]` (strings as indices).
+pub type FileRow = (u32, u64, u64);
+
 #[derive(Serialize)]
 pub struct ViewData {
     pub total_bytes: u64,
@@ -52,9 +57,9 @@ pub struct ViewData {
     pub full_nodes: usize,
     pub tree: Tree,
     /// `[file, line, function, bytes, count]`, largest first.
-    pub by_line: Vec<(u32, u32, u32, u64, u64)>,
+    pub by_line: Vec<LineRow>,
     /// `[file, bytes, count]`, largest first.
-    pub by_file: Vec<(u32, u64, u64)>,
+    pub by_file: Vec<FileRow>,
 }
 
 #[derive(Serialize)]
@@ -143,7 +148,7 @@ fn tables<'a>(
     profile: &'a Profile,
     view: View,
     interner: &mut Interner<'a>,
-) -> (Vec<(u32, u32, u32, u64, u64)>, Vec<(u32, u64, u64)>) {
+) -> (Vec<LineRow>, Vec<FileRow>) {
     let mut lines: HashMap<(&str, u32), (&str, u64, u64)> = HashMap::new();
     let mut files: HashMap<&str, (u64, u64)> = HashMap::new();
     for stat in profile.view(view) {

@@ -46,34 +46,11 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// The uncompressed pprof message of a profile. `inuse` chooses what `inuse_*` means: the
-/// peak (`View::Peak`, also used for `View::Total`) or the end (`View::End`); `View::Total`
-/// makes `alloc_space` the default sample type.
-pub fn to_message(profile: &Profile, inuse: View) -> pb::Profile {
-    let mut strings = Strings::new();
-    let sample_type: Vec<pb::ValueType> = [
-        ("alloc_objects", "count"),
-        ("alloc_space", "bytes"),
-        ("inuse_objects", "count"),
-        ("inuse_space", "bytes"),
-    ]
-    .iter()
-    .map(|(t, u)| pb::ValueType {
-        r#type: strings.get(t),
-        unit: strings.get(u),
-    })
-    .collect();
-    let default_sample_type = strings.get(if inuse == View::Total {
-        "alloc_space"
-    } else {
-        "inuse_space"
-    });
-    let live = if inuse == View::End {
-        &profile.at_end
-    } else {
-        &profile.at_peak
-    };
-
+/// One Location per frame (id = frame id + 1), one Function per (name, file).
+fn functions_and_locations(
+    profile: &Profile,
+    strings: &mut Strings,
+) -> (Vec<pb::Function>, Vec<pb::Location>) {
     let mut functions: Vec<pb::Function> = Vec::new();
     let mut function_ids: HashMap<(&str, &str), u64> = HashMap::new();
     let mut locations = Vec::with_capacity(profile.frames.len());
@@ -104,6 +81,38 @@ pub fn to_message(profile: &Profile, inuse: View) -> pb::Profile {
         });
     }
 
+    (functions, locations)
+}
+
+/// The uncompressed pprof message of a profile. `inuse` chooses what `inuse_*` means: the
+/// peak (`View::Peak`, also used for `View::Total`) or the end (`View::End`); `View::Total`
+/// makes `alloc_space` the default sample type.
+pub fn to_message(profile: &Profile, inuse: View) -> pb::Profile {
+    let mut strings = Strings::new();
+    let sample_type: Vec<pb::ValueType> = [
+        ("alloc_objects", "count"),
+        ("alloc_space", "bytes"),
+        ("inuse_objects", "count"),
+        ("inuse_space", "bytes"),
+    ]
+    .iter()
+    .map(|(t, u)| pb::ValueType {
+        r#type: strings.get(t),
+        unit: strings.get(u),
+    })
+    .collect();
+    let default_sample_type = strings.get(if inuse == View::Total {
+        "alloc_space"
+    } else {
+        "inuse_space"
+    });
+    let live = if inuse == View::End {
+        &profile.at_end
+    } else {
+        &profile.at_peak
+    };
+
+    let (function, location) = functions_and_locations(profile, &mut strings);
     // One sample per stack that appears in any view: [alloc_objects, alloc_space, inuse_objects, inuse_space].
     let mut values: HashMap<u32, [u64; 4]> = HashMap::new();
     for s in &profile.total {
@@ -156,8 +165,8 @@ pub fn to_message(profile: &Profile, inuse: View) -> pb::Profile {
     pb::Profile {
         sample_type,
         sample: samples,
-        location: locations,
-        function: functions,
+        location,
+        function,
         string_table: strings.table,
         time_nanos: clamp(profile.meta.start_time_unix_ms.saturating_mul(1_000_000)),
         duration_nanos: clamp(profile.meta.duration_ms.saturating_mul(1_000_000)),
