@@ -39,8 +39,16 @@ def main() -> int:
         html.write_text(_native.render_html(profile, "peak"), encoding="utf-8")
         png = ROOT / "docs" / "report-screenshot.png"
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-             f"--screenshot={png}", "--window-size=1280,1100", html.as_uri()],
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--screenshot={png}",
+                "--window-size=1280,1100",
+                html.as_uri(),
+            ],
             check=True,
             capture_output=True,
         )

@@ -45,7 +45,7 @@ def hostile_json() -> dict[str, Any]:
             [HOSTILE_FILE, "<module>", 1],
             [HOSTILE_FILE, HOSTILE_FUNC, 2],
             ["a;b\nc.py", "javascript:alert(4)", 3],
-            ["\u2028\u2029&amp;.py", "on\"click=alert(5)", 4],
+            ["\u2028\u2029&amp;.py", 'on"click=alert(5)', 4],
         ],
         "stacks": [{"frames": [1, 0]}, {"frames": [2, 0]}, {"frames": [3, 1, 0]}],
         "at_peak": [[0, 100, 1], [1, 100, 1], [2, 100, 1]],

@@ -132,7 +132,9 @@ def test_hover_search_switch_and_sort(open_report: Any, workload_profile: object
     assert p.errors == []
 
 
-def test_hostile_names_are_inert(open_report: Any, hostile_profile: object, hostile_names: tuple[str, str]) -> None:
+def test_hostile_names_are_inert(
+    open_report: Any, hostile_profile: object, hostile_names: tuple[str, str]
+) -> None:
     p = open_report(_native.render_html(hostile_profile))
     hostile_file, hostile_func = hostile_names
     page = p.page
@@ -150,8 +152,27 @@ def test_hostile_names_are_inert(open_report: Any, hostile_profile: object, host
     assert hostile_file in page.locator("#title-command").inner_text()
 
 
-def test_hundred_thousand_stacks_load_fast(open_report: Any, tmp_path: Path) -> None:
-    profile = _native._synthetic_profile(100_000)
+def balanced_profile(n_stacks: int, base: int = 4, depth: int = 9) -> object:
+    """n distinct stacks forming a balanced tree (base-`base` digits of the stack number):
+    the worst case for pruning, thousands of frames of similar size."""
+    frames = [
+        [f"/app/level{d}.py", f"step{d}_{k}", 10 + k] for d in range(depth) for k in range(base)
+    ]
+    stacks = []
+    for i in range(n_stacks):
+        digits = [(i // base**d) % base for d in range(depth)]
+        stacks.append({"frames": [d * base + digits[d] for d in reversed(range(depth))]})
+    stats = [[i, 1000 + i % 7, 1] for i in range(n_stacks)]
+    data = {"frames": frames, "stacks": stacks, "at_peak": stats, "at_end": stats, "total": stats}
+    return _native._profile_from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("shape", ["synthetic", "balanced"])
+def test_hundred_thousand_stacks_load_fast(open_report: Any, shape: str) -> None:
+    if shape == "synthetic":
+        profile = _native._synthetic_profile(100_000)
+    else:
+        profile = balanced_profile(100_000)
     t0 = time.perf_counter()
     html = _native.render_html(profile)
     render_s = time.perf_counter() - t0
@@ -159,7 +180,12 @@ def test_hundred_thousand_stacks_load_fast(open_report: Any, tmp_path: Path) -> 
     p = open_report(html)
     load_s = time.perf_counter() - t1
     script_ms = int(p.page.get_attribute("body", "data-render-ms") or "0")
-    print(f"100k stacks: render {render_s:.2f} s, {len(html) / 1e6:.2f} MB, browser load {load_s:.2f} s, script {script_ms} ms")
+    drawn = p.page.locator("#flame").get_attribute("data-drawn")
+    size_mb = len(html) / 1e6
+    print(
+        f"100k stacks ({shape}): render {render_s:.2f} s, {size_mb:.2f} MB, "
+        f"browser load {load_s:.2f} s, script {script_ms} ms, {drawn} bars drawn"
+    )
     assert load_s < 2.0
     assert p.errors == []
     p.page.locator("#flame g[data-i]").nth(3).click()

@@ -43,7 +43,9 @@ def test_self_contained(workload_profile: object) -> None:
     assert not re.search(r"https?:|<link|src=|@import|url\(", no_ns)
 
 
-def test_hostile_strings_are_escaped(hostile_profile: object, hostile_names: tuple[str, str]) -> None:
+def test_hostile_strings_are_escaped(
+    hostile_profile: object, hostile_names: tuple[str, str]
+) -> None:
     hostile_file, hostile_func = hostile_names
     page = _native.render_html(hostile_profile)
     assert "<img" not in page
@@ -94,7 +96,11 @@ def test_cli_flamegraph_at_total(fake_capture: Path, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("fmt", "suffix", "magic"),
-    [("pprof", ".pb.gz", b"\x1f\x8b"), ("speedscope", ".speedscope.json", b"{"), ("collapsed", ".folded", b"")],
+    [
+        ("pprof", ".pb.gz", b"\x1f\x8b"),
+        ("speedscope", ".speedscope.json", b"{"),
+        ("collapsed", ".folded", b""),
+    ],
 )
 def test_cli_export(fake_capture: Path, fmt: str, suffix: str, magic: bytes) -> None:
     assert main(["export", str(fake_capture), "--format", fmt, "--at", "end"]) == 0
@@ -102,7 +108,9 @@ def test_cli_export(fake_capture: Path, fmt: str, suffix: str, magic: bytes) -> 
     assert data and data.startswith(magic)
 
 
-def test_cli_export_to_stdout(fake_capture: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+def test_cli_export_to_stdout(
+    fake_capture: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
     assert main(["export", str(fake_capture), "-f", "collapsed", "-o", "-"]) == 0
     assert b"render_rows (" in capfdbinary.readouterr().out
 

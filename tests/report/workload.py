@@ -38,7 +38,7 @@ def build_index(records: list[dict[str, object]]) -> dict[object, dict[str, obje
 
 def render_rows(records: list[dict[str, object]]) -> list[str]:
     """Render one HTML row per record (a temporary peak)."""
-    return ["<tr><td>%s</td><td>%s</td></tr>" % (r["id"], r["name"]) for r in records]
+    return [f"<tr><td>{r['id']}</td><td>{r['name']}</td></tr>" for r in records]
 
 
 def make_blob(size: int) -> bytes:
@@ -115,7 +115,10 @@ def record() -> dict[str, Any]:
     tracemalloc.stop()
     duration_ms = int((time.monotonic() - start) * 1000)
 
-    skip = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, threading.__file__)]
+    skip = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, threading.__file__),
+    ]
     frames: dict[tuple[str, int], int] = {}
     stacks: dict[tuple[int, ...], int] = {}
 

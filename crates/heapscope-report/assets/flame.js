@@ -168,7 +168,7 @@ HS.Flame.prototype.render = function () {
   var deepest = t.depth[z];
   for (var i = z; i < end; ) {
     var w = t.v[i] * scale;
-    if (w < 0.35 && i !== z) {
+    if (w < 1 && i !== z) {
       i += t.size[i];
       continue;
     }
