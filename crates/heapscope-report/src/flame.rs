@@ -109,10 +109,22 @@ fn prune(nodes: &[Node], pruning: Pruning) -> FlameTree {
             .saturating_add(1)
             .max(threshold);
     }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-    for (i, n) in nodes.iter().enumerate().skip(1) {
-        children[n.parent].push(i);
+    // Children as one flat array sliced by parent (no per-node allocation: trees of 100k
+    // stacks have millions of nodes).
+    let mut start = vec![0usize; nodes.len() + 1];
+    for n in nodes.iter().skip(1) {
+        start[n.parent + 1] += 1;
     }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut flat = vec![0usize; nodes.len().saturating_sub(1)];
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        flat[fill[n.parent]] = i;
+        fill[n.parent] += 1;
+    }
+    let children = |i: usize| &flat[start[i]..start[i + 1]];
     let mut out = FlameTree {
         full_size: nodes.len(),
         ..FlameTree::default()
@@ -141,7 +153,7 @@ fn prune(nodes: &[Node], pruning: Pruning) -> FlameTree {
             nodes[i].bytes,
             nodes[i].count,
         );
-        let (mut keep, drop): (Vec<usize>, Vec<usize>) = children[i]
+        let (mut keep, drop): (Vec<usize>, Vec<usize>) = children(i)
             .iter()
             .partition(|&&c| nodes[c].bytes >= threshold);
         if !drop.is_empty() {
