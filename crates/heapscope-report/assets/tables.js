@@ -14,6 +14,12 @@ HS.Table = function (table, cells) {
   for (var i = 0; i < ths.length; i++) {
     ths[i].setAttribute("tabindex", "0");
     ths[i].addEventListener("click", function (ev) { self.sortBy(ev.currentTarget); });
+    ths[i].addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        self.sortBy(ev.currentTarget);
+      }
+    });
   }
 };
 
