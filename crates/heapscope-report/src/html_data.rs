@@ -257,3 +257,43 @@ pub fn build(profile: &Profile, initial: View) -> ReportData<'_> {
         timeline: timeline(profile),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::profile_from_json;
+
+    #[test]
+    fn snapshot_of_embedded_data() {
+        let p = profile_from_json(
+            r#"{"meta": {"command": ["app.py", "-x"], "peak_bytes": 150, "peak_time_ms": 20,
+                         "duration_ms": 40},
+                "frames": [["app.py", "main", 1], ["app.py", "load", 5], ["lib.py", "parse", 9]],
+                "stacks": [{"frames": [1, 0]}, {"frames": [2, 1, 0]}, {"frames": [2, 0]}],
+                "threads": [[1, "MainThread"]],
+                "at_peak": [[0, 100, 2], [1, 40, 1], [2, 10, 1]], "at_end": [[1, 40, 1]],
+                "total": [[0, 300, 6], [1, 40, 1], [2, 10, 1]],
+                "timeline": [[0, 0, 1000], [20, 150, 2000], [40, 40, 2000]]}"#,
+        )
+        .expect("valid");
+        let mut data = serde_json::to_value(build(&p, View::End)).expect("json");
+        data["meta"]["version"] = "[version]".into();
+        insta::assert_snapshot!(serde_json::to_string(&data).expect("json"));
+    }
+
+    #[test]
+    fn long_timelines_are_reduced_keeping_the_peak() {
+        let mut p = crate::fixture::synthetic(10, 1);
+        p.timeline = (0..10_000u64)
+            .map(|t| heapscope_core::profile::Sample {
+                t_ms: t,
+                traced_bytes: if t == 7777 { 1 << 30 } else { t },
+                rss_bytes: t,
+            })
+            .collect();
+        let tl = timeline(&p);
+        assert!(tl.t.len() <= MAX_POINTS);
+        assert!(tl.traced.contains(&(1 << 30)));
+        assert!(tl.t.contains(&7777));
+    }
+}
