@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import shutil
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -72,6 +74,21 @@ def test_pprof_inuse_follows_at_end(profile_pb2: ModuleType, hostile_profile: ob
     msg.ParseFromString(gzip.decompress(_native.export(hostile_profile, "pprof", "end")))
     assert sum(s.value[3] for s in msg.sample) == 50
     assert sum(s.value[1] for s in msg.sample) == 500
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="go (for `go tool pprof`) is not installed")
+def test_go_tool_pprof_reads_it(tmp_path: Path, workload_profile: object) -> None:
+    path = tmp_path / "profile.pb.gz"
+    path.write_bytes(_native.export(workload_profile, "pprof", "peak"))
+    out = subprocess.run(
+        ["go", "tool", "pprof", "-top", "-sample_index=inuse_space", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "Type: inuse_space" in out.stdout
+    assert "make_blob" in out.stdout and "load_records" in out.stdout
 
 
 def test_speedscope_validates_against_schema(workload_profile: object) -> None:

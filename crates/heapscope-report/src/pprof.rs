@@ -10,10 +10,10 @@ use std::io::Write;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use heapscope_core::profile::{Profile, View};
+use heapscope_core::profile::{Profile, StackStat, View};
 use prost::Message;
 
-use crate::labels::{function_name, stack_of};
+use crate::labels::function_name;
 use crate::pprof_proto as pb;
 use crate::ReportError;
 
@@ -74,6 +74,7 @@ fn functions_and_locations(
         };
         locations.push(pb::Location {
             id: i as u64 + 1,
+            mapping_id: 1,
             line: vec![pb::Line {
                 function_id,
                 line: i64::from(frame.lineno),
@@ -82,6 +83,52 @@ fn functions_and_locations(
     }
 
     (functions, locations)
+}
+
+/// One sample per stack that appears in any view:
+/// `[alloc_objects, alloc_space, inuse_objects, inuse_space]`, with a `thread` label.
+fn samples(profile: &Profile, live: &[StackStat], strings: &mut Strings) -> Vec<pb::Sample> {
+    let mut values: HashMap<u32, [u64; 4]> = HashMap::new();
+    for s in &profile.total {
+        let v = values.entry(s.stack).or_default();
+        v[0] += s.count;
+        v[1] += s.bytes;
+    }
+    for s in live {
+        let v = values.entry(s.stack).or_default();
+        v[2] += s.count;
+        v[3] += s.bytes;
+    }
+    let mut stack_ids: Vec<u32> = values.keys().copied().collect();
+    stack_ids.sort_unstable();
+    let thread_key = strings.get("thread");
+    let mut samples = Vec::with_capacity(stack_ids.len());
+    for id in stack_ids {
+        let Some(stack) = profile.stacks.get(id as usize) else {
+            continue;
+        };
+        let location_id = stack
+            .frames
+            .iter()
+            .filter(|&&f| (f as usize) < profile.frames.len())
+            .map(|&f| u64::from(f) + 1)
+            .collect();
+        let v = values.get(&id).copied().unwrap_or_default();
+        let thread = profile
+            .threads
+            .get(stack.thread as usize)
+            .map_or("", |t| t.name.as_str());
+        samples.push(pb::Sample {
+            location_id,
+            value: v.iter().map(|&x| clamp(x)).collect(),
+            label: vec![pb::Label {
+                key: thread_key,
+                str: strings.get(thread),
+                ..Default::default()
+            }],
+        });
+    }
+    samples
 }
 
 /// The uncompressed pprof message of a profile. `inuse` chooses what `inuse_*` means: the
@@ -113,57 +160,26 @@ pub fn to_message(profile: &Profile, inuse: View) -> pb::Profile {
     };
 
     let (function, location) = functions_and_locations(profile, &mut strings);
-    // One sample per stack that appears in any view: [alloc_objects, alloc_space, inuse_objects, inuse_space].
-    let mut values: HashMap<u32, [u64; 4]> = HashMap::new();
-    for s in &profile.total {
-        let v = values.entry(s.stack).or_default();
-        v[0] += s.count;
-        v[1] += s.bytes;
-    }
-    for s in live {
-        let v = values.entry(s.stack).or_default();
-        v[2] += s.count;
-        v[3] += s.bytes;
-    }
-    let mut stack_ids: Vec<u32> = values.keys().copied().collect();
-    stack_ids.sort_unstable();
-    let thread_key = strings.get("thread");
-    let mut samples = Vec::with_capacity(stack_ids.len());
-    for id in stack_ids {
-        let stat = heapscope_core::profile::StackStat {
-            stack: id,
-            bytes: 0,
-            count: 0,
-        };
-        let Some(stack) = stack_of(profile, &stat) else {
-            continue;
-        };
-        let location_id = stack
-            .frames
-            .iter()
-            .filter(|&&f| (f as usize) < profile.frames.len())
-            .map(|&f| u64::from(f) + 1)
-            .collect();
-        let v = values.get(&id).copied().unwrap_or_default();
-        let thread = profile
-            .threads
-            .get(stack.thread as usize)
-            .map_or("", |t| t.name.as_str());
-        samples.push(pb::Sample {
-            location_id,
-            value: v.iter().map(|&x| clamp(x)).collect(),
-            label: vec![pb::Label {
-                key: thread_key,
-                str: strings.get(thread),
-                ..Default::default()
-            }],
-        });
-    }
+    let samples = samples(profile, live, &mut strings);
     let comment = vec![strings.get(&format!("heapscope: {}", profile.meta.command.join(" ")))];
     let space = strings.get("space");
     let bytes = strings.get("bytes");
+    let mapping = vec![pb::Mapping {
+        id: 1,
+        filename: strings.get(
+            profile
+                .meta
+                .command
+                .first()
+                .map_or("python", String::as_str),
+        ),
+        has_functions: true,
+        has_filenames: true,
+        has_line_numbers: true,
+    }];
     pb::Profile {
         sample_type,
+        mapping,
         sample: samples,
         location,
         function,

@@ -1,7 +1,7 @@
 //! The subset of pprof's `profile.proto` (package `perftools.profiles`) that heapscope writes,
 //! as hand-written `prost` messages: no protoc at build time. Field numbers and types follow
 //! the published schema; `tests/data/profile.proto` at the repository root restates it for the
-//! Python decoder test. Fields heapscope never sets (mapping, breakdowns, tick units) are left
+//! Python decoder test. Fields heapscope never sets (addresses, breakdowns, tick units) are left
 //! out: proto3 readers treat absent fields as defaults.
 
 /// `perftools.profiles.Profile`.
@@ -11,6 +11,8 @@ pub struct Profile {
     pub sample_type: Vec<ValueType>,
     #[prost(message, repeated, tag = "2")]
     pub sample: Vec<Sample>,
+    #[prost(message, repeated, tag = "3")]
+    pub mapping: Vec<Mapping>,
     #[prost(message, repeated, tag = "4")]
     pub location: Vec<Location>,
     #[prost(message, repeated, tag = "5")]
@@ -65,11 +67,29 @@ pub struct Label {
     pub num_unit: i64,
 }
 
+/// `perftools.profiles.Mapping`: heapscope writes one, for the interpreter, marked as fully
+/// symbolized so tools do not try to symbolize addresses.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Mapping {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(int64, tag = "5")]
+    pub filename: i64,
+    #[prost(bool, tag = "7")]
+    pub has_functions: bool,
+    #[prost(bool, tag = "8")]
+    pub has_filenames: bool,
+    #[prost(bool, tag = "9")]
+    pub has_line_numbers: bool,
+}
+
 /// `perftools.profiles.Location`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Location {
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    #[prost(uint64, tag = "2")]
+    pub mapping_id: u64,
     #[prost(message, repeated, tag = "4")]
     pub line: Vec<Line>,
 }
