@@ -24,6 +24,8 @@ from typing import Any
 
 KEPT: list[object] = []
 PEAK: dict[str, Any] = {}
+TIMELINE: list[list[int]] = []
+RECORDER = {"sample", "_rss", "take_peak_snapshot"}
 
 
 def load_records(n: int) -> list[dict[str, object]]:
@@ -59,9 +61,14 @@ def main() -> None:
 
 def take_peak_snapshot() -> None:
     """Called by main() when its memory is highest."""
-    PEAK["snapshot"] = tracemalloc.take_snapshot()
-    PEAK["bytes"] = tracemalloc.get_traced_memory()[1]
+    # Traced memory before the snapshot (taking it allocates): what the timeline shows.
+    PEAK["bytes"] = tracemalloc.get_traced_memory()[0]
     PEAK["t"] = time.monotonic()
+    # The sampler cannot run while the snapshot holds the GIL: record the peak moment here.
+    TIMELINE.append([int((PEAK["t"] - PEAK["start"]) * 1000), PEAK["bytes"], _rss()])
+    PEAK["snapshot"] = tracemalloc.take_snapshot()
+    # The snapshot itself is traced; the timeline leaves it out (see record()).
+    PEAK["overhead"] = tracemalloc.get_traced_memory()[0] - PEAK["bytes"]
 
 
 @cache
@@ -88,19 +95,23 @@ def function_at(filename: str, lineno: int) -> str:
     return best[1]
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def record() -> dict[str, Any]:
     """Run main() under tracemalloc and return the profile JSON object."""
-    rss_page = os.sysconf("SC_PAGE_SIZE")
-    timeline: list[list[int]] = []
-    start = time.monotonic()
+    timeline = TIMELINE
+    start = PEAK["start"] = time.monotonic()
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            with open("/proc/self/statm") as f:
-                rss = int(f.read().split()[1]) * rss_page
+            rss = _rss()
             t = int((time.monotonic() - start) * 1000)
-            timeline.append([t, tracemalloc.get_traced_memory()[0], rss])
+            traced = tracemalloc.get_traced_memory()[0] - PEAK.get("overhead", 0)
+            timeline.append([t, max(traced, 0), rss])
             done.wait(0.01)
 
     tracemalloc.start(32)
@@ -113,6 +124,7 @@ def record() -> dict[str, Any]:
     done.set()
     sampler.join()
     tracemalloc.stop()
+    timeline.sort()
     duration_ms = int((time.monotonic() - start) * 1000)
 
     skip = [
@@ -125,8 +137,13 @@ def record() -> dict[str, Any]:
     def stats(snapshot: tracemalloc.Snapshot) -> list[list[int]]:
         rows = []
         for st in snapshot.filter_traces(skip).statistics("traceback"):
+            names = [function_at(fr.filename, fr.lineno) for fr in st.traceback]
+            if RECORDER & set(names):  # the recorder's own allocations
+                continue
             ids = []
-            for fr in reversed(st.traceback):  # most recent first
+            for fr, name in zip(reversed(st.traceback), reversed(names), strict=True):
+                if name == "record" and fr.filename == __file__:
+                    continue  # the recorder's frame, between <module> and main()
                 key = (fr.filename, fr.lineno)
                 ids.append(frames.setdefault(key, len(frames)))
             rows.append([stacks.setdefault(tuple(ids), len(stacks)), st.size, st.count])
