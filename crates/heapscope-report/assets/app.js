@@ -31,7 +31,6 @@
   $("truncated").hidden = !meta.truncated;
 
   var trees = {};
-  var current = null;
   var flame = new HS.Flame($("flame"), $("flame-wrap"), $("tooltip"), $("breadcrumb"), $("zoom-reset"));
   var byLine = new HS.Table($("by-line"), HS.lineCells);
   var byFile = new HS.Table($("by-file"), HS.fileCells);
@@ -39,7 +38,6 @@
   function showView(name) {
     var view = data.views[name];
     if (!view) return;
-    current = name;
     if (!trees[name]) trees[name] = new HS.Tree(data, view);
     var buttons = document.querySelectorAll("#view-switch button");
     for (var i = 0; i < buttons.length; i++) {
@@ -78,5 +76,4 @@
   showView(data.views[data.initial] ? data.initial : "peak");
   document.body.setAttribute("data-ready", "1");
   document.body.setAttribute("data-render-ms", String(Math.round(performance.now() - t0)));
-  void current;
 })();

@@ -49,13 +49,12 @@ HS.Tree.prototype.frame = function (i) {
 };
 
 /** The flame graph widget: rendering, hover, click-to-zoom, search highlighting. */
-HS.Flame = function (svg, wrap, tooltip, breadcrumb, resetButton, onZoom) {
+HS.Flame = function (svg, wrap, tooltip, breadcrumb, resetButton) {
   this.svg = svg;
   this.wrap = wrap;
   this.tooltip = tooltip;
   this.breadcrumb = breadcrumb;
   this.resetButton = resetButton;
-  this.onZoom = onZoom;
   this.tree = null;
   this.zoom = 0;
   this.query = "";
@@ -85,7 +84,6 @@ HS.Flame.prototype.show = function (tree) {
 HS.Flame.prototype.setZoom = function (i) {
   this.zoom = i;
   this.render();
-  if (this.onZoom) this.onZoom(i);
 };
 
 /** Highlights frames whose function or file contains `query` (case-insensitive). */
