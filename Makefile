@@ -5,13 +5,16 @@ EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config
 NATIVE := python/heapscope/_native$(EXT_SUFFIX)
 CARGO_TARGET_DIR ?= target
 
-.PHONY: help install build test test-rust test-python lint fmt bench clean
+.PHONY: help install install-browser build test test-rust test-python lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 install: ## Install heapscope (editable) with its test dependencies
 	$(PYTHON) -m pip install -q -e '.[test]'
+
+install-browser: ## Headless Chromium + playwright for the HTML report's browser tests (apt, pip)
+	PYTHON=$(PYTHON) scripts/install-browser.sh
 
 build: ## Rebuild the native module in place (fast dev loop after `make install`)
 	cargo build --release -p heapscope-py

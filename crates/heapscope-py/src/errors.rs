@@ -80,3 +80,14 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FileFormatError", m.py().get_type::<FileFormatError>())?;
     Ok(())
 }
+
+/// Maps a renderer error: bad arguments are `ValueError`, I/O errors their `OSError` subclass.
+pub fn from_report(err: heapscope_report::ReportError) -> PyErr {
+    use heapscope_report::ReportError as E;
+    match err {
+        E::Io(io) => io.into(),
+        E::UnknownView(_) | E::UnknownFormat(_) | E::Json(_) => {
+            pyo3::exceptions::PyValueError::new_err(err.to_string())
+        }
+    }
+}
