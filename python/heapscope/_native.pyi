@@ -12,6 +12,8 @@ __all__ = [
     "__version__",
     "_get_object_traceback",
     "_get_sample_rate",
+    "_profile_from_json",
+    "_synthetic_profile",
     "_get_traces",
     "_peak_traces",
     "_set_thread_ignored",
@@ -19,10 +21,12 @@ __all__ = [
     "_take_snapshot",
     "_trace_count",
     "clear_traces",
+    "export",
     "get_traceback_limit",
     "get_traced_memory",
     "get_tracemalloc_memory",
     "is_tracing",
+    "render_html",
     "reset_peak",
     "start",
     "stop",
@@ -75,3 +79,9 @@ class NativeSnapshot:
 
 @final
 class Profile: ...
+
+# Renderers (heapscope-report).
+def render_html(profile: Profile, view: str = "peak") -> str: ...
+def export(profile: Profile, format: str, view: str = "peak") -> bytes: ...
+def _profile_from_json(text: str) -> Profile: ...
+def _synthetic_profile(n_stacks: int, seed: int = 0) -> Profile: ...
