@@ -174,14 +174,14 @@ impl State {
         let old = if raw {
             RAW.lock()
                 .as_mut()
-                .and_then(|r| r.table.insert(addr, size as u64, tb))
+                .and_then(|r| r.table.insert(addr, size, tb))
         } else {
-            self.table.insert(addr, size as u64, tb)
+            self.table.insert(addr, size, tb)
         };
         if let Some((old_size, old_tb)) = old {
             self.stats.free(old_tb, old_size);
         }
-        self.stats.alloc(tb, size as u64);
+        self.stats.alloc(tb, size);
         self.publish();
     }
 

@@ -91,7 +91,13 @@ mod tests {
     #[test]
     fn other_versions_get_a_clear_error() {
         assert!(layout_for(0x030b_07f0).is_ok());
-        let err = layout_for(0x030c_00f0).err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(err, "heapscope does not support Python 3.12: supported versions are 3.11");
+        let err = layout_for(0x030c_00f0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "heapscope does not support Python 3.12: supported versions are 3.11"
+        );
     }
 }
