@@ -93,6 +93,19 @@ def snapshot(tracers: list[str], n_objects: int, rounds: int, env: dict[str, str
     return out
 
 
+def expected_error(size: int, count: int, rate: int) -> float:
+    """Relative standard deviation of a Poisson-sampled estimate of a line's bytes.
+
+    Each allocation of ``s`` bytes is sampled with probability ``p = 1 - exp(-s / rate)`` and
+    counted as ``s / p``; assuming the line's ``count`` allocations all have the mean size, the
+    variance is ``count * s**2 * (1 - p) / p``. For ``s`` much below ``rate`` this is about
+    ``sqrt(rate / size)``.
+    """
+    mean = size / count
+    p = -math.expm1(-mean / rate)
+    return math.sqrt((1 - p) / (count * p))
+
+
 def _mismatches(a: list[list[int]], b: list[list[int]]) -> tuple[int, int]:
     """Lines whose (size, count) differ or that only one side has; and all lines."""
     da = {line: (size, count) for line, size, count in a}
@@ -125,7 +138,7 @@ def accuracy(
         top = sorted(exact.data["stats"], key=lambda s: -s[1])[:TOP_LINES]
         est = {line: size_ for line, size_, _ in sampled.data["stats"]}
         errs = [abs(est.get(line, 0) - exact_b) / exact_b for line, exact_b, _ in top]
-        sigma = [math.sqrt(sample_rate / b) for _, b, _ in top]
+        sigma = [expected_error(b, count, sample_rate) for _, b, count in top]
         worst_all = max(worst_all, *errs)
         within = sum(e <= ACCURACY_TOLERANCE for e in errs)
         rows.append(
@@ -146,7 +159,8 @@ def accuracy(
     header = ["workload", "top-10 MiB", "worst err", "median err", "within 10%", "worst ~sigma"]
     title = (
         f"Sampling accuracy: live bytes per line when main() returns, sample rate {sample_rate:,} B"
-        "\n(exact = stdlib; ~sigma = sqrt(rate / bytes), the expected relative error of a line)"
+        "\n(exact = stdlib; ~sigma = the expected relative error of a line's estimate, see"
+        " expected_error())"
     )
     out.text = table(header, rows, title)
     if verbose and details:

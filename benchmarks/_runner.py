@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -30,12 +29,24 @@ class Outcome:
 
 
 def child_env() -> dict[str, str]:
-    """Environment of the children: this checkout's heapscope unless one is importable."""
+    """Environment of the children: this checkout's ``python/`` unless PYTHONPATH is set.
+
+    An installed heapscope (e.g. an editable install of another checkout) would otherwise win;
+    an explicit PYTHONPATH is respected as it is.
+    """
     env = dict(os.environ)
-    if importlib.util.find_spec("heapscope") is None:
-        local = str(BENCH_DIR.parent / "python")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [local, env.get("PYTHONPATH")]))
+    if not env.get("PYTHONPATH"):
+        env["PYTHONPATH"] = str(BENCH_DIR.parent / "python")
     return env
+
+
+def heapscope_location(env: dict[str, str]) -> str:
+    """Where the children import heapscope from (without importing it)."""
+    code = "import importlib.util as u; s = u.find_spec('heapscope'); print(s and s.origin)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() or proc.stderr.strip()
 
 
 def profiler_available(env: dict[str, str]) -> str:

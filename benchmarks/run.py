@@ -18,7 +18,7 @@ import _inspect
 import _overhead
 from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workloads
 from _report import fmt, table, verdict
-from _runner import child_env
+from _runner import child_env, heapscope_location
 
 SECTIONS = ["overhead", "memory", "snapshot", "accuracy"]
 
@@ -64,6 +64,7 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     python = sys.version.split()[0]
     print(f"heapscope benchmarks: size={opts.size} rounds={opts.rounds} python={python}")
+    print(f"heapscope under test: {heapscope_location(env)}")
     figures: dict[str, float | None] = {}
     crashes: list[str] = []
     ov = None
