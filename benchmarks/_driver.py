@@ -153,5 +153,5 @@ if __name__ == "__main__":
         if _tracer is not None:
             _tracer.stop()
         write_result(_opts.result, {"status": "ok", "seconds": _elapsed})
-        sys.exit(0)
-    sys.exit(main(sys.argv[1:]))
+    else:
+        sys.exit(main(sys.argv[1:]))

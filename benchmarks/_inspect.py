@@ -126,8 +126,11 @@ def accuracy(
     rows, details, worst_all = [], [], 0.0
     for w in workloads:
         args = ["--task", "lines", *workload_args(w, size)]
-        exact = run_driver(exact_cfg, args, env, sample_rate)
         sampled = run_driver(sampled_cfg, args, env, sample_rate)
+        if sampled.status == "n/a":
+            out.text = f"Sampling accuracy: {NA} ({sampled.detail})"
+            return out
+        exact = run_driver(exact_cfg, args, env, sample_rate)
         for name, res in (("exact", exact), ("sampled", sampled)):
             if res.status == "crash":
                 out.crashes.append(f"accuracy {w} {name}: {res.detail}")

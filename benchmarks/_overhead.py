@@ -18,6 +18,7 @@ class Overhead:
     workloads: list[str]
     columns: list[str]
     seconds: dict[tuple[str, str], float | None] = field(default_factory=dict)
+    spread: dict[tuple[str, str], float] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
     crashes: list[str] = field(default_factory=list)
 
@@ -79,6 +80,7 @@ def measure(
             print(f"  round {rnd + 1}/{rounds} {workload}: {' '.join(progress)}", file=sys.stderr)
     for key, values in inner.items():
         result.seconds[key] = median(values)
+        result.spread[key] = max(values) / min(values) if min(values) > 0 else float("inf")
     _add_profiler_wall(result, inner, walls, configs)
     return result
 
@@ -114,9 +116,11 @@ def render(ov: Overhead, rounds: int) -> str:
     secs = [[w, *(fmt(ov.seconds.get((w, c)), ".3f") for c in cols)] for w in ov.workloads]
     ratios = [[w, *(fmt(ov.ratio(w, c), ".2f", "x") for c in cols)] for w in ov.workloads]
     ratios.append(["geomean", *(fmt(ov.geomean_ratio(c), ".2f", "x") for c in cols)])
+    spread = [[w, *(fmt(ov.spread.get((w, c)), ".2f", "x") for c in cols)] for w in ov.workloads]
     parts = [
         table(["workload", *cols], secs, f"Median seconds of the workload ({rounds} rounds)"),
         table(["workload", *cols], ratios, "Ratio to untraced (median / untraced median)"),
+        table(["workload", *cols], spread, "Noise: slowest / fastest round (1.00x = no spread)"),
         _added_table(ov),
     ]
     if ov.unavailable:
