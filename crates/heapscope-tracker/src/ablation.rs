@@ -11,6 +11,9 @@ static STAGE: OnceLock<u8> = OnceLock::new();
 #[inline]
 pub fn stage() -> u8 {
     *STAGE.get_or_init(|| {
-        std::env::var("HEAPSCOPE_ABLATION").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+        std::env::var("HEAPSCOPE_ABLATION")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3)
     })
 }
