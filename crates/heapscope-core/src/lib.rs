@@ -4,6 +4,7 @@
 //! report says come from the same code.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod delta;
 pub mod error;
 pub mod frame;
