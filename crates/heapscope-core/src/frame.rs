@@ -20,6 +20,10 @@ pub struct Frame {
 impl Frame {
     /// A frame with no function name, as tracemalloc records it.
     pub fn new(filename: impl Into<Arc<str>>, lineno: u32) -> Self {
-        Frame { filename: filename.into(), function: Arc::from(""), lineno }
+        Frame {
+            filename: filename.into(),
+            function: Arc::from(""),
+            lineno,
+        }
     }
 }

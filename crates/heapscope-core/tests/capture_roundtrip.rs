@@ -11,37 +11,76 @@ use proptest::prelude::*;
 const MB: u64 = 1 << 20;
 
 fn frame(name: &str, line: u32) -> Frame {
-    Frame { filename: "prog.py".into(), function: name.into(), lineno: line }
+    Frame {
+        filename: "prog.py".into(),
+        function: name.into(),
+        lineno: line,
+    }
 }
 
 fn counters(stack: u32, live: u64, total: u64) -> StackCounters {
-    StackCounters { stack, live_bytes: live, live_count: 1, total_bytes: total, total_count: 2 }
+    StackCounters {
+        stack,
+        live_bytes: live,
+        live_count: 1,
+        total_bytes: total,
+        total_count: 2,
+    }
 }
 
 /// A run: `peak()` allocates 50 MB then frees it, `keep()` holds 10 MB until the end.
 fn capture(finish: bool) -> Vec<u8> {
-    let header = Header { command: vec!["prog.py".into()], pid: 7, ..Header::default() };
+    let header = Header {
+        command: vec!["prog.py".into()],
+        pid: 7,
+        ..Header::default()
+    };
     let mut rec = Recorder::new(Vec::new(), &header).expect("header");
     let first = ProfileDelta {
-        new_frames: vec![(0, frame("peak", 3)), (1, frame("keep", 8)), (2, frame("<module>", 12))],
+        new_frames: vec![
+            (0, frame("peak", 3)),
+            (1, frame("keep", 8)),
+            (2, frame("<module>", 12)),
+        ],
         new_stacks: vec![
-            NewStack { id: 0, frames: vec![0, 2], thread_native_id: 11 },
-            NewStack { id: 1, frames: vec![1, 2], thread_native_id: 11 },
+            NewStack {
+                id: 0,
+                frames: vec![0, 2],
+                thread_native_id: 11,
+            },
+            NewStack {
+                id: 1,
+                frames: vec![1, 2],
+                thread_native_id: 11,
+            },
         ],
         changed: vec![counters(0, 50 * MB, 50 * MB), counters(1, 10 * MB, 10 * MB)],
         peak_changed: vec![
-            StackStat { stack: 0, bytes: 50 * MB, count: 1 },
-            StackStat { stack: 1, bytes: 10 * MB, count: 1 },
+            StackStat {
+                stack: 0,
+                bytes: 50 * MB,
+                count: 1,
+            },
+            StackStat {
+                stack: 1,
+                bytes: 10 * MB,
+                count: 1,
+            },
         ],
         current_bytes: 60 * MB,
         peak_bytes: 60 * MB,
         total_allocated_bytes: 60 * MB,
         total_allocations: 2,
     };
-    rec.record_samples(&[Sample { t_ms: 50, traced_bytes: 60 * MB, rss_bytes: 70 * MB }])
-        .expect("samples");
+    rec.record_samples(&[Sample {
+        t_ms: 50,
+        traced_bytes: 60 * MB,
+        rss_bytes: 70 * MB,
+    }])
+    .expect("samples");
     rec.record_delta(1000, &first).expect("delta");
-    rec.record_thread_names(&[(11, "MainThread".into())]).expect("names");
+    rec.record_thread_names(&[(11, "MainThread".into())])
+        .expect("names");
     rec.flush().expect("flush");
     let second = ProfileDelta {
         changed: vec![counters(0, 0, 50 * MB)],
@@ -52,8 +91,12 @@ fn capture(finish: bool) -> Vec<u8> {
         ..ProfileDelta::default()
     };
     rec.record_delta(2000, &second).expect("delta");
-    rec.record_samples(&[Sample { t_ms: 1500, traced_bytes: 10 * MB, rss_bytes: 30 * MB }])
-        .expect("samples");
+    rec.record_samples(&[Sample {
+        t_ms: 1500,
+        traced_bytes: 10 * MB,
+        rss_bytes: 30 * MB,
+    }])
+    .expect("samples");
     if finish {
         rec.finish(2100).expect("finish")
     } else {
@@ -65,7 +108,10 @@ fn capture(finish: bool) -> Vec<u8> {
 }
 
 fn bytes_of(stats: &[StackStat], stack: u32) -> u64 {
-    stats.iter().find(|s| s.stack == stack).map_or(0, |s| s.bytes)
+    stats
+        .iter()
+        .find(|s| s.stack == stack)
+        .map_or(0, |s| s.bytes)
 }
 
 #[test]
@@ -99,12 +145,19 @@ fn a_killed_run_replays_up_to_its_last_flush() {
 fn dangling_references_are_corrupt() {
     let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
     let bad = ProfileDelta {
-        new_stacks: vec![NewStack { id: 0, frames: vec![9], thread_native_id: 1 }],
+        new_stacks: vec![NewStack {
+            id: 0,
+            frames: vec![9],
+            thread_native_id: 1,
+        }],
         ..ProfileDelta::default()
     };
     rec.record_delta(0, &bad).expect("delta");
     let bytes = rec.finish(1).expect("finish");
-    assert!(matches!(replay(&bytes[..], &mut |_| {}), Err(FormatError::Corrupt { .. })));
+    assert!(matches!(
+        replay(&bytes[..], &mut |_| {}),
+        Err(FormatError::Corrupt { .. })
+    ));
 }
 
 proptest! {

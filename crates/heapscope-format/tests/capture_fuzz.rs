@@ -7,7 +7,9 @@ use proptest::prelude::*;
 
 /// Reads everything; returns the number of records. Bounded: every record consumes bytes.
 fn drain(bytes: &[u8]) -> usize {
-    let Ok(mut reader) = CaptureReader::new(bytes) else { return 0 };
+    let Ok(mut reader) = CaptureReader::new(bytes) else {
+        return 0;
+    };
     let mut n = 0;
     while let Ok(Some(_)) = reader.next_record() {
         n += 1;

@@ -24,7 +24,10 @@ fn writer_output_matches_golden_v1() {
         std::fs::write(GOLDEN_V1, &bytes).expect("bless");
     }
     let golden = std::fs::read(GOLDEN_V1).expect("golden file");
-    assert_eq!(bytes, golden, "the v1 encoding changed: bump the version instead");
+    assert_eq!(
+        bytes, golden,
+        "the v1 encoding changed: bump the version instead"
+    );
 }
 
 #[test]
@@ -50,7 +53,10 @@ fn every_truncation_is_clean() {
     for cut in 0..bytes.len() {
         match read_all(&bytes[..cut]) {
             Ok((records, truncated)) => {
-                assert!(cut >= header_len, "cut {cut} inside the header was accepted");
+                assert!(
+                    cut >= header_len,
+                    "cut {cut} inside the header was accepted"
+                );
                 assert!(truncated, "cut {cut} not reported as truncated");
                 assert!(records.len() <= common::sample_records().len());
             }
@@ -79,8 +85,14 @@ fn every_bit_flip_is_detected() {
 
 #[test]
 fn wrong_magic_and_version_are_named() {
-    assert!(matches!(read_all(b"hello world, not a capture"), Err(FormatError::NotACapture)));
+    assert!(matches!(
+        read_all(b"hello world, not a capture"),
+        Err(FormatError::NotACapture)
+    ));
     let mut bytes = common::sample_bytes();
     bytes[8] = 99;
-    assert!(matches!(read_all(&bytes), Err(FormatError::UnsupportedVersion { found: 99 })));
+    assert!(matches!(
+        read_all(&bytes),
+        Err(FormatError::UnsupportedVersion { found: 99 })
+    ));
 }

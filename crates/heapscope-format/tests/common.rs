@@ -18,13 +18,35 @@ pub fn sample_header() -> Header {
 pub fn sample_records() -> Vec<Record> {
     vec![
         Record::Frames(vec![
-            FrameEntry { id: 0, filename: "app.py".into(), function: "build".into(), lineno: 7 },
-            FrameEntry { id: 1, filename: "app.py".into(), function: "<module>".into(), lineno: 20 },
+            FrameEntry {
+                id: 0,
+                filename: "app.py".into(),
+                function: "build".into(),
+                lineno: 7,
+            },
+            FrameEntry {
+                id: 1,
+                filename: "app.py".into(),
+                function: "<module>".into(),
+                lineno: 20,
+            },
         ]),
-        Record::Stacks(vec![StackEntry { id: 0, thread_native_id: 77, frames: vec![0, 1] }]),
+        Record::Stacks(vec![StackEntry {
+            id: 0,
+            thread_native_id: 77,
+            frames: vec![0, 1],
+        }]),
         Record::Samples(vec![
-            SampleEntry { t_ms: 0, traced_bytes: 0, rss_bytes: 9_000_000 },
-            SampleEntry { t_ms: 50, traced_bytes: 1_000_000, rss_bytes: 10_000_000 },
+            SampleEntry {
+                t_ms: 0,
+                traced_bytes: 0,
+                rss_bytes: 9_000_000,
+            },
+            SampleEntry {
+                t_ms: 50,
+                traced_bytes: 1_000_000,
+                rss_bytes: 10_000_000,
+            },
         ]),
         Record::Counters(Counters {
             t_ms: 100,
@@ -43,9 +65,16 @@ pub fn sample_records() -> Vec<Record> {
         Record::Peak(Peak {
             t_ms: 100,
             peak_bytes: 1_000_000,
-            stacks: vec![PeakEntry { stack: 0, bytes: 1_000_000, count: 10 }],
+            stacks: vec![PeakEntry {
+                stack: 0,
+                bytes: 1_000_000,
+                count: 10,
+            }],
         }),
-        Record::ThreadNames(vec![ThreadName { native_id: 77, name: "MainThread".into() }]),
+        Record::ThreadNames(vec![ThreadName {
+            native_id: 77,
+            name: "MainThread".into(),
+        }]),
     ]
 }
 

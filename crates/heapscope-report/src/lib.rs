@@ -9,3 +9,8 @@ pub enum ReportError {
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
+
+pub mod diff;
+pub mod group;
+pub mod json;
+pub mod text;

@@ -62,7 +62,8 @@ impl<W: Write> Recorder<W> {
         }
         let mut chunks = delta.changed.chunks(CHUNK).peekable();
         if chunks.peek().is_none() {
-            self.writer.write(&Record::Counters(totals(t_ms, delta, Vec::new())))?;
+            self.writer
+                .write(&Record::Counters(totals(t_ms, delta, Vec::new())))?;
         }
         for chunk in chunks {
             let stacks = chunk
@@ -75,19 +76,28 @@ impl<W: Write> Recorder<W> {
                     total_count: c.total_count,
                 })
                 .collect();
-            self.writer.write(&Record::Counters(totals(t_ms, delta, stacks)))?;
+            self.writer
+                .write(&Record::Counters(totals(t_ms, delta, stacks)))?;
         }
         if !delta.peak_changed.is_empty() || delta.peak_bytes != self.peak_bytes {
             self.peak_bytes = delta.peak_bytes;
             let mut chunks = delta.peak_changed.chunks(CHUNK).peekable();
             if chunks.peek().is_none() {
-                let peak = Peak { t_ms, peak_bytes: delta.peak_bytes, stacks: Vec::new() };
+                let peak = Peak {
+                    t_ms,
+                    peak_bytes: delta.peak_bytes,
+                    stacks: Vec::new(),
+                };
                 self.writer.write(&Record::Peak(peak))?;
             }
             for chunk in chunks {
                 let stacks = chunk
                     .iter()
-                    .map(|s| PeakEntry { stack: s.stack, bytes: s.bytes, count: s.count })
+                    .map(|s| PeakEntry {
+                        stack: s.stack,
+                        bytes: s.bytes,
+                        count: s.count,
+                    })
                     .collect();
                 self.writer.write(&Record::Peak(Peak {
                     t_ms,
@@ -120,7 +130,10 @@ impl<W: Write> Recorder<W> {
         let fresh: Vec<ThreadName> = names
             .iter()
             .filter(|(id, name)| self.thread_names.get(id) != Some(name))
-            .map(|(id, name)| ThreadName { native_id: *id, name: name.clone() })
+            .map(|(id, name)| ThreadName {
+                native_id: *id,
+                name: name.clone(),
+            })
             .collect();
         for chunk in fresh.chunks(CHUNK) {
             self.writer.write(&Record::ThreadNames(chunk.to_vec()))?;

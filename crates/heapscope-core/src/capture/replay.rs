@@ -24,7 +24,9 @@ pub fn replay<R: Read>(input: R, progress: &mut dyn FnMut(u64)) -> Result<Profil
     let mut state = State::new(reader.header());
     while let Some(record) = reader.next_record()? {
         let offset = reader.offset();
-        state.apply(record).map_err(|kind| FormatError::Corrupt { offset, kind })?;
+        state
+            .apply(record)
+            .map_err(|kind| FormatError::Corrupt { offset, kind })?;
         progress(offset);
     }
     Ok(state.finish(reader.truncated()))
@@ -37,7 +39,10 @@ pub fn replay_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<Profile
 }
 
 fn with_path(e: &std::io::Error, path: &Path) -> FormatError {
-    FormatError::Io(std::io::Error::new(e.kind(), format!("{e}: {}", path.display())))
+    FormatError::Io(std::io::Error::new(
+        e.kind(),
+        format!("{e}: {}", path.display()),
+    ))
 }
 
 struct State {
@@ -64,7 +69,10 @@ impl State {
             ..Meta::default()
         };
         State {
-            profile: Profile { meta, ..Profile::default() },
+            profile: Profile {
+                meta,
+                ..Profile::default()
+            },
             frame_ids: HashMap::new(),
             stack_ids: HashMap::new(),
             thread_ids: HashMap::new(),
@@ -80,7 +88,10 @@ impl State {
     fn thread(&mut self, native_id: u64) -> u32 {
         let threads = &mut self.profile.threads;
         *self.thread_ids.entry(native_id).or_insert_with(|| {
-            threads.push(ThreadInfo { native_id, name: String::new() });
+            threads.push(ThreadInfo {
+                native_id,
+                name: String::new(),
+            });
             (threads.len() - 1) as u32
         })
     }
@@ -107,8 +118,13 @@ impl State {
                             name
                         }
                     };
-                    let frame = Frame { filename, function: f.function.into(), lineno: f.lineno };
-                    self.frame_ids.insert(f.id, self.profile.frames.len() as FrameId);
+                    let frame = Frame {
+                        filename,
+                        function: f.function.into(),
+                        lineno: f.lineno,
+                    };
+                    self.frame_ids
+                        .insert(f.id, self.profile.frames.len() as FrameId);
                     self.profile.frames.push(frame);
                 }
             }
@@ -124,7 +140,8 @@ impl State {
                         .collect::<Option<Vec<_>>>()
                         .ok_or(CorruptKind::UndefinedReference("frame"))?;
                     let thread = self.thread(s.thread_native_id);
-                    self.stack_ids.insert(s.id, self.profile.stacks.len() as StackId);
+                    self.stack_ids
+                        .insert(s.id, self.profile.stacks.len() as StackId);
                     self.profile.stacks.push(Stack { frames, thread });
                     self.counters.push([0; 4]);
                     self.peak.push((0, 0));
@@ -187,13 +204,25 @@ impl State {
         for (i, (c, &(pb, pc))) in self.counters.iter().zip(&self.peak).enumerate() {
             let stack = i as StackId;
             if c[0] > 0 || c[1] > 0 {
-                p.at_end.push(StackStat { stack, bytes: c[0], count: c[1] });
+                p.at_end.push(StackStat {
+                    stack,
+                    bytes: c[0],
+                    count: c[1],
+                });
             }
             if c[2] > 0 || c[3] > 0 {
-                p.total.push(StackStat { stack, bytes: c[2], count: c[3] });
+                p.total.push(StackStat {
+                    stack,
+                    bytes: c[2],
+                    count: c[3],
+                });
             }
             if pb > 0 || pc > 0 {
-                p.at_peak.push(StackStat { stack, bytes: pb, count: pc });
+                p.at_peak.push(StackStat {
+                    stack,
+                    bytes: pb,
+                    count: pc,
+                });
             }
         }
         self.profile

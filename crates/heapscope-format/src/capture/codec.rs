@@ -108,15 +108,27 @@ mod tests {
     #[test]
     fn overlong_varint_is_rejected() {
         let buf = [0xff; 11];
-        assert!(matches!(Decoder::new(&buf).varint(), Err(CorruptKind::VarintOverflow)));
-        assert!(matches!(Decoder::new(&buf[..3]).varint(), Err(CorruptKind::PayloadTooShort)));
+        assert!(matches!(
+            Decoder::new(&buf).varint(),
+            Err(CorruptKind::VarintOverflow)
+        ));
+        assert!(matches!(
+            Decoder::new(&buf[..3]).varint(),
+            Err(CorruptKind::PayloadTooShort)
+        ));
     }
 
     #[test]
     fn hostile_count_is_rejected() {
         let mut buf = Vec::new();
         put_varint(&mut buf, 1 << 40);
-        assert!(matches!(Decoder::new(&buf).count(1), Err(CorruptKind::CountTooLarge)));
-        assert!(matches!(Decoder::new(&buf).string(), Err(CorruptKind::CountTooLarge)));
+        assert!(matches!(
+            Decoder::new(&buf).count(1),
+            Err(CorruptKind::CountTooLarge)
+        ));
+        assert!(matches!(
+            Decoder::new(&buf).string(),
+            Err(CorruptKind::CountTooLarge)
+        ));
     }
 }

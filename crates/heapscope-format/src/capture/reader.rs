@@ -56,8 +56,7 @@ impl<R: Read> CaptureReader<R> {
             Framed::Record(_) => return Err(reader.corrupt(10, CorruptKind::MisplacedHeader)),
             Framed::Eof => return Err(FormatError::TruncatedHeader),
         }
-        reader.header =
-            Header::decode(&reader.payload).map_err(|kind| reader.corrupt(10, kind))?;
+        reader.header = Header::decode(&reader.payload).map_err(|kind| reader.corrupt(10, kind))?;
         Ok(reader)
     }
 
@@ -142,7 +141,9 @@ impl<R: Read> CaptureReader<R> {
         }
         self.payload.clear();
         // Grows with the bytes actually present, never with the announced length.
-        let got = (&mut self.input).take(u64::from(len)).read_to_end(&mut self.payload)?;
+        let got = (&mut self.input)
+            .take(u64::from(len))
+            .read_to_end(&mut self.payload)?;
         self.offset += got as u64;
         if got < len as usize {
             return Ok(Framed::Eof);

@@ -233,7 +233,12 @@ impl Record {
                 }
             }
             Record::Counters(c) => {
-                for v in [c.t_ms, c.current_bytes, c.peak_bytes, c.total_allocated_bytes] {
+                for v in [
+                    c.t_ms,
+                    c.current_bytes,
+                    c.peak_bytes,
+                    c.total_allocated_bytes,
+                ] {
                     put_varint(buf, v);
                 }
                 put_varint(buf, c.total_allocations);
@@ -306,7 +311,11 @@ impl Record {
                     for _ in 0..nf {
                         frames.push(d.varint_u32()?);
                     }
-                    stacks.push(StackEntry { id, thread_native_id, frames });
+                    stacks.push(StackEntry {
+                        id,
+                        thread_native_id,
+                        frames,
+                    });
                 }
                 Record::Stacks(stacks)
             }
@@ -323,7 +332,11 @@ impl Record {
                         count: d.varint()?,
                     });
                 }
-                Record::Peak(Peak { t_ms, peak_bytes, stacks })
+                Record::Peak(Peak {
+                    t_ms,
+                    peak_bytes,
+                    stacks,
+                })
             }
             kind::SAMPLES => {
                 let n = d.count(3)?;
@@ -344,7 +357,10 @@ impl Record {
                 let n = d.count(2)?;
                 let mut names = Vec::with_capacity(n);
                 for _ in 0..n {
-                    names.push(ThreadName { native_id: d.varint()?, name: d.string()? });
+                    names.push(ThreadName {
+                        native_id: d.varint()?,
+                        name: d.string()?,
+                    });
                 }
                 Record::ThreadNames(names)
             }

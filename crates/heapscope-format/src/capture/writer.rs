@@ -17,7 +17,11 @@ pub struct CaptureWriter<W: Write> {
 impl<W: Write> CaptureWriter<W> {
     /// Writes the magic, the format version and the header record.
     pub fn new(out: W, header: &Header) -> Result<Self, FormatError> {
-        let mut writer = CaptureWriter { out, buf: Vec::new(), bytes_written: 0 };
+        let mut writer = CaptureWriter {
+            out,
+            buf: Vec::new(),
+            bytes_written: 0,
+        };
         writer.out.write_all(&MAGIC)?;
         writer.out.write_all(&CURRENT_VERSION.to_le_bytes())?;
         writer.bytes_written = 10;
