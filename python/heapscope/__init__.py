@@ -5,5 +5,6 @@ library's ``tracemalloc``.
 """
 
 from heapscope._native import __version__
+from heapscope._tracker import Tracker
 
-__all__ = ["__version__"]
+__all__ = ["Tracker", "__version__"]

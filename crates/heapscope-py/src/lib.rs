@@ -7,6 +7,7 @@ mod errors;
 mod profile;
 mod report;
 mod snapshot;
+mod text_report;
 mod tracer;
 
 #[pymodule]
@@ -18,5 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     snapshot::register(m)?;
     capture::register(m)?;
     report::register(m)?;
+    text_report::register(m)?;
     Ok(())
 }

@@ -13,3 +13,4 @@ pub enum TrackerError {
         supported: String,
     },
 }
+pub mod recorder;

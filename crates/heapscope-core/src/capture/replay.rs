@@ -41,7 +41,7 @@ pub fn replay_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<Profile
 fn with_path(e: &std::io::Error, path: &Path) -> FormatError {
     FormatError::Io(std::io::Error::new(
         e.kind(),
-        format!("{e}: {}", path.display()),
+        format!("cannot read {}: {e}", path.display()),
     ))
 }
 
