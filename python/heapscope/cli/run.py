@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import builtins
+import importlib.machinery
+import io
 import os
 import runpy
 import sys
 import traceback
+import types
+import zipfile
 from pathlib import Path
 from types import TracebackType
 
@@ -83,7 +88,7 @@ def _run_program(module: str | None, argv: list[str]) -> int:
         if module is None:
             sys.argv = argv
             sys.path[0] = str(Path(argv[0]).resolve().parent)
-            runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")
+            _run_script(argv[0])
         else:
             sys.argv = [module, *argv]
             sys.path[0] = os.getcwd()
@@ -95,9 +100,32 @@ def _run_program(module: str | None, argv: list[str]) -> int:
         return 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
         sys.argv = saved_argv
-        if saved_path0 is not None:
+        if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
     return 0
+
+
+def _run_script(script: str) -> None:
+    """Run a script as ``python script.py`` does: ``__file__`` absolute, ``sys.argv[0]`` kept."""
+    path = os.path.abspath(script)
+    if os.path.isdir(path) or zipfile.is_zipfile(path):
+        runpy.run_path(path, run_name="__main__")
+        return
+    with io.open_code(path) as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=path,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        __cached__=None,
+        __package__=None,
+        __spec__=None,
+    )
+    # Like the interpreter, leave the program's module as __main__ (atexit handlers, pickle).
+    sys.modules["__main__"] = main
+    exec(code, main.__dict__)
 
 
 def _exit_status(code: object) -> int:
