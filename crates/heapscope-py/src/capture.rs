@@ -11,6 +11,8 @@ use heapscope_tracker::recorder::{self, CaptureError, CaptureOptions};
 use pyo3::prelude::*;
 
 use crate::errors::NativeError;
+
+// PyO3 extracts arguments as owned values, hence `needless_pass_by_value` allowances below.
 use crate::profile::PyProfile;
 
 /// Captures smaller than this load without a progress bar.
@@ -40,6 +42,7 @@ fn start_capture(
 
 /// Drains the tracer (with the GIL) and writes it to the capture (without the GIL).
 #[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
 fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(), NativeError> {
     let drained = recorder::drain()?;
     Ok(py.allow_threads(|| recorder::write(drained, &thread_names))?)
@@ -47,6 +50,7 @@ fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(),
 
 /// Final drain, stops the tracer, writes the closing record; returns (path, size in bytes).
 #[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
 fn stop_capture(
     py: Python<'_>,
     thread_names: Vec<(u64, String)>,
@@ -70,6 +74,7 @@ fn ignore_current_thread() {
 
 /// Reads a capture file into a profile (a progress bar on a terminal for big files).
 #[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
 fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError> {
     let profile = py.allow_threads(|| {
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());

@@ -124,10 +124,9 @@ pub fn group(profile: &Profile, view: View, by: GroupBy) -> Vec<Row> {
             .and_then(|&f| profile.frames.get(f as usize));
         let leaf = leaf.unwrap_or(&unknown);
         let (file, function, line) = match by {
-            GroupBy::Line => (&*leaf.filename, &*leaf.function, leaf.lineno),
+            GroupBy::Line | GroupBy::Stack => (&*leaf.filename, &*leaf.function, leaf.lineno),
             GroupBy::File => (&*leaf.filename, "", 0),
             GroupBy::Function => (&*leaf.filename, &*leaf.function, 0),
-            GroupBy::Stack => (&*leaf.filename, &*leaf.function, leaf.lineno),
         };
         let key = match by {
             GroupBy::Stack => Key::Stack(stat.stack),

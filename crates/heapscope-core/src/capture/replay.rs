@@ -110,13 +110,12 @@ impl State {
                     if self.frame_ids.contains_key(&f.id) {
                         continue;
                     }
-                    let filename = match self.filenames.get(&f.filename) {
-                        Some(name) => Arc::clone(name),
-                        None => {
-                            let name: Arc<str> = Arc::from(f.filename.as_str());
-                            self.filenames.insert(f.filename, Arc::clone(&name));
-                            name
-                        }
+                    let filename = if let Some(name) = self.filenames.get(&f.filename) {
+                        Arc::clone(name)
+                    } else {
+                        let name: Arc<str> = Arc::from(f.filename.as_str());
+                        self.filenames.insert(f.filename, Arc::clone(&name));
+                        name
                     };
                     let frame = Frame {
                         filename,

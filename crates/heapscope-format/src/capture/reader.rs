@@ -53,10 +53,10 @@ impl<R: Read> CaptureReader<R> {
         // in `next_record`.
         match reader.read_framed()? {
             Framed::Record(kind::HEADER) => {}
-            Framed::Record(_) => return Err(reader.corrupt(10, CorruptKind::MisplacedHeader)),
+            Framed::Record(_) => return Err(corrupt(10, CorruptKind::MisplacedHeader)),
             Framed::Eof => return Err(FormatError::TruncatedHeader),
         }
-        reader.header = Header::decode(&reader.payload).map_err(|kind| reader.corrupt(10, kind))?;
+        reader.header = Header::decode(&reader.payload).map_err(|kind| corrupt(10, kind))?;
         Ok(reader)
     }
 
@@ -98,7 +98,7 @@ impl<R: Read> CaptureReader<R> {
             };
             if kind == kind::HEADER {
                 self.done = true;
-                return Err(self.corrupt(start, CorruptKind::MisplacedHeader));
+                return Err(corrupt(start, CorruptKind::MisplacedHeader));
             }
             match Record::decode(kind, &self.payload) {
                 Ok(Some(record)) => {
@@ -110,15 +110,11 @@ impl<R: Read> CaptureReader<R> {
                 Ok(None) => {} // A kind from a newer writer: skip it.
                 Err(why) => {
                     self.done = true;
-                    return Err(self.corrupt(start, why));
+                    return Err(corrupt(start, why));
                 }
             }
         }
         Ok(None)
-    }
-
-    fn corrupt(&self, offset: u64, kind: CorruptKind) -> FormatError {
-        FormatError::Corrupt { offset, kind }
     }
 
     /// Reads one frame into `self.payload`; `Eof` if the input ends anywhere inside it.
@@ -134,10 +130,10 @@ impl<R: Read> CaptureReader<R> {
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]);
         let hcrc = u16::from_le_bytes([head[5], head[6]]);
         if crc32fast::hash(&head[..5]) as u16 != hcrc {
-            return Err(self.corrupt(start, CorruptKind::HeaderChecksum));
+            return Err(corrupt(start, CorruptKind::HeaderChecksum));
         }
         if len > MAX_RECORD_LEN {
-            return Err(self.corrupt(start, CorruptKind::RecordTooLong));
+            return Err(corrupt(start, CorruptKind::RecordTooLong));
         }
         self.payload.clear();
         // Grows with the bytes actually present, never with the announced length.
@@ -158,7 +154,7 @@ impl<R: Read> CaptureReader<R> {
         hasher.update(&head[..5]);
         hasher.update(&self.payload);
         if hasher.finalize() != u32::from_le_bytes(crc) {
-            return Err(self.corrupt(start, CorruptKind::Checksum));
+            return Err(corrupt(start, CorruptKind::Checksum));
         }
         Ok(Framed::Record(kind))
     }
@@ -176,4 +172,8 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+fn corrupt(offset: u64, kind: CorruptKind) -> FormatError {
+    FormatError::Corrupt { offset, kind }
 }

@@ -5,6 +5,7 @@ use heapscope_core::delta::ProfileDelta;
 
 use crate::TrackerError;
 
+#[allow(clippy::unnecessary_wraps)]
 pub(super) fn start(_limit: u16) -> Result<(), TrackerError> {
     Ok(())
 }

@@ -151,29 +151,30 @@ pub fn drain() -> Result<Drained, CaptureError> {
 /// Writes a drain, the pending samples and the thread names, and flushes them to the OS.
 /// Call without the GIL.
 pub fn write(drained: Drained, thread_names: &[(u64, String)]) -> Result<(), CaptureError> {
+    let Drained { seq, delta } = drained;
     let guard = session();
     let (mut guard, _) = TURN
         .wait_timeout_while(guard, TURN_TIMEOUT, |s| {
-            s.as_ref().is_some_and(|s| s.written + 1 < drained.seq)
+            s.as_ref().is_some_and(|s| s.written + 1 < seq)
         })
         .unwrap_or_else(PoisonError::into_inner);
     let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
-    let result = write_to(s, &drained, thread_names);
-    s.written = s.written.max(drained.seq);
+    let result = write_to(s, &delta, thread_names);
+    s.written = s.written.max(seq);
     TURN.notify_all();
     result
 }
 
 fn write_to(
     s: &mut Session,
-    drained: &Drained,
+    delta: &ProfileDelta,
     thread_names: &[(u64, String)],
 ) -> Result<(), CaptureError> {
     let t_ms = s.start.elapsed().as_millis() as u64;
     let samples = s.sampler.take();
     let r = &mut s.recorder;
     r.record_samples(&samples)
-        .and_then(|()| r.record_delta(t_ms, &drained.delta))
+        .and_then(|()| r.record_delta(t_ms, delta))
         .and_then(|()| r.record_thread_names(thread_names))
         .and_then(|()| r.flush())
         .map_err(|source| CaptureError::Write {
