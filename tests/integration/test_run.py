@@ -34,7 +34,9 @@ def test_argv_main_and_output_match_plain_python(
     plain = subprocess.run(
         [sys.executable, "echo.py", "a", "--b"], cwd=tmp_path, capture_output=True, text=True
     )
-    proc = heapscope("run", "-o", "out.hsc", "echo.py", "a", "--b", cwd=tmp_path, env=subprocess_env)
+    proc = heapscope(
+        "run", "-o", "out.hsc", "echo.py", "a", "--b", cwd=tmp_path, env=subprocess_env
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == plain.stdout
     assert proc.stderr.startswith("err\n")
@@ -59,7 +61,9 @@ def test_uncaught_exception_prints_the_users_traceback(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     write(tmp_path / "boom.py", 'def f():\n    raise KeyError("boom")\n\nf()\n')
-    plain = subprocess.run([sys.executable, "boom.py"], cwd=tmp_path, capture_output=True, text=True)
+    plain = subprocess.run(
+        [sys.executable, "boom.py"], cwd=tmp_path, capture_output=True, text=True
+    )
     proc = heapscope("run", "-o", "out.hsc", "boom.py", cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == 1
     expected = plain.stderr
