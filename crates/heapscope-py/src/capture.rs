@@ -8,12 +8,18 @@ use std::sync::Arc;
 use heapscope_core::capture::replay_file;
 use heapscope_format::FormatError;
 use heapscope_tracker::recorder::{self, CaptureError, CaptureOptions};
+use heapscope_tracker::Gil;
 use pyo3::prelude::*;
 
 use crate::errors::NativeError;
 
 // PyO3 extracts arguments as owned values, hence `needless_pass_by_value` allowances below.
 use crate::profile::PyProfile;
+
+fn gil(_py: Python<'_>) -> Gil {
+    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
+    unsafe { Gil::assume() }
+}
 
 /// Captures smaller than this load without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 4 << 20;
@@ -37,14 +43,14 @@ fn start_capture(
         python_version,
         trace_limit,
     };
-    Ok(recorder::start(&opts)?)
+    Ok(recorder::start(gil(py), &opts)?)
 }
 
 /// Drains the tracer (with the GIL) and writes it to the capture (without the GIL).
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)]
 fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(), NativeError> {
-    let drained = recorder::drain()?;
+    let drained = recorder::drain(gil(py))?;
     Ok(py.allow_threads(|| recorder::write(drained, &thread_names))?)
 }
 
@@ -55,8 +61,8 @@ fn stop_capture(
     py: Python<'_>,
     thread_names: Vec<(u64, String)>,
 ) -> Result<(PathBuf, u64), NativeError> {
-    let drained = recorder::drain()?;
-    recorder::stop_tracer();
+    let drained = recorder::drain(gil(py))?;
+    recorder::stop_tracer(gil(py));
     Ok(py.allow_threads(|| recorder::finish(drained, &thread_names))?)
 }
 
@@ -68,8 +74,8 @@ fn capture_active() -> bool {
 
 /// Stops tracing the calling thread's allocations (for heapscope's own threads).
 #[pyfunction]
-fn ignore_current_thread() {
-    recorder::ignore_current_thread();
+fn ignore_current_thread(py: Python<'_>) {
+    recorder::ignore_current_thread(gil(py));
 }
 
 /// Reads a capture file into a profile (a progress bar on a terminal for big files).

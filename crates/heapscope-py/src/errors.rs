@@ -86,9 +86,17 @@ impl From<TrackerError> for NativeError {
     fn from(e: TrackerError) -> Self {
         let message = e.to_string();
         NativeError(match e {
-            TrackerError::UnsupportedPython { .. } => HeapscopeError::new_err(message),
+            TrackerError::InvalidLimit => PyValueError::new_err(message),
+            TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
+                HeapscopeError::new_err(message)
+            }
         })
     }
+}
+
+/// A tracer error as the exception the stdlib would raise.
+pub fn tracker_error(e: TrackerError) -> PyErr {
+    NativeError::from(e).0
 }
 
 impl From<ReportError> for NativeError {

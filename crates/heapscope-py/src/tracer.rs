@@ -1,5 +1,180 @@
-use pyo3::prelude::*;
+//! Bindings of the tracer: the functions of the stdlib's `_tracemalloc` module, plus
+//! heapscope's extras (figures at the peak, ignored threads).
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use heapscope_core::snapshot::Snapshot;
+use heapscope_tracker as tracker;
+use heapscope_tracker::Gil;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::errors::tracker_error;
+
+fn gil(_py: Python<'_>) -> Gil {
+    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
+    unsafe { Gil::assume() }
+}
+
+/// Start tracing Python memory allocations, storing at most `nframe` frames per traceback.
+#[pyfunction]
+#[pyo3(signature = (nframe = 1))]
+fn start(py: Python<'_>, nframe: i64) -> PyResult<()> {
+    let limit = u32::try_from(nframe).unwrap_or(0);
+    tracker::start(gil(py), limit, false).map_err(tracker_error)
+}
+
+/// Start tracing for the profiler: tracebacks are also keyed by thread.
+#[pyfunction]
+fn _start_profiling(py: Python<'_>, nframe: i64) -> PyResult<()> {
+    let limit = u32::try_from(nframe).unwrap_or(0);
+    tracker::reset_drain(gil(py));
+    tracker::start(gil(py), limit, true).map_err(tracker_error)
+}
+
+/// Stop tracing and forget every trace.
+#[pyfunction]
+fn stop(py: Python<'_>) {
+    tracker::stop(gil(py));
+}
+
+/// True while tracing.
+#[pyfunction]
+fn is_tracing() -> bool {
+    tracker::is_tracing()
+}
+
+/// Forget every trace, keep tracing.
+#[pyfunction]
+fn clear_traces(py: Python<'_>) {
+    tracker::clear_traces(gil(py));
+}
+
+/// (current, peak) traced bytes.
+#[pyfunction]
+fn get_traced_memory(py: Python<'_>) -> (u64, u64) {
+    tracker::traced_memory_exact(gil(py))
+}
+
+/// Set the peak to the current traced memory.
+#[pyfunction]
+fn reset_peak(py: Python<'_>) {
+    tracker::reset_peak(gil(py));
+}
+
+/// The traceback limit.
+#[pyfunction]
+fn get_traceback_limit() -> u32 {
+    tracker::traceback_limit()
+}
+
+/// Bytes used by the tracer itself.
+#[pyfunction]
+fn get_tracemalloc_memory(py: Python<'_>) -> usize {
+    tracker::tracer_memory(gil(py))
+}
+
+/// Number of live traced blocks.
+#[pyfunction]
+fn _trace_count(py: Python<'_>) -> usize {
+    tracker::trace_count(gil(py))
+}
+
+/// Stop (or resume) tracing allocations made by the calling thread.
+#[pyfunction]
+fn _set_thread_ignored(py: Python<'_>, ignored: bool) {
+    tracker::set_thread_ignored(gil(py), ignored);
+}
+
+/// The snapshot as the stdlib's raw traces: `[(domain, size, frames, total_nframe)]`, frames
+/// most recent first; equal tracebacks are one tuple object.
+pub fn raw_traces<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyList>> {
+    let frames = snap
+        .frames
+        .iter()
+        .map(|f| {
+            PyTuple::new(
+                py,
+                [
+                    f.filename.as_ref().into_pyobject(py)?.into_any(),
+                    f.lineno.into_pyobject(py)?.into_any(),
+                ],
+            )
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let tracebacks = snap
+        .tracebacks
+        .iter()
+        .map(|tb| PyTuple::new(py, tb.frames.iter().map(|&i| frames[i as usize].clone())))
+        .collect::<PyResult<Vec<_>>>()?;
+    let list = PyList::empty(py);
+    for t in &snap.traces {
+        let tb = &snap.tracebacks[t.traceback as usize];
+        list.append((
+            t.domain,
+            t.size,
+            tracebacks[t.traceback as usize].clone(),
+            tb.total_nframe,
+        ))?;
+    }
+    Ok(list)
+}
+
+/// Every live trace as raw tuples (`_tracemalloc._get_traces`).
+#[pyfunction]
+fn _get_traces(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let snap = tracker::snapshot(gil(py));
+    raw_traces(py, &snap)
+}
+
+/// The raw frames (most recent first) of the block holding `obj`, or None
+/// (`_tracemalloc._get_object_traceback`).
+#[pyfunction]
+fn _get_object_traceback<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    // SAFETY: `obj` is a live object borrowed for this call.
+    let found = unsafe { tracker::object_traceback(gil(py), obj.as_ptr().cast()) };
+    let Some((frames, _total)) = found else {
+        return Ok(None);
+    };
+    Ok(Some(PyTuple::new(
+        py,
+        frames.iter().map(|f| (f.filename.as_ref(), f.lineno)),
+    )?))
+}
+
+/// What each traceback held at the peak: `[(size, count, frames, total_nframe)]`, frames
+/// `(filename, lineno, function)` most recent first, largest first.
+#[pyfunction]
+fn _peak_traces(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let list = PyList::empty(py);
+    for t in tracker::peak_traces(gil(py)) {
+        let frames = PyTuple::new(
+            py,
+            t.frames
+                .iter()
+                .map(|f| (f.filename.as_ref(), f.lineno, f.function.as_ref())),
+        )?;
+        list.append((t.bytes, t.count, frames, t.total_nframe))?;
+    }
+    Ok(list)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(start, m)?)?;
+    m.add_function(wrap_pyfunction!(_start_profiling, m)?)?;
+    m.add_function(wrap_pyfunction!(stop, m)?)?;
+    m.add_function(wrap_pyfunction!(is_tracing, m)?)?;
+    m.add_function(wrap_pyfunction!(clear_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(get_traced_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_peak, m)?)?;
+    m.add_function(wrap_pyfunction!(get_traceback_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
+    m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(_get_object_traceback, m)?)?;
+    m.add_function(wrap_pyfunction!(_peak_traces, m)?)?;
+    m.add("SUPPORTED_PYTHON", tracker::SUPPORTED)?;
     Ok(())
 }

@@ -1,5 +1,28 @@
 //! The in-process recorder: PyMem allocator hooks, Python stack capture, the live table of
 //! traced blocks and interned tracebacks. The only crate with real `unsafe`.
+//!
+//! Every public function needs the GIL and takes a [`Gil`] token to say so, except
+//! [`traced_memory`], which any thread may call.
+
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+
+mod drain;
+mod fork;
+mod hooks;
+mod intern;
+mod readout;
+mod resolve;
+mod spin;
+mod stack;
+mod state;
+mod stats;
+mod table;
+
+pub use drain::{drain_profile, reset_drain};
+pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
+pub use stack::SUPPORTED;
+
+use state::{init_state, release_codes, state, RawShared, CURRENT, PEAK, RAW};
 
 /// Errors raised by the tracer.
 #[derive(Debug, thiserror::Error)]
@@ -12,5 +35,208 @@ pub enum TrackerError {
         /// The versions heapscope implements.
         supported: String,
     },
+    /// The running interpreter's frames do not look like the layout heapscope expects.
+    #[error("heapscope cannot read this Python's frames (layout check failed for {0}): tracing disabled")]
+    LayoutMismatch(&'static str),
+    /// A traceback limit outside [1; 65535].
+    #[error("the number of frames must be in range [1; 65535]")]
+    InvalidLimit,
+}
+
+/// Proof that the caller holds the GIL.
+#[derive(Clone, Copy)]
+pub struct Gil(());
+
+impl Gil {
+    /// # Safety
+    /// The calling thread holds the GIL for as long as the token is used.
+    pub unsafe fn assume() -> Gil {
+        Gil(())
+    }
+}
+
+static LIMIT: AtomicU16 = AtomicU16::new(1);
+static TRACING: AtomicBool = AtomicBool::new(false);
+
+fn python_version_hex() -> u64 {
+    // SAFETY: Py_GetVersion returns a static NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(pyo3_ffi::Py_GetVersion()) };
+    let v = v.to_string_lossy();
+    let mut parts = v
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u64>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major << 24) | (minor << 16)
+}
+
+/// Start tracing with `limit` frames per traceback (`tracemalloc.start`). If already tracing,
+/// only the limit changes. `by_thread` keys tracebacks by thread too (for the profiler).
+pub fn start(_gil: Gil, limit: u32, by_thread: bool) -> Result<(), TrackerError> {
+    let limit = u16::try_from(limit)
+        .ok()
+        .filter(|&l| l >= 1)
+        .ok_or(TrackerError::InvalidLimit)?;
+    let layout = stack::layout_for(python_version_hex())?;
+    // SAFETY: the GIL is held (token); no state reference is alive.
+    let st = unsafe { init_state(layout) };
+    st.scratch.resize(
+        usize::from(limit),
+        stack::RawFrame {
+            code: std::ptr::null_mut(),
+            offset: 0,
+        },
+    );
+    LIMIT.store(limit, Ordering::Relaxed);
+    if st.active {
+        return Ok(());
+    }
+    check_layout(layout)?;
+    *RAW.lock() = Some(RawShared::default());
+    st.by_thread = by_thread;
+    st.active = true;
+    fork::register();
+    // SAFETY: GIL held, hooks not installed (active was false).
+    unsafe { hooks::install() };
+    TRACING.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Compare what the stack walk sees with what the interpreter reports for the caller's frame.
+fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError> {
+    let mut out = [stack::RawFrame {
+        code: std::ptr::null_mut(),
+        offset: 0,
+    }; 1];
+    // SAFETY: GIL held: the current thread state is ours.
+    let captured = unsafe { (layout.capture)(state::current_tstate(), &mut out) };
+    // SAFETY: GIL held; PyEval_GetFrame returns a borrowed frame or NULL.
+    let frame = unsafe { pyo3_ffi::PyEval_GetFrame() };
+    if frame.is_null() {
+        return if captured.nframe == 0 {
+            Ok(())
+        } else {
+            Err(TrackerError::LayoutMismatch(layout.name))
+        };
+    }
+    // SAFETY: live frame; PyFrame_GetCode returns a new reference we release.
+    let code = unsafe { pyo3_ffi::PyFrame_GetCode(frame) };
+    let ok = captured.nframe == 1 && out[0].code == code.cast();
+    // SAFETY: releasing the reference taken above.
+    unsafe { pyo3_ffi::Py_DECREF(code.cast()) };
+    if ok {
+        Ok(())
+    } else {
+        Err(TrackerError::LayoutMismatch(layout.name))
+    }
+}
+
+/// Stop tracing and forget every trace (`tracemalloc.stop`).
+pub fn stop(_gil: Gil) {
+    // SAFETY: GIL held; the reference is dropped before Python code can run.
+    let codes = match unsafe { state() } {
+        Some(st) if st.active => {
+            // SAFETY: GIL held, hooks installed.
+            unsafe { hooks::uninstall() };
+            st.active = false;
+            TRACING.store(false, Ordering::Release);
+            st.clear()
+        }
+        _ => return,
+    };
+    *RAW.lock() = None;
+    forget_codes(codes);
+}
+
+fn forget_codes(codes: Vec<usize>) {
+    // SAFETY: GIL held by the callers; no state reference alive.
+    unsafe {
+        resolve::resolver().clear();
+        release_codes(codes);
+    }
+}
+
+/// True while tracing.
+pub fn is_tracing() -> bool {
+    TRACING.load(Ordering::Acquire)
+}
+
+/// The traceback limit (the last one `start` was given; 1 before any).
+pub fn traceback_limit() -> u32 {
+    u32::from(LIMIT.load(Ordering::Relaxed))
+}
+
+/// Forget every trace but keep tracing (`tracemalloc.clear_traces`).
+pub fn clear_traces(_gil: Gil) {
+    // SAFETY: GIL held; the reference is dropped before the codes are released.
+    let codes = match unsafe { state() } {
+        Some(st) if st.active => st.clear(),
+        _ => return,
+    };
+    forget_codes(codes);
+}
+
+/// (current, peak) traced bytes, from any thread; RAW frees made without the GIL since the
+/// last GIL-holding event are not counted yet.
+pub fn traced_memory() -> (u64, u64) {
+    if !is_tracing() {
+        return (0, 0);
+    }
+    (
+        CURRENT.load(Ordering::Relaxed),
+        PEAK.load(Ordering::Relaxed),
+    )
+}
+
+/// (current, peak) traced bytes, exact (`tracemalloc.get_traced_memory`).
+pub fn traced_memory_exact(_gil: Gil) -> (u64, u64) {
+    // SAFETY: GIL held.
+    match unsafe { state() } {
+        Some(st) if st.active => {
+            st.apply_pending();
+            (st.stats.current, st.stats.peak)
+        }
+        _ => (0, 0),
+    }
+}
+
+/// Set the peak to the current traced memory (`tracemalloc.reset_peak`).
+pub fn reset_peak(_gil: Gil) {
+    // SAFETY: GIL held.
+    if let Some(st) = unsafe { state() } {
+        if st.active {
+            st.apply_pending();
+            st.stats.reset_peak();
+            st.publish();
+        }
+    }
+}
+
+/// Bytes of memory the tracer uses (`tracemalloc.get_tracemalloc_memory`).
+pub fn tracer_memory(_gil: Gil) -> usize {
+    // SAFETY: GIL held.
+    unsafe { state() }.map_or(0, |st| st.memory())
+}
+
+/// Number of live traced blocks.
+pub fn trace_count(_gil: Gil) -> usize {
+    let raw = RAW.lock().as_ref().map_or(0, |r| r.table.len());
+    // SAFETY: GIL held.
+    unsafe { state() }.map_or(0, |st| st.table.len()) + raw
+}
+
+/// Stop or resume tracing the calling thread's allocations (its frees are always traced).
+pub fn set_thread_ignored(_gil: Gil, ignored: bool) {
+    // SAFETY: GIL held.
+    let (Some(st), tstate) = (unsafe { state() }, state::current_tstate() as usize) else {
+        return;
+    };
+    if ignored {
+        if let Some(slot) = st.ignored.iter_mut().find(|s| **s == 0 || **s == tstate) {
+            *slot = tstate;
+        }
+    } else if let Some(slot) = st.ignored.iter_mut().find(|s| **s == tstate) {
+        *slot = 0;
+    }
+    st.ignored.sort_unstable_by(|a, b| b.cmp(a));
 }
 pub mod recorder;

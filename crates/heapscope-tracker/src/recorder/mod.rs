@@ -22,6 +22,8 @@ use heapscope_format::capture::Header;
 
 pub use error::CaptureError;
 use sampler::Sampler;
+
+use crate::Gil;
 pub use sampler::SAMPLE_INTERVAL;
 
 /// How a capture is started.
@@ -65,7 +67,7 @@ fn session() -> MutexGuard<'static, Option<Session>> {
 }
 
 /// Creates the file, writes the header, starts the tracer and the sampler.
-pub fn start(opts: &CaptureOptions) -> Result<(), CaptureError> {
+pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
     let mut guard = session();
     if guard.is_some() {
         return Err(CaptureError::AlreadyCapturing);
@@ -87,12 +89,13 @@ pub fn start(opts: &CaptureOptions) -> Result<(), CaptureError> {
     let mut recorder =
         Recorder::new(BufWriter::with_capacity(1 << 16, file), &header).map_err(write_err)?;
     recorder.flush().map_err(write_err)?;
-    backend::start(opts.trace_limit)?;
+    backend::reset_drain(gil);
+    backend::start(gil, u32::from(opts.trace_limit), true)?;
     let start = Instant::now();
     let sampler = match Sampler::spawn(start) {
         Ok(sampler) => sampler,
         Err(source) => {
-            backend::stop();
+            backend::stop(gil);
             return Err(CaptureError::Create {
                 path: opts.path.clone(),
                 source,
@@ -138,13 +141,13 @@ pub fn is_capturing() -> bool {
 }
 
 /// Drains the tracer. Call with the GIL held; then release it and call [`write`].
-pub fn drain() -> Result<Drained, CaptureError> {
+pub fn drain(gil: Gil) -> Result<Drained, CaptureError> {
     let mut guard = session();
     let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
     s.drained += 1;
     Ok(Drained {
         seq: s.drained,
-        delta: backend::drain_profile(),
+        delta: backend::drain_profile(gil),
     })
 }
 
@@ -184,8 +187,8 @@ fn write_to(
 }
 
 /// Stops the tracer (call with the GIL held, after a final [`drain`]).
-pub fn stop_tracer() {
-    backend::stop();
+pub fn stop_tracer(gil: Gil) {
+    backend::stop(gil);
 }
 
 /// Writes the final drain and the closing record, stops the sampler and closes the file.
@@ -214,6 +217,6 @@ pub fn finish(
 }
 
 /// Stops tracing allocations made by the calling thread (the recorder's own threads).
-pub fn ignore_current_thread() {
-    backend::set_thread_ignored(true);
+pub fn ignore_current_thread(gil: Gil) {
+    backend::set_thread_ignored(gil, true);
 }

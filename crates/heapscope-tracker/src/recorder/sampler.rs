@@ -29,7 +29,8 @@ impl Sampler {
         let handle = std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
-                backend::set_thread_ignored(true);
+                // A Rust thread with no Python thread state: its allocations never reach the
+                // PyMem hooks, so there is nothing to ignore.
                 let page = page_size();
                 loop {
                     let sample = take_sample(start, page);

@@ -1,0 +1,178 @@
+//! The profiler's view of the tracer: what changed since the last drain, as plain data for the
+//! capture recorder (`heapscope_core::delta::ProfileDelta`).
+//!
+//! Stacks are the tracer's tracebacks resolved with function names and keyed by thread;
+//! tracebacks that resolve to the same frames share a stack. Counters are summed per stack at
+//! each drain (a pass over the tracebacks, once per flush, never on the allocation path).
+
+use std::cell::UnsafeCell;
+
+use hashbrown::HashMap;
+use heapscope_core::delta::{NewStack, ProfileDelta, StackCounters};
+use heapscope_core::profile::{StackId, StackStat};
+use heapscope_core::{Frame, FrameId};
+
+use crate::intern::TbId;
+use crate::resolve::resolver;
+use crate::stack::RawFrame;
+use crate::state::state;
+use crate::Gil;
+
+#[derive(Default)]
+struct DrainState {
+    tb_to_stack: Vec<StackId>,
+    frame_ids: HashMap<Frame, FrameId>,
+    stack_ids: HashMap<(Vec<FrameId>, u64), StackId>,
+    last: Vec<StackCounters>,
+    last_peak: Vec<(u64, u64)>,
+}
+
+struct DrainCell(UnsafeCell<Option<DrainState>>);
+// SAFETY: only accessed by the GIL holder, in `drain_profile`.
+unsafe impl Sync for DrainCell {}
+static DRAIN: DrainCell = DrainCell(UnsafeCell::new(None));
+
+/// Forget the profiler's bookkeeping (a new capture starts).
+pub fn reset_drain(_gil: Gil) {
+    // SAFETY: GIL held; no other reference alive.
+    unsafe { *DRAIN.0.get() = None };
+}
+
+struct Copied {
+    layout: &'static crate::stack::FrameLayout,
+    new_tbs: Vec<(Vec<RawFrame>, u64)>,
+    figures: Vec<[u64; 6]>,
+    totals: [u64; 4],
+}
+
+/// What changed since the last drain. Empty when not tracing.
+pub fn drain_profile(gil: Gil) -> ProfileDelta {
+    // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
+    let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
+    let Some(c) = copy_state(ds) else {
+        return ProfileDelta::default();
+    };
+    let mut delta = ProfileDelta {
+        current_bytes: c.totals[0],
+        peak_bytes: c.totals[1],
+        total_allocated_bytes: c.totals[2],
+        total_allocations: c.totals[3],
+        ..ProfileDelta::default()
+    };
+    resolve_new(gil, ds, &c, &mut delta);
+    let n = ds.last.len();
+    let mut sums = vec![StackCounters::default(); n];
+    let mut peaks = vec![(0u64, 0u64); n];
+    for (tb, f) in c.figures.iter().enumerate() {
+        let s = ds.tb_to_stack[tb] as usize;
+        let sum = &mut sums[s];
+        sum.live_bytes += f[0];
+        sum.live_count += f[1];
+        sum.total_bytes += f[2];
+        sum.total_count += f[3];
+        peaks[s].0 += f[4];
+        peaks[s].1 += f[5];
+    }
+    for (s, mut sum) in sums.into_iter().enumerate() {
+        sum.stack = s as StackId;
+        if sum != ds.last[s] {
+            ds.last[s] = sum;
+            delta.changed.push(sum);
+        }
+        if peaks[s] != ds.last_peak[s] {
+            ds.last_peak[s] = peaks[s];
+            delta.peak_changed.push(StackStat {
+                stack: s as StackId,
+                bytes: peaks[s].0,
+                count: peaks[s].1,
+            });
+        }
+    }
+    delta
+}
+
+fn copy_state(ds: &mut DrainState) -> Option<Copied> {
+    // SAFETY: GIL held by the caller; the reference ends with this function.
+    let st = unsafe { state() }?;
+    if !st.active {
+        return None;
+    }
+    st.apply_pending();
+    st.stats.capture_peak();
+    if st.interner.len() < ds.tb_to_stack.len() {
+        // clear_traces() ran: tracebacks are numbered afresh, stacks stay.
+        ds.tb_to_stack.clear();
+    }
+    let new_tbs = (ds.tb_to_stack.len()..st.interner.len())
+        .map(|tb| {
+            let tb = tb as TbId;
+            (
+                st.interner.frames(tb).to_vec(),
+                st.interner.record(tb).thread,
+            )
+        })
+        .collect();
+    let figures = st
+        .stats
+        .per_tb
+        .iter()
+        .map(|s| {
+            [
+                s.live_bytes,
+                s.live_count,
+                s.total_bytes,
+                s.total_count,
+                s.peak_bytes,
+                s.peak_count,
+            ]
+        })
+        .collect();
+    let s = &st.stats;
+    Some(Copied {
+        layout: st.layout,
+        new_tbs,
+        figures,
+        totals: [s.current, s.peak, s.total_bytes, s.total_count],
+    })
+}
+
+fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDelta) {
+    // SAFETY: GIL held; no state reference alive; code objects kept alive by the interner.
+    let r = unsafe { resolver() };
+    for (raw, thread) in &c.new_tbs {
+        let frames: Vec<FrameId> = raw
+            .iter()
+            .map(|&f| {
+                // SAFETY: as above.
+                let i = unsafe { r.resolve(c.layout, f) };
+                let frame = r.frame(i);
+                if let Some(&id) = ds.frame_ids.get(frame) {
+                    return id;
+                }
+                let id = ds.frame_ids.len() as FrameId;
+                ds.frame_ids.insert(frame.clone(), id);
+                delta.new_frames.push((id, frame.clone()));
+                id
+            })
+            .collect();
+        let next = ds.last.len() as StackId;
+        let key = (frames, *thread);
+        let id = if let Some(&id) = ds.stack_ids.get(&key) {
+            id
+        } else {
+            delta.new_stacks.push(NewStack {
+                id: next,
+                frames: key.0.clone(),
+                thread_native_id: *thread,
+            });
+            ds.stack_ids.insert(key, next);
+            ds.last.push(StackCounters {
+                stack: next,
+                ..StackCounters::default()
+            });
+            ds.last_peak.push((0, 0));
+            next
+        };
+        ds.tb_to_stack.push(id);
+    }
+}

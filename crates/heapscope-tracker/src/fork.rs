@@ -1,0 +1,31 @@
+//! Fork safety: the RAW table's lock is held across `fork()` by the forking thread, so the
+//! child gets a consistent table and a lock it can use. Tracing goes on in the child, as with
+//! the stdlib (the GIL-owned state is consistent: the forking thread holds the GIL).
+
+use std::sync::Once;
+
+use crate::state::RAW;
+
+static REGISTER: Once = Once::new();
+
+extern "C" fn prepare() {
+    std::mem::forget(RAW.lock());
+}
+
+extern "C" fn parent() {
+    // SAFETY: `prepare` took the lock in this thread and forgot its guard.
+    unsafe { RAW.force_unlock() };
+}
+
+extern "C" fn child() {
+    // SAFETY: the child's only thread is the one that took the lock in `prepare`.
+    unsafe { RAW.force_unlock() };
+}
+
+/// Register the fork handlers once per process.
+pub fn register() {
+    REGISTER.call_once(|| {
+        // SAFETY: the handlers are async-signal-safe (atomic stores and a spin on an atomic).
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    });
+}

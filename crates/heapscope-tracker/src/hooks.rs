@@ -1,0 +1,248 @@
+//! The PyMem allocator hooks on the RAW, MEM and OBJ domains. Each wraps the allocator that
+//! was installed before it (kept in `ORIGINAL`), so heapscope composes with other hooks.
+//!
+//! A block's trace is removed before the block is freed, so another thread cannot be handed the
+//! same address and have its new trace removed by mistake.
+
+use std::cell::{Cell, UnsafeCell};
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use pyo3_ffi::{PyMemAllocatorDomain, PyMemAllocatorEx};
+
+use crate::state::{state, PENDING, RAW};
+
+struct Originals(UnsafeCell<[PyMemAllocatorEx; 3]>);
+// SAFETY: written only by `install`, under the GIL, before any hook can read it.
+unsafe impl Sync for Originals {}
+
+const EMPTY: PyMemAllocatorEx = PyMemAllocatorEx {
+    ctx: ptr::null_mut(),
+    malloc: None,
+    calloc: None,
+    realloc: None,
+    free: None,
+};
+static ORIGINAL: Originals = Originals(UnsafeCell::new([EMPTY; 3]));
+
+const DOMAINS: [PyMemAllocatorDomain; 3] = [
+    PyMemAllocatorDomain::PYMEM_DOMAIN_RAW,
+    PyMemAllocatorDomain::PYMEM_DOMAIN_MEM,
+    PyMemAllocatorDomain::PYMEM_DOMAIN_OBJ,
+];
+
+/// Set by the GIL holder while it runs the allocator underneath a MEM/OBJ hook: pymalloc
+/// serves large blocks from the RAW allocator, and that nested call must not be traced twice.
+/// Only the GIL holder writes it, so a RAW hook that holds the GIL and sees it set is nested.
+static IN_GIL_HOOK: AtomicBool = AtomicBool::new(false);
+
+/// Run the wrapped allocator of a GIL domain, marking the nesting.
+#[inline(always)]
+fn nested<T>(f: impl FnOnce() -> T) -> T {
+    IN_GIL_HOOK.store(true, Ordering::Relaxed);
+    let r = f();
+    IN_GIL_HOOK.store(false, Ordering::Relaxed);
+    r
+}
+
+/// True if this RAW call comes from inside one of our MEM/OBJ hooks.
+#[inline(always)]
+fn nested_in_gil_hook() -> bool {
+    // SAFETY: PyGILState_Check is a plain query, valid from any thread.
+    IN_GIL_HOOK.load(Ordering::Relaxed) && unsafe { pyo3_ffi::PyGILState_Check() } != 0
+}
+
+thread_local! {
+    /// Set while a RAW hook of this thread is running: what it calls (taking the GIL may
+    /// allocate) is passed straight through.
+    static IN_RAW_HOOK: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Install the hooks on the three domains.
+///
+/// # Safety
+/// The GIL is held and the hooks are not installed.
+pub unsafe fn install() {
+    // SAFETY: per the contract, no hook runs yet, so nothing reads ORIGINAL concurrently.
+    let originals = unsafe { &mut *ORIGINAL.0.get() };
+    for (i, domain) in DOMAINS.into_iter().enumerate() {
+        // SAFETY: `originals[i]` is a valid out-parameter.
+        unsafe { pyo3_ffi::PyMem_GetAllocator(domain, &raw mut originals[i]) };
+        let ctx = (&raw mut originals[i]).cast::<c_void>();
+        let mut hook = if i == 0 {
+            PyMemAllocatorEx {
+                ctx,
+                malloc: Some(raw_malloc),
+                calloc: Some(raw_calloc),
+                realloc: Some(raw_realloc),
+                free: Some(raw_free),
+            }
+        } else {
+            PyMemAllocatorEx {
+                ctx,
+                malloc: Some(gil_malloc),
+                calloc: Some(gil_calloc),
+                realloc: Some(gil_realloc),
+                free: Some(gil_free),
+            }
+        };
+        // SAFETY: `hook` is a valid allocator whose ctx outlives it (a static).
+        unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut hook) };
+    }
+}
+
+/// Put back the allocators that were installed before ours.
+///
+/// # Safety
+/// The GIL is held and the hooks are installed.
+pub unsafe fn uninstall() {
+    // SAFETY: ORIGINAL was filled by `install`; the interpreter copies the struct.
+    let originals = unsafe { &mut *ORIGINAL.0.get() };
+    for (i, domain) in DOMAINS.into_iter().enumerate() {
+        // SAFETY: as above.
+        unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut originals[i]) };
+    }
+}
+
+#[inline(always)]
+fn original(ctx: *mut c_void) -> &'static PyMemAllocatorEx {
+    // SAFETY: every hook's ctx points into ORIGINAL, which lives forever.
+    unsafe { &*ctx.cast::<PyMemAllocatorEx>() }
+}
+
+fn call_malloc(a: &PyMemAllocatorEx, size: usize) -> *mut c_void {
+    a.malloc.map_or(ptr::null_mut(), |f| f(a.ctx, size))
+}
+fn call_calloc(a: &PyMemAllocatorEx, nelem: usize, elsize: usize) -> *mut c_void {
+    a.calloc
+        .map_or(ptr::null_mut(), |f| f(a.ctx, nelem, elsize))
+}
+fn call_realloc(a: &PyMemAllocatorEx, p: *mut c_void, size: usize) -> *mut c_void {
+    a.realloc.map_or(ptr::null_mut(), |f| f(a.ctx, p, size))
+}
+fn call_free(a: &PyMemAllocatorEx, p: *mut c_void) {
+    if let Some(f) = a.free {
+        f(a.ctx, p);
+    }
+}
+
+// ---- MEM and OBJ: always called with the GIL held ----
+
+extern "C" fn gil_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    let p = nested(|| call_malloc(original(ctx), size));
+    if !p.is_null() {
+        // SAFETY: MEM/OBJ allocators are called with the GIL held; no state reference is live.
+        if let Some(st) = unsafe { state() } {
+            // SAFETY: as above.
+            unsafe { st.on_alloc(p, size, false) };
+        }
+    }
+    p
+}
+
+extern "C" fn gil_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+    let p = nested(|| call_calloc(original(ctx), nelem, elsize));
+    if !p.is_null() {
+        // SAFETY: as in gil_malloc.
+        if let Some(st) = unsafe { state() } {
+            // SAFETY: as above; calloc succeeded, so the product did not overflow.
+            unsafe { st.on_alloc(p, nelem.wrapping_mul(elsize), false) };
+        }
+    }
+    p
+}
+
+extern "C" fn gil_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *mut c_void {
+    let p = nested(|| call_realloc(original(ctx), old, size));
+    if !p.is_null() {
+        // SAFETY: as in gil_malloc.
+        if let Some(st) = unsafe { state() } {
+            if !old.is_null() {
+                st.on_free(old);
+            }
+            // SAFETY: as above.
+            unsafe { st.on_alloc(p, size, false) };
+        }
+    }
+    p
+}
+
+extern "C" fn gil_free(ctx: *mut c_void, p: *mut c_void) {
+    if !p.is_null() {
+        // SAFETY: as in gil_malloc.
+        if let Some(st) = unsafe { state() } {
+            st.on_free(p);
+        }
+    }
+    nested(|| call_free(original(ctx), p));
+}
+
+// ---- RAW: may be called from any thread, with or without the GIL ----
+
+/// Run `alloc` and trace its result, taking the GIL if this thread lacks it (as the stdlib
+/// does: the stack of a thread is only read under the GIL).
+fn raw_traced(size: usize, alloc: impl FnOnce() -> *mut c_void) -> *mut c_void {
+    if IN_RAW_HOOK.get() || nested_in_gil_hook() {
+        return alloc();
+    }
+    IN_RAW_HOOK.set(true);
+    // SAFETY: plain C-API queries, valid from any thread.
+    let has_gil = unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    let gil = if has_gil {
+        None
+    } else {
+        // SAFETY: taking the GIL from a thread that does not hold it; re-entrant allocations
+        // it makes are passed through by IN_RAW_HOOK.
+        Some(unsafe { pyo3_ffi::PyGILState_Ensure() })
+    };
+    let p = alloc();
+    if !p.is_null() {
+        // SAFETY: this thread now holds the GIL; no state reference is live.
+        if let Some(st) = unsafe { state() } {
+            // SAFETY: as above.
+            unsafe { st.on_alloc(p, size, true) };
+        }
+    }
+    if let Some(g) = gil {
+        // SAFETY: releasing what we took above.
+        unsafe { pyo3_ffi::PyGILState_Release(g) };
+    }
+    IN_RAW_HOOK.set(false);
+    p
+}
+
+/// Untrace a RAW block; the counters are updated by the next GIL holder.
+fn raw_untrace(p: *mut c_void) {
+    let mut raw = RAW.lock();
+    if let Some(r) = raw.as_mut() {
+        if let Some(entry) = r.table.remove(p as usize) {
+            r.pending.push(entry);
+            PENDING.store(true, Ordering::Release);
+        }
+    }
+}
+
+extern "C" fn raw_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    raw_traced(size, || call_malloc(original(ctx), size))
+}
+
+extern "C" fn raw_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+    raw_traced(nelem.wrapping_mul(elsize), || {
+        call_calloc(original(ctx), nelem, elsize)
+    })
+}
+
+extern "C" fn raw_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *mut c_void {
+    if !old.is_null() && !IN_RAW_HOOK.get() && !nested_in_gil_hook() {
+        raw_untrace(old);
+    }
+    raw_traced(size, || call_realloc(original(ctx), old, size))
+}
+
+extern "C" fn raw_free(ctx: *mut c_void, p: *mut c_void) {
+    if !p.is_null() && !nested_in_gil_hook() {
+        raw_untrace(p);
+    }
+    call_free(original(ctx), p);
+}

@@ -1,0 +1,100 @@
+//! Interned tracebacks: identical stacks are stored once and named by a dense `u32` id.
+//!
+//! Frames live in one arena; the index is a `hashbrown::HashTable` of ids keyed by the hash the
+//! stack walk already computed, so interning a known stack costs one probe and one slice compare.
+
+use hashbrown::HashTable;
+
+use crate::stack::RawFrame;
+
+/// Id of an interned traceback.
+pub type TbId = u32;
+
+/// One interned traceback: where its frames are in the arena.
+#[derive(Debug, Clone, Copy)]
+pub struct TbRecord {
+    start: u32,
+    len: u16,
+    /// Frames the stack had, including those the limit cut off.
+    pub total_nframe: u16,
+    /// OS thread id in profile mode, 0 otherwise (so threads share tracebacks).
+    pub thread: u64,
+    hash: u64,
+}
+
+/// The traceback interner.
+#[derive(Default)]
+pub struct Interner {
+    arena: Vec<RawFrame>,
+    records: Vec<TbRecord>,
+    index: HashTable<TbId>,
+}
+
+impl Interner {
+    /// The id of this traceback, interning it if new; `true` if it was new.
+    #[inline]
+    pub fn intern(
+        &mut self,
+        frames: &[RawFrame],
+        total_nframe: u16,
+        thread: u64,
+        hash: u64,
+    ) -> (TbId, bool) {
+        let hash = hash ^ thread;
+        let (arena, records) = (&self.arena, &self.records);
+        let found = self.index.find(hash, |&id| {
+            let r = &records[id as usize];
+            r.hash == hash
+                && r.total_nframe == total_nframe
+                && r.thread == thread
+                && usize::from(r.len) == frames.len()
+                && arena[r.start as usize..r.start as usize + frames.len()] == *frames
+        });
+        if let Some(&id) = found {
+            return (id, false);
+        }
+        let id = self.records.len() as TbId;
+        self.records.push(TbRecord {
+            start: self.arena.len() as u32,
+            len: frames.len() as u16,
+            total_nframe,
+            thread,
+            hash,
+        });
+        self.arena.extend_from_slice(frames);
+        let records = &self.records;
+        self.index
+            .insert_unique(hash, id, |&i| records[i as usize].hash);
+        (id, true)
+    }
+
+    /// Number of interned tracebacks.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The record of an interned traceback.
+    pub fn record(&self, id: TbId) -> &TbRecord {
+        &self.records[id as usize]
+    }
+
+    /// The frames of an interned traceback, most recent first.
+    pub fn frames(&self, id: TbId) -> &[RawFrame] {
+        let r = &self.records[id as usize];
+        &self.arena[r.start as usize..r.start as usize + usize::from(r.len)]
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.arena.clear();
+        self.records.clear();
+        self.index.clear();
+    }
+
+    /// Bytes of memory held.
+    pub fn memory(&self) -> usize {
+        self.arena.capacity() * size_of::<RawFrame>()
+            + self.records.capacity() * size_of::<TbRecord>()
+            + self.index.capacity() * (size_of::<TbId>() + 1)
+    }
+}

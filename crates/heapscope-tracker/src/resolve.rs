@@ -1,0 +1,94 @@
+//! Turning captured frames (code object, instruction offset) into file names, function names
+//! and line numbers: done when a traceback is read, never on the allocation path, and cached.
+
+use std::cell::UnsafeCell;
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use heapscope_core::Frame;
+
+use crate::stack::{FrameLayout, RawFrame};
+
+/// Resolved frames, cached by raw frame. Valid while the code objects it saw are alive: it is
+/// cleared whenever the tracer releases them.
+#[derive(Default)]
+pub struct Resolver {
+    by_raw: HashMap<RawFrame, u32>,
+    frames: Vec<Frame>,
+    names: HashMap<usize, (Arc<str>, Arc<str>)>,
+}
+
+pub struct ResolverCell(UnsafeCell<Option<Resolver>>);
+// SAFETY: only accessed by the GIL holder (see `resolver`).
+unsafe impl Sync for ResolverCell {}
+static RESOLVER: ResolverCell = ResolverCell(UnsafeCell::new(None));
+
+/// The resolver.
+///
+/// # Safety
+/// The GIL is held and no other reference from this function is alive. Allocation hooks never
+/// touch the resolver, so calling into Python while holding it is fine.
+pub unsafe fn resolver() -> &'static mut Resolver {
+    // SAFETY: per the contract.
+    unsafe { (*RESOLVER.0.get()).get_or_insert_with(Resolver::default) }
+}
+
+unsafe fn text(obj: *mut c_void) -> Arc<str> {
+    if obj.is_null() {
+        return Arc::from("<unknown>");
+    }
+    let mut size: pyo3_ffi::Py_ssize_t = 0;
+    // SAFETY: `obj` is a live str kept alive by its code object; the GIL is held.
+    let data = unsafe { pyo3_ffi::PyUnicode_AsUTF8AndSize(obj.cast(), &raw mut size) };
+    if data.is_null() {
+        // SAFETY: clearing the error AsUTF8AndSize set (e.g. lone surrogates).
+        unsafe { pyo3_ffi::PyErr_Clear() };
+        return Arc::from("<unknown>");
+    }
+    // SAFETY: `data` points to `size` bytes of UTF-8 owned by the str object.
+    let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
+    Arc::from(String::from_utf8_lossy(bytes).as_ref())
+}
+
+impl Resolver {
+    /// Index of the resolved frame (see [`Resolver::frame`]).
+    ///
+    /// # Safety
+    /// The GIL is held and `raw.code` is a live code object.
+    pub unsafe fn resolve(&mut self, layout: &FrameLayout, raw: RawFrame) -> u32 {
+        if let Some(&i) = self.by_raw.get(&raw) {
+            return i;
+        }
+        let (filename, function) = if let Some(n) = self.names.get(&(raw.code as usize)) {
+            n.clone()
+        } else {
+            // SAFETY: per the contract.
+            let (f, q) = unsafe { (layout.code_names)(raw.code) };
+            // SAFETY: borrowed strs of a live code object.
+            let n = unsafe { (text(f), text(q)) };
+            self.names.insert(raw.code as usize, n.clone());
+            n
+        };
+        // SAFETY: live code object, GIL held; the offset is what the interpreter reports.
+        let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset) };
+        let i = self.frames.len() as u32;
+        self.frames.push(Frame {
+            filename,
+            function,
+            lineno: line.max(0) as u32,
+        });
+        self.by_raw.insert(raw, i);
+        i
+    }
+
+    /// A resolved frame.
+    pub fn frame(&self, i: u32) -> &Frame {
+        &self.frames[i as usize]
+    }
+
+    /// Forget everything (the code objects are about to be released).
+    pub fn clear(&mut self) {
+        *self = Resolver::default();
+    }
+}

@@ -1,0 +1,71 @@
+//! Python stack capture behind one small interface, one module per CPython frame layout.
+//!
+//! The allocation hook records, per frame, the code object and the byte offset of the current
+//! instruction: no line numbers, no Python calls, no allocation. Lines are resolved later, when
+//! a traceback is read (see `resolve.rs`).
+
+use std::ffi::c_void;
+
+use crate::TrackerError;
+
+mod py311;
+
+/// One captured frame: a (borrowed, then kept alive by the interner) code object and the byte
+/// offset of the instruction the frame was executing, as `PyCode_Addr2Line` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RawFrame {
+    /// `PyCodeObject*`.
+    pub code: *mut c_void,
+    /// Byte offset into the code's instructions.
+    pub offset: i32,
+}
+
+/// What a stack walk found.
+#[derive(Debug, Clone, Copy)]
+pub struct Captured {
+    /// Frames written to the buffer (at most the limit).
+    pub nframe: usize,
+    /// Frames on the stack, including those past the limit (saturates at `u16::MAX`).
+    pub total_nframe: u16,
+    /// Hash of the written frames, folded in during the walk.
+    pub hash: u64,
+}
+
+/// The operations that depend on the interpreter's frame layout.
+#[derive(Clone, Copy)]
+pub struct FrameLayout {
+    /// The versions this layout serves, for messages.
+    pub name: &'static str,
+    /// Walk the stack of `tstate` (a `PyThreadState*` of the calling thread, which holds the
+    /// GIL or whose frames are otherwise frozen), writing at most `out.len()` frames.
+    pub capture: unsafe fn(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured,
+    /// The OS thread id stored in a `PyThreadState*`.
+    pub native_thread_id: unsafe fn(tstate: *mut c_void) -> u64,
+    /// Borrowed `co_filename` and `co_qualname` of a live code object.
+    pub code_names: unsafe fn(code: *mut c_void) -> (*mut c_void, *mut c_void),
+    /// Bytes the interpreter puts before a live object of this type (GC header, managed
+    /// dict): the object's memory block starts that far before the object.
+    pub object_presize: unsafe fn(obj: *mut c_void) -> usize,
+}
+
+/// The versions heapscope implements, for error messages.
+pub const SUPPORTED: &str = "3.11";
+
+/// The layout of the running interpreter, or an error naming the supported versions.
+pub fn layout_for(version_hex: u64) -> Result<&'static FrameLayout, TrackerError> {
+    let (major, minor) = ((version_hex >> 24) & 0xff, (version_hex >> 16) & 0xff);
+    match (major, minor) {
+        (3, 11) => Ok(&py311::LAYOUT),
+        _ => Err(TrackerError::UnsupportedPython {
+            found: format!("{major}.{minor}"),
+            supported: SUPPORTED.to_string(),
+        }),
+    }
+}
+
+/// Folds one value into a running hash (the FxHash step: cheap, and good enough as the
+/// interner compares the frames on a hash match).
+#[inline(always)]
+pub fn mix(hash: u64, value: u64) -> u64 {
+    (hash.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}

@@ -1,0 +1,124 @@
+//! CPython 3.11's frame layout (`Include/internal/pycore_frame.h`, `cpython/pystate.h`,
+//! `cpython/code.h`). Offsets were read with `offsetof` against the 3.11 headers; `start()`
+//! checks them against the running interpreter before installing any hook.
+
+use std::ffi::c_void;
+
+use super::{mix, Captured, FrameLayout, RawFrame};
+
+pub static LAYOUT: FrameLayout = FrameLayout {
+    name: "3.11",
+    capture,
+    native_thread_id,
+    code_names,
+    object_presize,
+};
+
+const TSTATE_CFRAME: usize = 56;
+const TSTATE_NATIVE_THREAD_ID: usize = 160;
+const CFRAME_CURRENT_FRAME: usize = 8;
+const FRAME_F_CODE: usize = 32;
+const FRAME_PREVIOUS: usize = 48;
+const FRAME_PREV_INSTR: usize = 56;
+const FRAME_OWNER: usize = 69;
+const FRAME_OWNED_BY_GENERATOR: u8 = 1;
+const CODE_FIRSTTRACEABLE: usize = 168;
+const CODE_CODE_ADAPTIVE: usize = 184;
+const CODE_FILENAME: usize = 112;
+const CODE_QUALNAME: usize = 128;
+/// `sizeof(_Py_CODEUNIT)`.
+const CODE_UNIT: isize = 2;
+
+#[inline(always)]
+unsafe fn read<T: Copy>(base: *const c_void, offset: usize) -> T {
+    // SAFETY: callers pass a live interpreter struct and an offset of a field of type T.
+    unsafe { base.cast::<u8>().add(offset).cast::<T>().read() }
+}
+
+/// Byte offset of the frame's current instruction, and whether the frame is still being set
+/// up (`_PyFrame_IsIncomplete`: it has not reached its first traceable instruction).
+#[inline(always)]
+unsafe fn position(frame: *const c_void, code: *const c_void) -> (i32, bool) {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*` whose `f_code` is `code`.
+    unsafe {
+        let prev_instr: *const u8 = read(frame, FRAME_PREV_INSTR);
+        let first = code.cast::<u8>().add(CODE_CODE_ADAPTIVE);
+        let units = prev_instr.offset_from(first) / CODE_UNIT;
+        let firsttraceable = read::<i32>(code, CODE_FIRSTTRACEABLE) as isize;
+        let owner: u8 = read(frame, FRAME_OWNER);
+        let incomplete = owner != FRAME_OWNED_BY_GENERATOR && units < firsttraceable;
+        ((units * CODE_UNIT) as i32, incomplete)
+    }
+}
+
+unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
+    let mut captured = Captured {
+        nframe: 0,
+        total_nframe: 0,
+        hash: 0,
+    };
+    if tstate.is_null() {
+        return captured;
+    }
+    // SAFETY: `tstate` is the calling thread's live thread state; the interpreter keeps the
+    // cframe and frame chain valid while this thread is inside an allocator call.
+    unsafe {
+        let cframe: *const c_void = read(tstate, TSTATE_CFRAME);
+        if cframe.is_null() {
+            return captured;
+        }
+        let mut frame: *const c_void = read(cframe, CFRAME_CURRENT_FRAME);
+        // Only the innermost frames can be incomplete (a frame is set up before it calls
+        // anything), so the check stops at the first complete frame.
+        while !frame.is_null() {
+            let code: *const c_void = read(frame, FRAME_F_CODE);
+            let (_, incomplete) = position(frame, code);
+            if !incomplete {
+                break;
+            }
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        let mut hash = 0u64;
+        let mut n = 0usize;
+        let mut total = 0u32;
+        while !frame.is_null() {
+            if n < out.len() {
+                let code: *mut c_void = read(frame, FRAME_F_CODE);
+                let (offset, _) = position(frame, code);
+                out[n] = RawFrame { code, offset };
+                hash = mix(mix(hash, code as u64), offset as u64);
+                n += 1;
+            }
+            total += 1;
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        captured.nframe = n;
+        captured.total_nframe = total.min(u32::from(u16::MAX)) as u16;
+        captured.hash = mix(hash, u64::from(captured.total_nframe));
+    }
+    captured
+}
+
+unsafe fn native_thread_id(tstate: *mut c_void) -> u64 {
+    if tstate.is_null() {
+        return 0;
+    }
+    // SAFETY: `tstate` is a live `PyThreadState*`; `native_thread_id` is an `unsigned long`.
+    unsafe { read::<u64>(tstate, TSTATE_NATIVE_THREAD_ID) }
+}
+
+unsafe fn code_names(code: *mut c_void) -> (*mut c_void, *mut c_void) {
+    // SAFETY: `code` is a live `PyCodeObject*`; both fields are `PyObject*` (str).
+    unsafe { (read(code, CODE_FILENAME), read(code, CODE_QUALNAME)) }
+}
+
+unsafe fn object_presize(obj: *mut c_void) -> usize {
+    const HAVE_GC: std::ffi::c_ulong = 1 << 14;
+    const MANAGED_DICT: std::ffi::c_ulong = 1 << 4;
+    // SAFETY: `obj` is a live object; its type is alive while it is.
+    let flags = unsafe { pyo3_ffi::PyType_GetFlags(pyo3_ffi::Py_TYPE(obj.cast())) };
+    // sizeof(PyGC_Head) and two pointers for the managed dict (pycore_object.h).
+    let gc = if flags & HAVE_GC != 0 { 16 } else { 0 };
+    let dict = if flags & MANAGED_DICT != 0 { 16 } else { 0 };
+    gc + dict
+}

@@ -1,0 +1,239 @@
+//! The tracer's state and the two operations of the hot path.
+//!
+//! Everything here but the RAW table is touched only by the thread holding the GIL: the MEM
+//! and OBJ allocators are only called with the GIL held, and RAW allocations take the GIL as
+//! the stdlib does. So the hot path takes no lock. RAW frees can come from any thread without
+//! the GIL: they go through a spinlocked side table and a queue of pending frees that the next
+//! GIL holder applies.
+
+use std::cell::UnsafeCell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use hashbrown::HashSet;
+
+use crate::intern::{Interner, TbId};
+use crate::spin::SpinLock;
+use crate::stack::{FrameLayout, RawFrame};
+use crate::stats::Stats;
+use crate::table::LiveTable;
+
+/// State owned by the GIL holder.
+pub struct State {
+    pub layout: &'static FrameLayout,
+    pub active: bool,
+    /// Key tracebacks by thread too (profile mode).
+    pub by_thread: bool,
+    /// While true, allocations are not traced (our own work); frees still are.
+    pub suspended: bool,
+    pub scratch: Vec<RawFrame>,
+    pub interner: Interner,
+    pub stats: Stats,
+    pub table: LiveTable,
+    /// Code objects we hold a strong reference to, so interned frames stay valid.
+    pub codes: HashSet<usize>,
+    /// Up to four threads whose allocations are not traced (e.g. the recorder's flusher).
+    pub ignored: [usize; 4],
+}
+
+/// Blocks from the RAW domain, whose frees may come without the GIL.
+#[derive(Default)]
+pub struct RawShared {
+    pub table: LiveTable,
+    pub pending: Vec<(u64, TbId)>,
+}
+
+pub struct GilCell(UnsafeCell<Option<State>>);
+// SAFETY: the cell is only accessed by the thread holding the GIL (see `state`).
+unsafe impl Sync for GilCell {}
+
+pub static STATE: GilCell = GilCell(UnsafeCell::new(None));
+pub static RAW: SpinLock<Option<RawShared>> = SpinLock::new(None);
+pub static PENDING: AtomicBool = AtomicBool::new(false);
+/// Mirrors of the GIL-owned totals, readable from any thread (single writer: the GIL holder).
+pub static CURRENT: AtomicU64 = AtomicU64::new(0);
+pub static PEAK: AtomicU64 = AtomicU64::new(0);
+
+/// The state, if the tracer was ever started.
+///
+/// # Safety
+/// The caller holds the GIL and no other reference obtained from this function is alive.
+#[inline(always)]
+pub unsafe fn state() -> Option<&'static mut State> {
+    // SAFETY: per the contract, access is serialised by the GIL and not aliased.
+    unsafe { (*STATE.0.get()).as_mut() }
+}
+
+/// Install the state on first use.
+///
+/// # Safety
+/// The caller holds the GIL and no reference obtained from `state` is alive.
+#[allow(clippy::mut_from_ref)] // the state is a GIL-guarded global, not borrowed from `layout`
+pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
+    // SAFETY: per the contract.
+    let slot = unsafe { &mut *STATE.0.get() };
+    slot.get_or_insert_with(|| State {
+        layout,
+        active: false,
+        by_thread: false,
+        suspended: false,
+        scratch: Vec::new(),
+        interner: Interner::default(),
+        stats: Stats::default(),
+        table: LiveTable::default(),
+        codes: HashSet::new(),
+        ignored: [0; 4],
+    })
+}
+
+extern "C" {
+    fn _PyThreadState_UncheckedGet() -> *mut c_void;
+}
+
+/// The thread state of the thread holding the GIL (the caller, when it holds it).
+pub fn current_tstate() -> *mut c_void {
+    // SAFETY: a plain read of the runtime's current thread state, valid from any thread.
+    unsafe { _PyThreadState_UncheckedGet() }
+}
+
+impl State {
+    /// Publish the totals for readers without the GIL.
+    #[inline(always)]
+    pub fn publish(&self) {
+        CURRENT.store(self.stats.current, Ordering::Relaxed);
+        PEAK.store(self.stats.peak, Ordering::Relaxed);
+    }
+
+    /// Apply RAW frees that arrived without the GIL.
+    #[inline(always)]
+    pub fn apply_pending(&mut self) {
+        if PENDING.load(Ordering::Acquire) {
+            self.apply_pending_slow();
+        }
+    }
+
+    #[cold]
+    fn apply_pending_slow(&mut self) {
+        let pending = {
+            let mut raw = RAW.lock();
+            PENDING.store(false, Ordering::Release);
+            raw.as_mut()
+                .map(|r| std::mem::take(&mut r.pending))
+                .unwrap_or_default()
+        };
+        for (size, tb) in pending {
+            if (tb as usize) < self.stats.per_tb.len() {
+                self.stats.free(tb, size);
+            }
+        }
+        self.publish();
+    }
+
+    /// Trace a new block at `ptr` (the calling thread holds the GIL).
+    ///
+    /// # Safety
+    /// The GIL is held; `self` is the only live reference to the state.
+    #[inline(always)]
+    pub unsafe fn on_alloc(&mut self, ptr: *mut c_void, size: usize, raw: bool) {
+        if !self.active || self.suspended {
+            return;
+        }
+        self.apply_pending();
+        // We hold the GIL, so the current thread state is ours and alive.
+        let tstate = current_tstate();
+        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+            return;
+        }
+        // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
+        let captured = unsafe { (self.layout.capture)(tstate, &mut self.scratch) };
+        let thread = if self.by_thread {
+            // SAFETY: as above.
+            unsafe { (self.layout.native_thread_id)(tstate) }
+        } else {
+            0
+        };
+        let frames = &self.scratch[..captured.nframe];
+        let (tb, new) = self
+            .interner
+            .intern(frames, captured.total_nframe, thread, captured.hash);
+        if new {
+            self.on_new_traceback(tb);
+        }
+        let addr = ptr as usize;
+        let old = if raw {
+            RAW.lock()
+                .as_mut()
+                .and_then(|r| r.table.insert(addr, size as u64, tb))
+        } else {
+            self.table.insert(addr, size as u64, tb)
+        };
+        if let Some((old_size, old_tb)) = old {
+            self.stats.free(old_tb, old_size);
+        }
+        self.stats.alloc(tb, size as u64);
+        self.publish();
+    }
+
+    #[cold]
+    fn on_new_traceback(&mut self, tb: TbId) {
+        self.stats.push_tb();
+        for i in 0..self.interner.frames(tb).len() {
+            let code = self.interner.frames(tb)[i].code;
+            if self.codes.insert(code as usize) {
+                // SAFETY: `code` is the live code object of a frame on the current stack and
+                // we hold the GIL; the reference is released in `release_codes`.
+                unsafe { pyo3_ffi::Py_INCREF(code.cast()) };
+            }
+        }
+    }
+
+    /// Forget the block at `ptr` if it is traced (GIL domains).
+    #[inline(always)]
+    pub fn on_free(&mut self, ptr: *mut c_void) {
+        if !self.active {
+            return;
+        }
+        self.apply_pending();
+        if let Some((size, tb)) = self.table.remove(ptr as usize) {
+            self.stats.free(tb, size);
+            self.publish();
+        }
+    }
+
+    /// Forget every trace and traceback; returns the code objects to release (the caller
+    /// drops its reference to the state before releasing them: that frees memory).
+    pub fn clear(&mut self) -> Vec<usize> {
+        self.interner.clear();
+        self.stats.clear();
+        self.table.clear();
+        if let Some(r) = RAW.lock().as_mut() {
+            r.table.clear();
+            r.pending.clear();
+        }
+        PENDING.store(false, Ordering::Release);
+        self.publish();
+        self.codes.drain().collect()
+    }
+
+    /// Bytes of memory the tracer holds.
+    pub fn memory(&self) -> usize {
+        let raw = RAW.lock().as_ref().map_or(0, |r| r.table.memory());
+        self.interner.memory()
+            + self.stats.memory()
+            + self.table.memory()
+            + raw
+            + self.codes.capacity() * (size_of::<usize>() + 1)
+            + self.scratch.capacity() * size_of::<RawFrame>()
+    }
+}
+
+/// Release references to code objects taken by the interner.
+///
+/// # Safety
+/// The GIL is held and no reference to the state is alive (releasing may free memory).
+pub unsafe fn release_codes(codes: Vec<usize>) {
+    for code in codes {
+        // SAFETY: each address had one strong reference taken in `on_new_traceback`.
+        unsafe { pyo3_ffi::Py_DECREF(code as *mut pyo3_ffi::PyObject) };
+    }
+}
