@@ -178,3 +178,44 @@ proptest! {
         let _ = replay(&bytes[..], &mut |_| {});
     }
 }
+
+#[test]
+fn runner_frames_are_cut_from_the_bottom_of_stacks() {
+    let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
+    let runner = |f: &str, l| Frame {
+        filename: format!("/x/heapscope/cli/{f}").into(),
+        function: "r".into(),
+        lineno: l,
+    };
+    let delta = ProfileDelta {
+        new_frames: vec![
+            (0, frame("f", 1)),
+            (1, runner("run.py", 2)),
+            (
+                2,
+                Frame {
+                    filename: "<frozen runpy>".into(),
+                    function: "_run_code".into(),
+                    lineno: 3,
+                },
+            ),
+        ],
+        new_stacks: vec![
+            NewStack {
+                id: 0,
+                frames: vec![0, 1, 2],
+                thread_native_id: 1,
+            },
+            NewStack {
+                id: 1,
+                frames: vec![1, 2],
+                thread_native_id: 1,
+            },
+        ],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(0, &delta).expect("delta");
+    let p = replay(&rec.finish(1).expect("finish")[..], &mut |_| {}).expect("replay");
+    assert_eq!(p.stacks[0].frames, vec![0]);
+    assert_eq!(p.stacks[1].frames, vec![1, 2]);
+}

@@ -190,6 +190,7 @@ impl State {
     }
 
     fn finish(mut self, truncated: bool) -> Profile {
+        trim_runner_frames(&mut self.profile);
         let p = &mut self.profile;
         p.meta.truncated = truncated || self.end_time.is_none();
         p.meta.duration_ms = self.end_time.unwrap_or(self.last_time);
@@ -225,5 +226,42 @@ impl State {
             }
         }
         self.profile
+    }
+}
+
+/// Files of the code that runs a profiled program (`heapscope run` and `runpy`): not part of
+/// the user's program, so they are cut from the bottom of stacks.
+const RUNNER_FILES: &[&str] = &[
+    "heapscope/cli/run.py",
+    "heapscope/cli/__init__.py",
+    "heapscope/__main__.py",
+    "<frozen runpy>",
+    "/runpy.py",
+    "/bin/heapscope",
+];
+
+fn is_runner_file(filename: &str) -> bool {
+    RUNNER_FILES.iter().any(|suffix| filename.ends_with(suffix))
+}
+
+/// Drops the frames of the runner from the bottom (outermost end) of every stack that has at
+/// least one frame of its own, so stacks start at the program's `<module>`.
+fn trim_runner_frames(profile: &mut Profile) {
+    let runner: Vec<bool> = profile
+        .frames
+        .iter()
+        .map(|f| is_runner_file(&f.filename))
+        .collect();
+    let is_runner = |f: &FrameId| runner.get(*f as usize).copied().unwrap_or(false);
+    for stack in &mut profile.stacks {
+        let keep = stack
+            .frames
+            .iter()
+            .rposition(|f| !is_runner(f))
+            .map_or(0, |i| i + 1);
+        // A stack made only of runner frames is heapscope's own: kept whole.
+        if keep > 0 {
+            stack.frames.truncate(keep);
+        }
     }
 }
