@@ -46,11 +46,13 @@ class CaptureSession:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._pid = os.getpid()
 
     def start(self) -> None:
         """Create the file, start the tracer, the sampler and the flush thread."""
         if not 1 <= self.trace_limit <= 65535:
             raise ValueError(f"the trace limit must be in 1..65535, not {self.trace_limit}")
+        self._pid = os.getpid()
         _native.start_capture(str(self.path), self.command, self.trace_limit, self.force)
         self._thread = threading.Thread(
             target=self._flush_loop, name="heapscope-flush", daemon=True
@@ -67,7 +69,13 @@ class CaptureSession:
                 return
 
     def stop(self) -> Path:
-        """Final flush, closing record; return the path of the capture."""
+        """Final flush, closing record; return the path of the capture.
+
+        In a child process forked while capturing, this does nothing: the capture belongs to
+        the parent.
+        """
+        if os.getpid() != self._pid:
+            return self.path
         self._stop.set()
         if self._thread is not None:
             self._thread.join()

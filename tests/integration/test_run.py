@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import heapscope
+from ._helpers import heapscope, report_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -117,3 +117,35 @@ def test_python_dash_m_heapscope_missing_script(
     assert proc.returncode == 2
     assert proc.stderr.startswith("heapscope: error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_forked_child_leaves_the_capture_to_its_parent(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(
+        tmp_path / "forks.py",
+        """\
+        import os
+        data = bytearray(2 * 1024 * 1024)
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            print("parent")
+        else:
+            print("child")
+        """,
+    )
+    proc = heapscope("run", "-o", "f.hsc", "forks.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == ["child", "parent"]
+    report = report_json(tmp_path / "f.hsc", subprocess_env, "--at", "end")
+    assert report["meta"]["truncated"] is False
+
+
+def test_timeline_has_ten_samples_a_second(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    write(tmp_path / "sleepy.py", "import time\nx = bytearray(1000)\ntime.sleep(1.2)\n")
+    proc = heapscope("run", "-o", "s.hsc", "sleepy.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    meta = report_json(tmp_path / "s.hsc", subprocess_env)["meta"]
+    assert meta["duration_ms"] >= 1200
+    assert meta["samples"] >= 10 * meta["duration_ms"] // 1000

@@ -22,6 +22,7 @@ pub fn meta_json(profile: &Profile) -> Value {
         "total_allocations": m.total_allocations,
         "trace_limit": m.trace_limit,
         "truncated": m.truncated,
+        "samples": profile.timeline.len(),
     })
 }
 

@@ -48,6 +48,8 @@ pub struct Drained {
 }
 
 struct Session {
+    /// The process that started the capture: a forked child must not write to its file.
+    pid: u32,
     path: PathBuf,
     recorder: Recorder<BufWriter<File>>,
     sampler: Sampler,
@@ -62,8 +64,14 @@ static TURN: Condvar = Condvar::new();
 /// How long a write waits for an earlier drain to be written before going ahead anyway.
 const TURN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The session of this process. In a child forked while capturing, the parent's session is
+/// leaked without a byte written (its file offset is shared and its threads do not exist).
 fn session() -> MutexGuard<'static, Option<Session>> {
-    SESSION.lock().unwrap_or_else(PoisonError::into_inner)
+    let mut guard = SESSION.lock().unwrap_or_else(PoisonError::into_inner);
+    if guard.as_ref().is_some_and(|s| s.pid != std::process::id()) {
+        std::mem::forget(guard.take());
+    }
+    guard
 }
 
 /// Creates the file, writes the header, starts the tracer and the sampler.
@@ -103,6 +111,7 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
         }
     };
     *guard = Some(Session {
+        pid: std::process::id(),
         path: opts.path.clone(),
         recorder,
         sampler,
