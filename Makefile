@@ -1,10 +1,11 @@
 # One entry point for every developer task. `make help` lists them.
 PYTHON ?= python3
+PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 NATIVE := python/heapscope/_native$(EXT_SUFFIX)
 CARGO_TARGET_DIR ?= target
 
-.PHONY: help install build test test-rust test-python lint fmt bench clean
+.PHONY: help install install-browser build test test-rust test-python lint fmt bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -12,14 +13,17 @@ help: ## List the targets
 install: ## Install heapscope (editable) with its test dependencies
 	$(PYTHON) -m pip install -q -e '.[test]'
 
+install-browser: ## Headless Chromium + playwright for the HTML report's browser tests (apt, pip)
+	PYTHON=$(PYTHON) scripts/install-browser.sh
+
 build: ## Rebuild the native module in place (fast dev loop after `make install`)
 	cargo build --release -p heapscope-py
 	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
 
 test: install test-rust test-python ## Install, then run the whole test suite (Rust + Python)
 
-test-rust: ## Rust unit tests of the Python-free crates
-	cargo test --workspace --exclude heapscope-py --exclude heapscope-tracker
+test-rust: ## Rust unit tests (the tracer's link libpython, hence the library path)
+	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --workspace --exclude heapscope-py
 
 test-python: ## pytest through the installed package
 	$(PYTHON) -m pytest

@@ -4,12 +4,17 @@
 //! report says come from the same code.
 #![forbid(unsafe_code)]
 
+pub mod builder;
 pub mod capture;
 pub mod delta;
 pub mod error;
+pub mod filter;
+pub mod fnmatch;
 pub mod frame;
 pub mod profile;
 pub mod snapshot;
+pub mod snapshot_io;
+pub mod stats;
 
 pub use error::CoreError;
 pub use frame::{Frame, FrameId};

@@ -156,7 +156,7 @@ fn dangling_references_are_corrupt() {
     let bytes = rec.finish(1).expect("finish");
     assert!(matches!(
         replay(&bytes[..], &mut |_| {}),
-        Err(FormatError::Corrupt { .. })
+        Err(FormatError::CorruptRecord { .. })
     ));
 }
 

@@ -60,7 +60,7 @@ fn every_truncation_is_clean() {
                 assert!(truncated, "cut {cut} not reported as truncated");
                 assert!(records.len() <= common::sample_records().len());
             }
-            Err(FormatError::NotACapture | FormatError::TruncatedHeader) => {
+            Err(FormatError::WrongMagic { .. } | FormatError::TruncatedHeader) => {
                 assert!(cut < header_len, "cut {cut} after the header was rejected");
             }
             Err(e) => panic!("cut {cut}: unexpected error {e}"),
@@ -87,12 +87,12 @@ fn every_bit_flip_is_detected() {
 fn wrong_magic_and_version_are_named() {
     assert!(matches!(
         read_all(b"hello world, not a capture"),
-        Err(FormatError::NotACapture)
+        Err(FormatError::WrongMagic { kind: "capture" })
     ));
     let mut bytes = common::sample_bytes();
     bytes[8] = 99;
     assert!(matches!(
         read_all(&bytes),
-        Err(FormatError::UnsupportedVersion { found: 99 })
+        Err(FormatError::UnsupportedVersion { found: 99, .. })
     ));
 }

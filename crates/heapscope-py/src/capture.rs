@@ -107,7 +107,7 @@ fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError>
     });
     let profile = profile.map_err(|source| match source {
         // Already names the path.
-        FormatError::Io(_) => NativeError::from(source),
+        FormatError::File { .. } => NativeError::from(source),
         source => NativeError::from(CaptureError::Read {
             path: path.clone(),
             source,

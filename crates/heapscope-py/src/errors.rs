@@ -1,12 +1,11 @@
 //! The one mapping of crate errors to Python exceptions.
 //!
-//! Bindings return `Result<T, NativeError>`; `?` converts each crate's error through the
-//! exhaustive `From` impls below (a local type, since `PyErr` and the crate errors are both
-//! foreign here).
+//! Crate errors and `PyErr` are both foreign here, so the mappings are functions rather than
+//! `From` impls; each matches every variant (no catch-all arm). [`NativeError`] wraps them so
+//! bindings can use `?` on crate results.
 
 use heapscope_core::CoreError;
 use heapscope_format::FormatError;
-use heapscope_report::ReportError;
 use heapscope_tracker::recorder::CaptureError;
 use heapscope_tracker::TrackerError;
 use pyo3::create_exception;
@@ -23,12 +22,85 @@ create_exception!(
 );
 create_exception!(
     _native,
-    CaptureFileError,
+    FileFormatError,
     HeapscopeError,
-    "A file is not a readable heapscope capture."
+    "A heapscope file is truncated, corrupted, of another kind or of an unsupported version."
 );
 
-/// A crate error converted to the Python exception it maps to.
+/// An I/O error on `path` as the `OSError` subclass `open()` would raise.
+fn os_error(path: &std::path::Path, source: &std::io::Error) -> PyErr {
+    let filename = path.to_string_lossy().into_owned();
+    if let Some(errno) = source.raw_os_error() {
+        let text = source.to_string();
+        let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
+        // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
+        return PyOSError::new_err((errno, strerror, filename));
+    }
+    let msg = format!("{filename}: {source}");
+    match source.kind() {
+        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(msg),
+        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(msg),
+        _ => PyOSError::new_err(msg),
+    }
+}
+
+/// Map a [`FormatError`] to its Python exception.
+pub fn format_err(err: FormatError) -> PyErr {
+    match err {
+        FormatError::Io(e) => PyErr::from(e),
+        FormatError::File { path, source } => os_error(&path, &source),
+        e @ (FormatError::WrongMagic { .. }
+        | FormatError::PickleRefused
+        | FormatError::UnsupportedVersion { .. }
+        | FormatError::Truncated { .. }
+        | FormatError::ChecksumMismatch { .. }
+        | FormatError::Corrupt { .. }
+        | FormatError::TruncatedHeader
+        | FormatError::CorruptRecord { .. }) => FileFormatError::new_err(e.to_string()),
+        FormatError::Unencodable(msg) => PyValueError::new_err(msg),
+        e @ FormatError::RecordTooLarge { .. } => HeapscopeError::new_err(e.to_string()),
+    }
+}
+
+/// Map a [`CoreError`] to its Python exception.
+pub fn core_err(err: CoreError) -> PyErr {
+    match err {
+        CoreError::InvalidArgument(msg) => PyValueError::new_err(msg),
+        CoreError::Format(e) => format_err(e),
+    }
+}
+
+/// A tracer error as the exception the stdlib would raise.
+// Taken by value so callers can write `map_err(tracker_error)`.
+#[allow(clippy::needless_pass_by_value)]
+pub fn tracker_error(e: TrackerError) -> PyErr {
+    match e {
+        TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
+        TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
+            HeapscopeError::new_err(e.to_string())
+        }
+    }
+}
+
+/// Map a [`CaptureError`] to its Python exception.
+pub fn capture_err(err: CaptureError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        CaptureError::Exists { .. } => PyFileExistsError::new_err(message),
+        CaptureError::Create { path, source } => os_error(&path, &source),
+        CaptureError::Write { source, .. } | CaptureError::Read { source, .. } => {
+            let err = format_err(source);
+            // Same exception class as the bare error, with the path in the message.
+            Python::with_gil(|py| PyErr::from_type(err.get_type(py), message))
+        }
+        CaptureError::AlreadyCapturing | CaptureError::NotCapturing => {
+            HeapscopeError::new_err(message)
+        }
+        CaptureError::Tracker(e) => tracker_error(e),
+    }
+}
+
+/// A crate error converted to its Python exception, so bindings can use `?`.
 pub struct NativeError(PyErr);
 
 impl From<NativeError> for PyErr {
@@ -37,87 +109,37 @@ impl From<NativeError> for PyErr {
     }
 }
 
-fn io_error(e: &std::io::Error, message: String) -> PyErr {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => PyFileNotFoundError::new_err(message),
-        std::io::ErrorKind::PermissionDenied => PyPermissionError::new_err(message),
-        std::io::ErrorKind::AlreadyExists => PyFileExistsError::new_err(message),
-        _ => PyOSError::new_err(message),
-    }
-}
-
 impl From<FormatError> for NativeError {
     fn from(e: FormatError) -> Self {
-        let message = e.to_string();
-        NativeError(match &e {
-            FormatError::Io(io) => io_error(io, message),
-            FormatError::NotACapture
-            | FormatError::UnsupportedVersion { .. }
-            | FormatError::TruncatedHeader
-            | FormatError::Corrupt { .. } => CaptureFileError::new_err(message),
-            FormatError::RecordTooLarge { .. } => HeapscopeError::new_err(message),
-        })
+        NativeError(format_err(e))
     }
 }
 
 impl From<CaptureError> for NativeError {
     fn from(e: CaptureError) -> Self {
-        let message = e.to_string();
-        NativeError(match e {
-            CaptureError::Exists { .. } => PyFileExistsError::new_err(message),
-            CaptureError::Create { source, .. } => io_error(&source, message),
-            CaptureError::Write { source, .. } | CaptureError::Read { source, .. } => {
-                let mut err = NativeError::from(source).0;
-                Python::with_gil(|py| {
-                    // Same exception class as the bare error, with the path in the message.
-                    err = PyErr::from_type(err.get_type(py), message);
-                });
-                err
-            }
-            CaptureError::AlreadyCapturing | CaptureError::NotCapturing => {
-                HeapscopeError::new_err(message)
-            }
-            CaptureError::Tracker(t) => NativeError::from(t).0,
-        })
+        NativeError(capture_err(e))
     }
 }
 
-impl From<TrackerError> for NativeError {
-    fn from(e: TrackerError) -> Self {
-        let message = e.to_string();
-        NativeError(match e {
-            TrackerError::InvalidLimit => PyValueError::new_err(message),
-            TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
-                HeapscopeError::new_err(message)
-            }
-        })
-    }
-}
-
-/// A tracer error as the exception the stdlib would raise.
-pub fn tracker_error(e: TrackerError) -> PyErr {
-    NativeError::from(e).0
-}
-
-impl From<ReportError> for NativeError {
-    fn from(e: ReportError) -> Self {
-        let message = e.to_string();
-        NativeError(match &e {
-            ReportError::Io(io) => io_error(io, message),
-        })
-    }
-}
-
-impl From<CoreError> for NativeError {
-    fn from(e: CoreError) -> Self {
-        NativeError(match e {
-            CoreError::InvalidArgument(message) => PyValueError::new_err(message),
-        })
+impl From<heapscope_report::ReportError> for NativeError {
+    fn from(e: heapscope_report::ReportError) -> Self {
+        NativeError(from_report(e))
     }
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("HeapscopeError", m.py().get_type::<HeapscopeError>())?;
-    m.add("CaptureFileError", m.py().get_type::<CaptureFileError>())?;
+    m.add("FileFormatError", m.py().get_type::<FileFormatError>())?;
     Ok(())
+}
+
+/// Maps a renderer error: bad arguments are `ValueError`, I/O errors their `OSError` subclass.
+pub fn from_report(err: heapscope_report::ReportError) -> PyErr {
+    use heapscope_report::ReportError as E;
+    match err {
+        E::Io(io) => io.into(),
+        E::UnknownView(_) | E::UnknownFormat(_) | E::Json(_) => {
+            pyo3::exceptions::PyValueError::new_err(err.to_string())
+        }
+    }
 }

@@ -1,10 +1,12 @@
-//! `heapscope._native`: the PyO3 binding. No business logic here: conversion, handles, errors.
+//! `heapscope._native`: the `PyO3` binding. No business logic here: conversion, handles, errors.
 
 use pyo3::prelude::*;
 
+mod attrs;
 mod capture;
 mod errors;
 mod profile;
+mod raw;
 mod report;
 mod snapshot;
 mod text_report;

@@ -1,9 +1,9 @@
 //! Bindings of the tracer: the functions of the stdlib's `_tracemalloc` module, plus
 //! heapscope's extras (figures at the peak, ignored threads).
 
-use heapscope_core::snapshot::Snapshot;
 use heapscope_tracker as tracker;
 use heapscope_tracker::Gil;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -14,20 +14,45 @@ fn gil(_py: Python<'_>) -> Gil {
     unsafe { Gil::assume() }
 }
 
+fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Options> {
+    let sample_rate = match sample_rate {
+        None => None,
+        Some(r) if r > 0 => Some(r as u64),
+        Some(_) => {
+            return Err(PyValueError::new_err(
+                "sample_rate must be a positive number of bytes",
+            ))
+        }
+    };
+    Ok(tracker::Options {
+        by_thread,
+        sample_rate,
+    })
+}
+
 /// Start tracing Python memory allocations, storing at most `nframe` frames per traceback.
+/// With `sample_rate`, record one block per `sample_rate` bytes on average (Poisson sampling)
+/// and scale sizes into unbiased estimates.
 #[pyfunction]
-#[pyo3(signature = (nframe = 1))]
-fn start(py: Python<'_>, nframe: i64) -> PyResult<()> {
+#[pyo3(signature = (nframe = 1, *, sample_rate = None))]
+fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
-    tracker::start(gil(py), limit, false).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(false, sample_rate)?).map_err(tracker_error)
 }
 
 /// Start tracing for the profiler: tracebacks are also keyed by thread.
 #[pyfunction]
-fn _start_profiling(py: Python<'_>, nframe: i64) -> PyResult<()> {
+#[pyo3(signature = (nframe, *, sample_rate = None))]
+fn _start_profiling(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
     tracker::reset_drain(gil(py));
-    tracker::start(gil(py), limit, true).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(true, sample_rate)?).map_err(tracker_error)
+}
+
+/// The sampling rate in force (bytes per sample), or None when every block is traced.
+#[pyfunction]
+fn _get_sample_rate(py: Python<'_>) -> Option<u64> {
+    tracker::sample_rate(gil(py))
 }
 
 /// Stop tracing and forget every trace.
@@ -84,45 +109,17 @@ fn _set_thread_ignored(py: Python<'_>, ignored: bool) {
     tracker::set_thread_ignored(gil(py), ignored);
 }
 
-/// The snapshot as the stdlib's raw traces: `[(domain, size, frames, total_nframe)]`, frames
-/// most recent first; equal tracebacks are one tuple object.
-pub fn raw_traces<'py>(py: Python<'py>, snap: &Snapshot) -> PyResult<Bound<'py, PyList>> {
-    let frames = snap
-        .frames
-        .iter()
-        .map(|f| {
-            PyTuple::new(
-                py,
-                [
-                    f.filename.as_ref().into_pyobject(py)?.into_any(),
-                    f.lineno.into_pyobject(py)?.into_any(),
-                ],
-            )
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let tracebacks = snap
-        .tracebacks
-        .iter()
-        .map(|tb| PyTuple::new(py, tb.frames.iter().map(|&i| frames[i as usize].clone())))
-        .collect::<PyResult<Vec<_>>>()?;
-    let list = PyList::empty(py);
-    for t in &snap.traces {
-        let tb = &snap.tracebacks[t.traceback as usize];
-        list.append((
-            t.domain,
-            t.size,
-            tracebacks[t.traceback as usize].clone(),
-            tb.total_nframe,
-        ))?;
-    }
-    Ok(list)
-}
-
 /// Every live trace as raw tuples (`_tracemalloc._get_traces`).
 #[pyfunction]
 fn _get_traces(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     let snap = tracker::snapshot(gil(py));
-    raw_traces(py, &snap)
+    crate::raw::raw_traces(py, &snap)
+}
+
+/// A snapshot of every live trace, kept native (the fast path of `take_snapshot`).
+#[pyfunction]
+fn _take_snapshot(py: Python<'_>) -> crate::snapshot::NativeSnapshot {
+    crate::snapshot::NativeSnapshot::from_core(tracker::snapshot(gil(py)))
 }
 
 /// The raw frames (most recent first) of the block holding `obj`, or None
@@ -173,8 +170,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(_take_snapshot, m)?)?;
     m.add_function(wrap_pyfunction!(_get_object_traceback, m)?)?;
     m.add_function(wrap_pyfunction!(_peak_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(_get_sample_rate, m)?)?;
     m.add("SUPPORTED_PYTHON", tracker::SUPPORTED)?;
     Ok(())
 }

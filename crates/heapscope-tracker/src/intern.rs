@@ -5,7 +5,7 @@
 
 use hashbrown::HashTable;
 
-use crate::stack::RawFrame;
+use crate::stack::{frames_eq, RawFrame};
 
 /// Id of an interned traceback.
 pub type TbId = u32;
@@ -28,6 +28,9 @@ pub struct Interner {
     arena: Vec<RawFrame>,
     records: Vec<TbRecord>,
     index: HashTable<TbId>,
+    /// The last traceback interned: loops allocate from the same place again and again, and
+    /// checking it first saves the probe.
+    last: Option<TbId>,
 }
 
 impl Interner {
@@ -42,15 +45,22 @@ impl Interner {
     ) -> (TbId, bool) {
         let hash = hash ^ thread;
         let (arena, records) = (&self.arena, &self.records);
-        let found = self.index.find(hash, |&id| {
+        let same = |id: TbId| {
             let r = &records[id as usize];
             r.hash == hash
                 && r.total_nframe == total_nframe
                 && r.thread == thread
                 && usize::from(r.len) == frames.len()
-                && arena[r.start as usize..r.start as usize + frames.len()] == *frames
-        });
-        if let Some(&id) = found {
+                && frames_eq(
+                    &arena[r.start as usize..r.start as usize + frames.len()],
+                    frames,
+                )
+        };
+        if let Some(id) = self.last.filter(|&id| same(id)) {
+            return (id, false);
+        }
+        if let Some(&id) = self.index.find(hash, |&id| same(id)) {
+            self.last = Some(id);
             return (id, false);
         }
         let id = self.records.len() as TbId;
@@ -89,6 +99,7 @@ impl Interner {
         self.arena.clear();
         self.records.clear();
         self.index.clear();
+        self.last = None;
     }
 
     /// Bytes of memory held.

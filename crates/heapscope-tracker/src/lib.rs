@@ -12,6 +12,7 @@ mod hooks;
 mod intern;
 mod readout;
 mod resolve;
+mod sampling;
 mod spin;
 mod stack;
 mod state;
@@ -69,9 +70,19 @@ fn python_version_hex() -> u64 {
     (major << 24) | (minor << 16)
 }
 
+/// How to trace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Key tracebacks by thread too (for the profiler).
+    pub by_thread: bool,
+    /// Record one block per this many bytes on average, scaled to unbiased estimates
+    /// (`None`: record every block).
+    pub sample_rate: Option<u64>,
+}
+
 /// Start tracing with `limit` frames per traceback (`tracemalloc.start`). If already tracing,
-/// only the limit changes. `by_thread` keys tracebacks by thread too (for the profiler).
-pub fn start(_gil: Gil, limit: u32, by_thread: bool) -> Result<(), TrackerError> {
+/// only the limit and the sampling rate change.
+pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError> {
     let limit = u16::try_from(limit)
         .ok()
         .filter(|&l| l >= 1)
@@ -87,12 +98,18 @@ pub fn start(_gil: Gil, limit: u32, by_thread: bool) -> Result<(), TrackerError>
         },
     );
     LIMIT.store(limit, Ordering::Relaxed);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0x9E37_79B9, |d| d.as_nanos() as u64);
+    st.sampler = options
+        .sample_rate
+        .map(|rate| sampling::Sampler::new(rate, seed));
     if st.active {
         return Ok(());
     }
     check_layout(layout)?;
     *RAW.lock() = Some(RawShared::default());
-    st.by_thread = by_thread;
+    st.by_thread = options.by_thread;
     st.active = true;
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
@@ -240,3 +257,9 @@ pub fn set_thread_ignored(_gil: Gil, ignored: bool) {
     st.ignored.sort_unstable_by(|a, b| b.cmp(a));
 }
 pub mod recorder;
+
+/// The sampling rate in force, if sampling.
+pub fn sample_rate(_gil: Gil) -> Option<u64> {
+    // SAFETY: GIL held.
+    unsafe { state() }.and_then(|st| st.sampler.as_ref().map(sampling::Sampler::rate))
+}

@@ -71,7 +71,7 @@ impl Resolver {
             n
         };
         // SAFETY: live code object, GIL held; the offset is what the interpreter reports.
-        let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset) };
+        let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset as i32) };
         let i = self.frames.len() as u32;
         self.frames.push(Frame {
             filename,

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use hashbrown::HashSet;
 
 use crate::intern::{Interner, TbId};
+use crate::sampling::Sampler;
 use crate::spin::SpinLock;
 use crate::stack::{FrameLayout, RawFrame};
 use crate::stats::Stats;
@@ -34,6 +35,8 @@ pub struct State {
     pub codes: HashSet<usize>,
     /// Up to four threads whose allocations are not traced (e.g. the recorder's flusher).
     pub ignored: [usize; 4],
+    /// Poisson sampling of allocations, if on.
+    pub sampler: Option<Sampler>,
 }
 
 /// Blocks from the RAW domain, whose frees may come without the GIL.
@@ -83,6 +86,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         table: LiveTable::default(),
         codes: HashSet::new(),
         ignored: [0; 4],
+        sampler: None,
     })
 }
 
@@ -138,6 +142,13 @@ impl State {
         if !self.active || self.suspended {
             return;
         }
+        let size = match &mut self.sampler {
+            None => size as u64,
+            Some(sampler) => match sampler.sample(size as u64) {
+                Some(weight) => weight,
+                None => return,
+            },
+        };
         self.apply_pending();
         // We hold the GIL, so the current thread state is ours and alive.
         let tstate = current_tstate();

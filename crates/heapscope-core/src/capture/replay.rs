@@ -26,7 +26,7 @@ pub fn replay<R: Read>(input: R, progress: &mut dyn FnMut(u64)) -> Result<Profil
         let offset = reader.offset();
         state
             .apply(record)
-            .map_err(|kind| FormatError::Corrupt { offset, kind })?;
+            .map_err(|kind| FormatError::CorruptRecord { offset, kind })?;
         progress(offset);
     }
     Ok(state.finish(reader.truncated()))

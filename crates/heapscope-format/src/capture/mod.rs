@@ -32,6 +32,9 @@ pub const CURRENT_VERSION: u16 = 1;
 /// The format versions this crate reads.
 pub const SUPPORTED_VERSIONS: &[u16] = &[1];
 
+/// [`SUPPORTED_VERSIONS`] for error messages.
+pub const SUPPORTED_VERSIONS_TEXT: &str = "1";
+
 /// Largest payload a record may carry; writers split bigger batches into several records.
 pub const MAX_RECORD_LEN: u32 = 64 << 20;
 

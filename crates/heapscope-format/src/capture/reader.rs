@@ -5,7 +5,7 @@
 use std::io::{ErrorKind, Read};
 
 use super::record::{kind, Header, Record};
-use super::{CorruptKind, MAGIC, MAX_RECORD_LEN, SUPPORTED_VERSIONS};
+use super::{CorruptKind, MAGIC, MAX_RECORD_LEN, SUPPORTED_VERSIONS, SUPPORTED_VERSIONS_TEXT};
 use crate::FormatError;
 
 /// Reads a capture file record by record.
@@ -31,14 +31,18 @@ impl<R: Read> CaptureReader<R> {
         let mut start = [0u8; 10];
         let n = read_up_to(&mut input, &mut start)?;
         if n < MAGIC.len() || start[..MAGIC.len()] != MAGIC {
-            return Err(FormatError::NotACapture);
+            return Err(FormatError::WrongMagic { kind: "capture" });
         }
         if n < start.len() {
             return Err(FormatError::TruncatedHeader);
         }
         let version = u16::from_le_bytes([start[8], start[9]]);
         if !SUPPORTED_VERSIONS.contains(&version) {
-            return Err(FormatError::UnsupportedVersion { found: version });
+            return Err(FormatError::UnsupportedVersion {
+                kind: "capture",
+                found: version,
+                supported: SUPPORTED_VERSIONS_TEXT,
+            });
         }
         let mut reader = CaptureReader {
             input,
@@ -175,5 +179,5 @@ fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 fn corrupt(offset: u64, kind: CorruptKind) -> FormatError {
-    FormatError::Corrupt { offset, kind }
+    FormatError::CorruptRecord { offset, kind }
 }

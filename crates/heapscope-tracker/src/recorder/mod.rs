@@ -98,7 +98,11 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
         Recorder::new(BufWriter::with_capacity(1 << 16, file), &header).map_err(write_err)?;
     recorder.flush().map_err(write_err)?;
     backend::reset_drain(gil);
-    backend::start(gil, u32::from(opts.trace_limit), true)?;
+    let options = crate::Options {
+        by_thread: true,
+        sample_rate: None,
+    };
+    backend::start(gil, u32::from(opts.trace_limit), options)?;
     let start = Instant::now();
     let sampler = match Sampler::spawn(start) {
         Ok(sampler) => sampler,

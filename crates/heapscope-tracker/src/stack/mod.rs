@@ -12,12 +12,26 @@ mod py311;
 
 /// One captured frame: a (borrowed, then kept alive by the interner) code object and the byte
 /// offset of the instruction the frame was executing, as `PyCode_Addr2Line` takes it.
+///
+/// Two machine words without padding, so runs of frames compare as plain memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C)]
 pub struct RawFrame {
     /// `PyCodeObject*`.
     pub code: *mut c_void,
     /// Byte offset into the code's instructions.
-    pub offset: i32,
+    pub offset: isize,
+}
+
+/// `a == b`, as one memory comparison.
+#[inline(always)]
+pub fn frames_eq(a: &[RawFrame], b: &[RawFrame]) -> bool {
+    fn words(f: &[RawFrame]) -> &[usize] {
+        // SAFETY: RawFrame is repr(C) with two word-sized fields and no padding, so a slice of
+        // n frames is 2n initialised words.
+        unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<usize>(), f.len() * 2) }
+    }
+    words(a) == words(b)
 }
 
 /// What a stack walk found.
@@ -68,4 +82,22 @@ pub fn layout_for(version_hex: u64) -> Result<&'static FrameLayout, TrackerError
 #[inline(always)]
 pub fn mix(hash: u64, value: u64) -> u64 {
     (hash.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout_for;
+
+    #[test]
+    fn other_versions_get_a_clear_error() {
+        assert!(layout_for(0x030b_07f0).is_ok());
+        let err = layout_for(0x030c_00f0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(
+            err,
+            "heapscope does not support Python 3.12: supported versions are 3.11"
+        );
+    }
 }

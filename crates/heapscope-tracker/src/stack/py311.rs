@@ -35,19 +35,25 @@ unsafe fn read<T: Copy>(base: *const c_void, offset: usize) -> T {
     unsafe { base.cast::<u8>().add(offset).cast::<T>().read() }
 }
 
-/// Byte offset of the frame's current instruction, and whether the frame is still being set
-/// up (`_PyFrame_IsIncomplete`: it has not reached its first traceable instruction).
+/// Byte offset of the frame's current instruction (`_PyInterpreterFrame_LASTI` in bytes).
 #[inline(always)]
-unsafe fn position(frame: *const c_void, code: *const c_void) -> (i32, bool) {
-    // SAFETY: `frame` is a live `_PyInterpreterFrame*` whose `f_code` is `code`.
+unsafe fn offset(frame: *const c_void, code: *const c_void) -> isize {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*` whose `f_code` is `code`; both pointers
+    // are into memory the interpreter owns, so the difference is well defined as integers.
     unsafe {
         let prev_instr: *const u8 = read(frame, FRAME_PREV_INSTR);
-        let first = code.cast::<u8>().add(CODE_CODE_ADAPTIVE);
-        let units = prev_instr.offset_from(first) / CODE_UNIT;
-        let firsttraceable = read::<i32>(code, CODE_FIRSTTRACEABLE) as isize;
+        prev_instr as isize - (code as isize + CODE_CODE_ADAPTIVE as isize)
+    }
+}
+
+/// `_PyFrame_IsIncomplete`: the frame has not reached its first traceable instruction.
+#[inline(always)]
+unsafe fn incomplete(frame: *const c_void, code: *const c_void) -> bool {
+    // SAFETY: as in `offset`.
+    unsafe {
         let owner: u8 = read(frame, FRAME_OWNER);
-        let incomplete = owner != FRAME_OWNED_BY_GENERATOR && units < firsttraceable;
-        ((units * CODE_UNIT) as i32, incomplete)
+        let firsttraceable = read::<i32>(code, CODE_FIRSTTRACEABLE) as isize;
+        owner != FRAME_OWNED_BY_GENERATOR && offset(frame, code) < firsttraceable * CODE_UNIT
     }
 }
 
@@ -70,25 +76,23 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
         let mut frame: *const c_void = read(cframe, CFRAME_CURRENT_FRAME);
         // Only the innermost frames can be incomplete (a frame is set up before it calls
         // anything), so the check stops at the first complete frame.
-        while !frame.is_null() {
-            let code: *const c_void = read(frame, FRAME_F_CODE);
-            let (_, incomplete) = position(frame, code);
-            if !incomplete {
-                break;
-            }
+        while !frame.is_null() && incomplete(frame, read(frame, FRAME_F_CODE)) {
             frame = read(frame, FRAME_PREVIOUS);
         }
         let mut hash = 0u64;
         let mut n = 0usize;
         let mut total = 0u32;
+        let limit = out.len();
+        while !frame.is_null() && n < limit {
+            let code: *mut c_void = read(frame, FRAME_F_CODE);
+            let off = offset(frame, code);
+            out[n] = RawFrame { code, offset: off };
+            hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+            n += 1;
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        total += n as u32;
         while !frame.is_null() {
-            if n < out.len() {
-                let code: *mut c_void = read(frame, FRAME_F_CODE);
-                let (offset, _) = position(frame, code);
-                out[n] = RawFrame { code, offset };
-                hash = mix(mix(hash, code as u64), offset as u64);
-                n += 1;
-            }
             total += 1;
             frame = read(frame, FRAME_PREVIOUS);
         }

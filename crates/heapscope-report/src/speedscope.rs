@@ -1,0 +1,123 @@
+//! speedscope export: one JSON file per speedscope's file-format schema
+//! (<https://www.speedscope.app/file-format-schema.json>), with one "sampled" profile per view
+//! (peak, end, total; unit bytes), the chosen view active. Samples list frames root first.
+
+use heapscope_core::profile::{Profile, View};
+use serde::Serialize;
+
+use crate::labels::{function_name, stack_of, view_title, VIEWS};
+use crate::ReportError;
+
+const SCHEMA: &str = "https://www.speedscope.app/file-format-schema.json";
+
+#[derive(Serialize)]
+struct File<'a> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    shared: Shared<'a>,
+    profiles: Vec<SampledProfile>,
+    name: String,
+    #[serde(rename = "activeProfileIndex")]
+    active_profile_index: usize,
+    exporter: String,
+}
+
+#[derive(Serialize)]
+struct Shared<'a> {
+    frames: Vec<Frame<'a>>,
+}
+
+#[derive(Serialize)]
+struct Frame<'a> {
+    name: &'a str,
+    file: &'a str,
+    line: u32,
+}
+
+#[derive(Serialize)]
+struct SampledProfile {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: String,
+    unit: &'static str,
+    #[serde(rename = "startValue")]
+    start_value: u64,
+    #[serde(rename = "endValue")]
+    end_value: u64,
+    samples: Vec<Vec<u32>>,
+    weights: Vec<u64>,
+}
+
+fn sampled(profile: &Profile, view: View) -> SampledProfile {
+    let mut samples = Vec::new();
+    let mut weights = Vec::new();
+    for stat in profile.view(view) {
+        let Some(stack) = stack_of(profile, stat) else {
+            continue;
+        };
+        if stat.bytes == 0 {
+            continue;
+        }
+        samples.push(
+            stack
+                .frames
+                .iter()
+                .rev()
+                .copied()
+                .filter(|&f| (f as usize) < profile.frames.len())
+                .collect(),
+        );
+        weights.push(stat.bytes);
+    }
+    SampledProfile {
+        kind: "sampled",
+        name: format!("heapscope: {}", view_title(view)),
+        unit: "bytes",
+        start_value: 0,
+        end_value: weights.iter().sum(),
+        samples,
+        weights,
+    }
+}
+
+/// The speedscope JSON of a profile, with `active` shown first when opened.
+pub fn render(profile: &Profile, active: View) -> Result<Vec<u8>, ReportError> {
+    let frames = profile
+        .frames
+        .iter()
+        .map(|f| Frame {
+            name: function_name(f),
+            file: &f.filename,
+            line: f.lineno,
+        })
+        .collect();
+    let file = File {
+        schema: SCHEMA,
+        shared: Shared { frames },
+        profiles: VIEWS.iter().map(|&v| sampled(profile, v)).collect(),
+        name: format!("heapscope: {}", profile.meta.command.join(" ")),
+        active_profile_index: VIEWS.iter().position(|&v| v == active).unwrap_or(0),
+        exporter: format!("heapscope {}", env!("CARGO_PKG_VERSION")),
+    };
+    Ok(serde_json::to_vec(&file)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::profile_from_json;
+
+    #[test]
+    fn snapshot() {
+        let p = profile_from_json(
+            r#"{"meta": {"command": ["app.py"]}, "frames": [["app.py", "main", 1], ["app.py", "leaf", 5]],
+                "stacks": [{"frames": [1, 0]}, {"frames": [0]}],
+                "at_peak": [[0, 100, 2], [1, 5, 1]], "at_end": [[0, 40, 1]], "total": [[0, 300, 6]]}"#,
+        )
+        .expect("valid");
+        let out = render(&p, View::End).expect("renders");
+        let mut value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        value["exporter"] = "[exporter]".into();
+        insta::assert_snapshot!(serde_json::to_string_pretty(&value).expect("json"));
+    }
+}

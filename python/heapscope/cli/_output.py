@@ -1,0 +1,36 @@
+"""Shared helpers of the report-writing subcommands: ``--at`` and output paths."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+VIEWS = ("peak", "end", "total")
+
+
+def add_view_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--at peak|end|total`` (default: peak)."""
+    parser.add_argument(
+        "--at",
+        choices=VIEWS,
+        default="peak",
+        help="memory at the peak (default), still held at the end (leaks), or total allocated",
+    )
+
+
+def default_output(capture: str, suffix: str) -> Path:
+    """``heapscope-app.123.hsc`` -> ``heapscope-app.123<suffix>``, next to the capture."""
+    path = Path(capture)
+    stem = path.name[: -len(".hsc")] if path.name.endswith(".hsc") else path.name
+    return path.with_name(stem + suffix)
+
+
+def write_output(data: bytes, output: str | Path) -> str:
+    """Write ``data`` to ``output`` (``-`` is standard output); return where it went."""
+    if str(output) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return "<stdout>"
+    Path(output).write_bytes(data)
+    return str(output)

@@ -1,0 +1,180 @@
+# mypy: disallow-untyped-decorators=False, disallow-untyped-calls=False
+# (IPython has no type hints.)
+"""The ``%%heapscope`` cell magic for IPython and Jupyter (``%load_ext heapscope``).
+
+``%%heapscope`` runs the cell under ``heapscope.tracemalloc`` and shows the cell's peak traced
+memory, what it kept (allocated by the cell and still held after ``gc.collect()``) and the top
+lines. Options: ``-n N`` / ``--top N`` rows (default 10), ``--limit N`` frames per allocation
+(the traceback limit, default 1). If the tracer is already running (the user started it), the
+cell runs unmeasured and the magic says so: it never stops or resets somebody else's tracer.
+
+The result is displayed as a :class:`CellReport`: text in a terminal, an HTML table in a
+notebook front end (``_repr_html_``); the last one is kept in ``HeapscopeMagics.last_report``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import codeop
+import os
+import sys
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any
+
+import IPython
+import traitlets
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from heapscope._measure import Measurement, Measuring, package_pattern
+from heapscope._tables import format_lines, html_lines
+from heapscope._units import format_size
+
+__all__ = ["CellReport", "HeapscopeMagics", "load_ipython_extension"]
+
+ALREADY_TRACING = (
+    "heapscope: the tracer is already running (started outside %%heapscope), so this cell "
+    "runs without being measured; call heapscope.tracemalloc.stop() to use %%heapscope."
+)
+
+
+# IPython's own allocations while the cell runs (traitlets notifications, the display hook).
+_IPYTHON_INTERNALS = (package_pattern(IPython), package_pattern(traitlets), codeop.__file__)
+
+
+@dataclass(frozen=True)
+class CellReport:
+    """What a ``%%heapscope`` cell did; text in a terminal, HTML in a notebook."""
+
+    measurement: Measurement
+    raised: bool = False
+
+    def _summary(self) -> str:
+        m = self.measurement
+        ended = " (the cell raised an exception)" if self.raised else ""
+        return (
+            f"heapscope: peak {format_size(m.peak)}, kept {format_size(m.kept)} "
+            f"(allocated by the cell and still held after it){ended}"
+        )
+
+    def _sections(self) -> list[tuple[str, tuple[Any, ...]]]:
+        m = self.measurement
+        if m.peak_lines_exact:
+            return [("Top lines at the peak", m.peak_lines), ("What it kept", m.kept_lines)]
+        # TODO(peak API): until heapscope.tracemalloc exposes the traces at the peak, the only
+        # lines known are the ones still held, so one table stands for both.
+        return [
+            (
+                "Top lines (still held when the cell finished; "
+                "heapscope cannot yet show the lines at the peak)",
+                m.kept_lines,
+            )
+        ]
+
+    def __str__(self) -> str:
+        parts = [self._summary()]
+        for title, lines in self._sections():
+            parts += [f"{title}:", format_lines(lines, base=os.getcwd())]
+        return "\n".join(parts)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        return render_html(self)
+
+
+def render_html(report: CellReport) -> str:
+    """The notebook view of a cell report: the figures, then a table per section.
+
+    TODO(flame graph): when heapscope's HTML report can render a capture, record one during
+    the cell and embed its flame graph here; ``CellReport._repr_html_`` stays the entry point.
+    """
+    import html
+
+    tables = "".join(html_lines(lines, title) for title, lines in report._sections())
+    return f"<div class='heapscope-cell'><p>{html.escape(report._summary())}</p>{tables}</div>"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+@magics_class
+class HeapscopeMagics(Magics):
+    """The ``%%heapscope`` cell magic."""
+
+    last_report: CellReport | None = None
+
+    @property
+    def _shell(self) -> Any:
+        assert self.shell is not None, "the magics are registered with a shell"
+        return self.shell
+
+    @magic_arguments()
+    @argument("-n", "--top", type=_positive_int, default=10, help="rows to show (default 10)")
+    @argument(
+        "--limit",
+        type=_positive_int,
+        default=1,
+        help="traceback limit: frames stored per allocation (default 1)",
+    )
+    @cell_magic
+    def heapscope(self, line: str, cell: str) -> Any:
+        """Run the cell under heapscope's tracer; show its peak, what it kept, its top lines.
+
+        Returns the value of the cell's last expression, which IPython shows as usual.
+        """
+        __tracebackhide__ = True  # IPython leaves this frame out of the cell's traceback
+        args = parse_argstring(self.heapscope, line)  # bad arguments raise UsageError
+        body, last = self._compile(cell)
+        measuring = Measuring(nframe=args.limit, top=args.top, exclude=_IPYTHON_INTERNALS)
+        if not measuring.start():
+            print(ALREADY_TRACING, file=sys.stderr)
+            return self._run(body, last)
+        raised = True
+        try:
+            value = self._run(body, last)
+            raised = False
+        finally:
+            # The traceback of an exception is formatted by IPython after this, unmeasured.
+            measurement = measuring.finish()
+            if measurement is None:
+                print("heapscope: the cell stopped the tracer; nothing to show", file=sys.stderr)
+            else:
+                self.last_report = CellReport(measurement, raised=raised)
+                display(self.last_report)
+        return value
+
+    def _compile(self, cell: str) -> tuple[CodeType, CodeType | None]:
+        """Compile the cell as IPython would (magics, ``!`` lines, AST transformers), before
+        tracing starts; the last expression is compiled apart so that its value is shown."""
+        shell = self._shell
+        source = shell.transform_cell(cell)
+        # Cached like IPython's own cells, so that tracebacks show the cell's lines.
+        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = shell.compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        return shell.compile(tree, filename, "exec"), last
+
+    def _run(self, body: CodeType, last: CodeType | None) -> Any:
+        __tracebackhide__ = True
+        shell = self._shell
+        exec(body, shell.user_global_ns, shell.user_ns)
+        return None if last is None else eval(last, shell.user_global_ns, shell.user_ns)
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register ``%%heapscope`` (called by ``%load_ext heapscope``)."""
+    ipython.register_magics(HeapscopeMagics)

@@ -1,0 +1,203 @@
+"""The tracer under threads (with and without the GIL), fork, repeated start/stop."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from heapscope import _native
+from heapscope import tracemalloc as tm
+
+
+@pytest.fixture
+def tracing() -> Iterator[None]:
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    tm.start(8)
+    try:
+        yield
+    finally:
+        tm.stop()
+
+
+def current_and_live_sum() -> tuple[int, int]:
+    """Traced bytes and the sum of live traces, read with this thread's allocations ignored
+    so that reading does not change what is read."""
+    _native._set_thread_ignored(True)
+    try:
+        current, _ = tm.get_traced_memory()
+        live = sum(trace[1] for trace in _native._get_traces())
+    finally:
+        _native._set_thread_ignored(False)
+    return current, live
+
+
+def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
+    kept: list[list[bytearray]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def work(seed: int) -> None:
+        start.wait()
+        mine: list[bytearray] = []
+        for i in range(5000):
+            mine.append(bytearray(16 + (i * seed) % 300))
+            if i % 3 == 0:
+                mine.pop(0)
+            if i % 500 == 0:
+                "".join(str(n) for n in range(50))
+        with lock:
+            kept.append(mine)
+
+    threads = [threading.Thread(target=work, args=(n + 1,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    current, live = current_and_live_sum()
+    assert current == live
+    assert current >= sum(len(b) for mine in kept for b in mine)
+
+
+def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
+    # ctypes.CDLL releases the GIL around foreign calls: these hit the RAW hook without it.
+    libc_view = ctypes.CDLL(None)
+    raw_malloc = libc_view.PyMem_RawMalloc
+    raw_malloc.restype = ctypes.c_void_p
+    raw_malloc.argtypes = [ctypes.c_size_t]
+    raw_free = libc_view.PyMem_RawFree
+    raw_free.argtypes = [ctypes.c_void_p]
+    kept: list[int] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        mine = []
+        for i in range(2000):
+            mine.append(raw_malloc(1000 + i))
+            if i % 2:
+                raw_free(mine.pop())
+        with lock:
+            kept.extend(mine)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    current, live = current_and_live_sum()
+    assert current == live
+    raw_sizes = [t[1] for t in _native._get_traces() if 1000 <= t[1] < 3000]
+    assert len(raw_sizes) >= len(kept)
+    for p in kept:
+        raw_free(p)
+    current, live = current_and_live_sum()
+    assert current == live
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_child_traces_and_snapshots(tracing: None) -> None:
+    stop = threading.Event()
+
+    def churn() -> None:  # another thread busy in the tracer while we fork
+        while not stop.is_set():
+            [bytes(64) for _ in range(100)]
+
+    t = threading.Thread(target=churn)
+    t.start()
+    try:
+        pids = []
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    obj = bytearray(123_456)
+                    tb = tm.get_object_traceback(obj)
+                    snap = tm.take_snapshot()
+                    ok = tb is not None and any(s.size >= 123_456 for s in snap.statistics("lineno"))
+                    code = 0 if ok else 3
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        for pid in pids:
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_start_stop_many_times() -> None:
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    for i in range(200):
+        tm.start(1 + i % 20)
+        data = [str(n) * 3 for n in range(200)]
+        assert tm.get_object_traceback(data[-1]) is not None
+        if i % 3 == 0:
+            tm.clear_traces()
+            assert tm.get_traced_memory() == (0, 0)
+        tm.stop()
+        assert tm.get_traced_memory() == (0, 0)
+        assert _native._get_traces() == []
+    tm.start(1)
+    tm.stop()
+    assert tm.get_tracemalloc_memory() < 5_000_000
+
+
+def test_traceback_limit_and_total_nframe(tracing: None) -> None:
+    def deep(n: int) -> bytearray:
+        return deep(n - 1) if n else bytearray(4321)
+
+    obj = deep(30)
+    tb = tm.get_object_traceback(obj)
+    assert tb is not None and len(tb) == 8
+    snap = tm.take_snapshot()
+    (trace,) = [t for t in snap.traces if 4321 <= t.size < 4400]  # the buffer
+    assert trace.traceback.total_nframe > 30
+    assert len(trace.traceback) == 8
+
+
+def test_peak_figures_are_exact(tracing: None) -> None:
+    tm.reset_peak()
+    big = bytearray(3_000_000)  # line A: held at the peak, freed after
+    small = bytearray(1_000_000)
+    del big
+    later = bytearray(2_500_000)  # below the peak: not part of it
+    peak = _native._peak_traces()
+    top = peak[0]
+    assert 3_000_000 <= top[0] < 3_000_200 and top[1] >= 1
+    assert top[2][0][2].endswith("test_peak_figures_are_exact")
+    sizes = sorted(p[0] for p in peak)
+    assert not any(2_500_000 <= s < 2_600_000 for s in sizes)
+    del small, later
+
+
+def test_sampling_estimates_and_is_cheap_to_leave_on() -> None:
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    tm.start(4, sample_rate=64 * 1024)
+    try:
+        assert _native._get_sample_rate() == 64 * 1024
+        data = [bytes(200) for _ in range(100_000)]  # ~23 MB in ~100k blocks
+        current, _ = tm.get_traced_memory()
+        truth = sum(len(b) + 33 for b in data) + 8 * len(data)
+        assert abs(current - truth) / truth < 0.15
+        assert _native._trace_count() < 2_000  # only the samples are kept
+        stats = tm.take_snapshot().statistics("lineno")
+        assert abs(stats[0].size - truth) / truth < 0.15
+    finally:
+        tm.stop()
+    with pytest.raises(ValueError, match="sample_rate"):
+        tm.start(1, sample_rate=0)
+
+
+def test_invalid_limits_raise_like_the_stdlib() -> None:
+    for bad in (0, -1, 2**16, 2**30):
+        with pytest.raises(ValueError, match=r"the number of frames must be in range \[1; 65535\]"):
+            tm.start(bad)
+    assert not tm.is_tracing()

@@ -1,0 +1,129 @@
+"""The %%heapscope cell magic, through IPython's InteractiveShell."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from heapscope import tracemalloc
+from heapscope.ipython_magic import CellReport, HeapscopeMagics
+
+from .conftest import skip_if_traced
+
+
+@pytest.fixture(scope="module")
+def shell() -> Iterator[InteractiveShell]:
+    shell = InteractiveShell.instance()
+    shell.colors = "NoColor"
+    shell.run_line_magic("load_ext", "heapscope")
+    yield shell
+    shell.user_ns.pop("keep", None)
+
+
+def magics(shell: InteractiveShell) -> HeapscopeMagics:
+    instance = shell.magics_manager.registry["HeapscopeMagics"]
+    assert isinstance(instance, HeapscopeMagics)
+    return instance
+
+
+def test_cell_report(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
+    result = shell.run_cell(
+        "%%heapscope\n"
+        "keep = [bytes(1000) for _ in range(2000)]\n"
+        "tmp = bytearray(5_000_000)\n"
+        "del tmp\n"
+        "len(keep)\n"
+    )
+    assert result.success
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("heapscope: peak 6.")
+    assert "kept 2.0 MiB (allocated by the cell and still held after it)" in lines[0]
+    assert lines[1] == "Top lines at the peak:"
+    assert "4.8 MiB" in lines[2] and lines[2].endswith(":2")  # the temporary
+    kept = lines.index("What it kept:")
+    assert "2.0 MiB" in lines[kept + 1] and "blocks" in lines[kept + 1]
+    assert lines[kept + 1].endswith(":1")
+    assert "Out[" in out and ": 2000" in out  # the cell's value is still shown
+    assert len(shell.user_ns["keep"]) == 2000
+    assert not tracemalloc.is_tracing()
+
+
+def test_rows_and_traceback_limit(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skip_if_traced()
+    shell.run_cell(
+        "%%heapscope -n 1 --limit 3\n"
+        "def make():\n"
+        "    return [str(i) for i in range(10_000)]\n"
+        "strings = make()\n"
+        "more = bytes(10)\n"
+    )
+    out = capsys.readouterr().out
+    report = magics(shell).last_report
+    assert report is not None and len(report.measurement.kept_lines) == 1
+    (line,) = report.measurement.kept_lines
+    assert line.where.endswith(":2") and len(line.frames) == 3
+    assert out.count("called from") == 4  # two frames of callers, at the peak and kept
+    shell.user_ns.pop("strings")
+
+
+def test_exception_in_the_cell(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
+    result = shell.run_cell("%%heapscope\nbig = bytearray(1_000_000)\n1 / 0\n")
+    assert not result.success
+    captured = capsys.readouterr()
+    assert "(the cell raised an exception)" in captured.out
+    assert "ZeroDivisionError" in captured.out + captured.err
+    report = magics(shell).last_report
+    assert report is not None and report.raised
+    # IPython formats the traceback after the measurement: only the cell's own memory is kept.
+    assert 1_000_000 <= report.measurement.kept < 1_100_000
+    assert not tracemalloc.is_tracing()
+    shell.user_ns.pop("big")
+
+
+@pytest.mark.parametrize("line", ["-n 0", "--top many", "--limit -1", "--bogus"])
+def test_bad_arguments(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str
+) -> None:
+    skip_if_traced()
+    shell.run_cell(f"%%heapscope {line}\nran = True\n")
+    captured = capsys.readouterr()
+    assert "UsageError" in captured.out + captured.err
+    assert "ran" not in shell.user_ns
+
+
+def test_leaves_a_running_tracer_alone(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    skip_if_traced()
+    tracemalloc.start()
+    try:
+        magics(shell).last_report = None
+        shell.run_cell("%%heapscope\nran_anyway = 42\nran_anyway\n")
+        assert tracemalloc.is_tracing()
+    finally:
+        tracemalloc.stop()
+    captured = capsys.readouterr()
+    assert "the tracer is already running" in captured.err
+    assert ": 42" in captured.out
+    assert magics(shell).last_report is None
+    shell.user_ns.pop("ran_anyway")
+
+
+def test_html_view(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    skip_if_traced()
+    shell.run_cell("%%heapscope\nkeep = bytearray(100_000)\n")
+    capsys.readouterr()
+    report = magics(shell).last_report
+    assert isinstance(report, CellReport)
+    html = report._repr_html_()
+    assert html.startswith("<div class='heapscope-cell'>")
+    assert "<table>" in html and "<th>Size</th>" in html
+    assert "&lt;ipython-input-" in html  # locations are escaped
+    assert str(report).splitlines()[0] in html
