@@ -149,3 +149,15 @@ def test_timeline_has_ten_samples_a_second(tmp_path: Path, subprocess_env: dict[
     meta = report_json(tmp_path / "s.hsc", subprocess_env)["meta"]
     assert meta["duration_ms"] >= 1200
     assert meta["samples"] >= 10 * meta["duration_ms"] // 1000
+
+
+def test_syntax_error_is_reported_like_python(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "bad.py", "def (:\n")
+    plain = subprocess.run(
+        [sys.executable, "bad.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    proc = heapscope("run", "-o", "b.hsc", "bad.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == plain.returncode == 1
+    assert proc.stderr == plain.stderr

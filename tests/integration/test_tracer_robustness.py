@@ -118,7 +118,9 @@ def test_fork_child_traces_and_snapshots(tracing: None) -> None:
                     obj = bytearray(123_456)
                     tb = tm.get_object_traceback(obj)
                     snap = tm.take_snapshot()
-                    ok = tb is not None and any(s.size >= 123_456 for s in snap.statistics("lineno"))
+                    ok = tb is not None and any(
+                        s.size >= 123_456 for s in snap.statistics("lineno")
+                    )
                     code = 0 if ok else 3
                 finally:
                     os._exit(code)

@@ -59,10 +59,9 @@ def execute(args: argparse.Namespace) -> int:
     if module is None:
         if not argv:
             raise ValueError("nothing to run: give a script or -m MODULE")
-        script = argv[0]
-        if not Path(script).exists():
-            raise FileNotFoundError(2, "No such file or directory", script)
-        name = Path(script).stem
+        if not Path(argv[0]).exists():
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        name = Path(argv[0]).stem
         command = argv
     else:
         name = module
@@ -70,47 +69,51 @@ def execute(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(name)
     if output.exists() and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
+    # Compiled before recording starts, as the interpreter compiles a script before running it.
+    try:
+        code, main = _compile_script(argv[0]) if module is None else (None, None)
+    except SyntaxError as exc:
+        traceback.print_exception(type(exc), exc, None)
+        return 1
 
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     session = CaptureSession(output, command=command, trace_limit=args.trace_limit, force=True)
     session.start()
+    status = 0
     try:
-        status = _run_program(module, argv)
+        sys.argv = argv if module is None else [module, *argv]
+        sys.path[0] = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
+        # The program runs right here, not in a helper: every frame between the program and
+        # the process's first frame is walked at each allocation the tracer sees.
+        if code is not None and main is not None:
+            # Like the interpreter, leave the program's module as __main__ (atexit, pickle).
+            sys.modules["__main__"] = main
+            exec(code, main.__dict__)
+        elif module is None:
+            runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except BaseException as exc:
+        _print_user_traceback(exc)
+        status = 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
+        sys.argv = saved_argv
+        if saved_path0 is not None and sys.path:
+            sys.path[0] = saved_path0
         sys.stdout.flush()
         path = session.stop()
         print(f"heapscope: capture written to {path} ({session.size} bytes)", file=sys.stderr)
     return status
 
 
-def _run_program(module: str | None, argv: list[str]) -> int:
-    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
-    try:
-        if module is None:
-            sys.argv = argv
-            sys.path[0] = str(Path(argv[0]).resolve().parent)
-            _run_script(argv[0])
-        else:
-            sys.argv = [module, *argv]
-            sys.path[0] = os.getcwd()
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        return _exit_status(exc.code)
-    except BaseException as exc:
-        _print_user_traceback(exc)
-        return 130 if isinstance(exc, KeyboardInterrupt) else 1
-    finally:
-        sys.argv = saved_argv
-        if saved_path0 is not None and sys.path:
-            sys.path[0] = saved_path0
-    return 0
-
-
-def _run_script(script: str) -> None:
-    """Run a script as ``python script.py`` does: ``__file__`` absolute, ``sys.argv[0]`` kept."""
+def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleType | None]:
+    """Compile a script as ``python script.py`` does (``__file__`` absolute); ``(None, None)``
+    for a directory or zip file, which runpy runs."""
     path = os.path.abspath(script)
     if os.path.isdir(path) or zipfile.is_zipfile(path):
-        runpy.run_path(path, run_name="__main__")
-        return
+        return None, None
     with io.open_code(path) as f:
         source = f.read()
     code = compile(source, path, "exec", dont_inherit=True)
@@ -123,9 +126,7 @@ def _run_script(script: str) -> None:
         __package__=None,
         __spec__=None,
     )
-    # Like the interpreter, leave the program's module as __main__ (atexit handlers, pickle).
-    sys.modules["__main__"] = main
-    exec(code, main.__dict__)
+    return code, main
 
 
 def _exit_status(code: object) -> int:
