@@ -41,3 +41,13 @@ def test_bad_trace_limit(tmp_path: Path) -> None:
     ):
         pass
     assert not (tmp_path / "x.hsc").exists()
+
+
+def test_load_capture_errors(tmp_path: Path) -> None:
+    from heapscope.errors import FileFormatError
+
+    with pytest.raises(FileNotFoundError):
+        _native.load_capture(tmp_path / "missing.hsc")
+    (tmp_path / "junk.hsc").write_bytes(b"junk" * 10)
+    with pytest.raises(FileFormatError, match=r"junk\.hsc"):
+        _native.load_capture(tmp_path / "junk.hsc")
