@@ -40,9 +40,9 @@ fmt: ## Format Rust and Python sources
 	cargo fmt --all
 	$(PYTHON) -m ruff format python tests benchmarks
 
-bench: ## Overhead and report-speed benchmarks (prints a table of ratios)
+bench: ## Overhead and report-speed benchmarks (prints a table of ratios; BENCH_ARGS=--quick)
 	$(PYTHON) -m pip install -q -e '.[bench]'
-	$(PYTHON) benchmarks/run.py
+	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
 
 clean: ## Remove build products
 	cargo clean

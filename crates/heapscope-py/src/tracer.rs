@@ -103,6 +103,12 @@ fn _trace_count(py: Python<'_>) -> usize {
     tracker::trace_count(gil(py))
 }
 
+/// (blocks, bytes) allocated since start or `clear_traces`.
+#[pyfunction]
+fn _allocation_totals(py: Python<'_>) -> (u64, u64) {
+    tracker::allocation_totals(gil(py))
+}
+
 /// Stop (or resume) tracing allocations made by the calling thread.
 #[pyfunction]
 fn _set_thread_ignored(py: Python<'_>, ignored: bool) {
@@ -168,6 +174,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_traceback_limit, m)?)?;
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
     m.add_function(wrap_pyfunction!(_take_snapshot, m)?)?;

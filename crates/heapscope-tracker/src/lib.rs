@@ -6,6 +6,8 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
+#[cfg(feature = "ablation")]
+mod ablation;
 mod drain;
 mod fork;
 mod hooks;
@@ -262,4 +264,10 @@ pub mod recorder;
 pub fn sample_rate(_gil: Gil) -> Option<u64> {
     // SAFETY: GIL held.
     unsafe { state() }.and_then(|st| st.sampler.as_ref().map(sampling::Sampler::rate))
+}
+
+/// (blocks, bytes) allocated since start or `clear_traces` (sampled figures when sampling).
+pub fn allocation_totals(_gil: Gil) -> (u64, u64) {
+    // SAFETY: GIL held.
+    unsafe { state() }.map_or((0, 0), |st| (st.stats.total_count, st.stats.total_bytes))
 }

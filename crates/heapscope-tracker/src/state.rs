@@ -142,6 +142,12 @@ impl State {
         if !self.active || self.suspended {
             return;
         }
+        #[cfg(feature = "ablation")]
+        let stage = crate::ablation::stage();
+        #[cfg(feature = "ablation")]
+        if stage == 0 {
+            return;
+        }
         let size = match &mut self.sampler {
             None => size as u64,
             Some(sampler) => match sampler.sample(size as u64) {
@@ -157,6 +163,11 @@ impl State {
         }
         // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
         let captured = unsafe { (self.layout.capture)(tstate, &mut self.scratch) };
+        #[cfg(feature = "ablation")]
+        if stage == 1 {
+            std::hint::black_box(captured);
+            return;
+        }
         let thread = if self.by_thread {
             // SAFETY: as above.
             unsafe { (self.layout.native_thread_id)(tstate) }
@@ -170,18 +181,22 @@ impl State {
         if new {
             self.on_new_traceback(tb);
         }
+        #[cfg(feature = "ablation")]
+        if stage == 2 {
+            return;
+        }
         let addr = ptr as usize;
         let old = if raw {
             RAW.lock()
                 .as_mut()
-                .and_then(|r| r.table.insert(addr, size as u64, tb))
+                .and_then(|r| r.table.insert(addr, size, tb))
         } else {
-            self.table.insert(addr, size as u64, tb)
+            self.table.insert(addr, size, tb)
         };
         if let Some((old_size, old_tb)) = old {
             self.stats.free(old_tb, old_size);
         }
-        self.stats.alloc(tb, size as u64);
+        self.stats.alloc(tb, size);
         self.publish();
     }
 
@@ -202,6 +217,10 @@ impl State {
     #[inline(always)]
     pub fn on_free(&mut self, ptr: *mut c_void) {
         if !self.active {
+            return;
+        }
+        #[cfg(feature = "ablation")]
+        if crate::ablation::stage() < 3 {
             return;
         }
         self.apply_pending();

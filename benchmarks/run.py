@@ -1,0 +1,125 @@
+"""heapscope benchmarks: tracing overhead, tracer memory, snapshot speed, sampling accuracy.
+
+Prints tables with the stdlib's tracemalloc beside heapscope. Configurations whose module is
+not importable yet are reported as n/a. Exits 1 only if a run crashed; the figures against
+the targets of the overhead issue are informational. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _inspect
+import _overhead
+from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workloads
+from _report import fmt, table, verdict
+from _runner import child_env, heapscope_location
+
+SECTIONS = ["overhead", "memory", "snapshot", "accuracy"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--rounds", type=int, default=3, help="rounds per configuration (default 3)")
+    p.add_argument("--quick", action="store_true", help="small sizes (same as --size quick)")
+    p.add_argument("--size", choices=list(SIZES), default="full", help="workload sizes")
+    p.add_argument("--workloads", help="comma-separated workload names (default: all)")
+    p.add_argument("--configs", help="comma-separated configurations (default: all)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated sections")
+    p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="bytes/sample")
+    p.add_argument("-v", "--verbose", action="store_true", help="per-line accuracy details")
+    opts = p.parse_args(argv)
+    if opts.quick and opts.size == "full":
+        opts.size = "quick"
+    if opts.rounds < 1:
+        p.error("--rounds must be at least 1")
+    return opts
+
+
+def _select(names: str | None, known: list[str], what: str) -> list[str]:
+    if not names:
+        return known
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        sys.exit(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return chosen
+
+
+def main(argv: list[str]) -> int:
+    """Run the selected sections, print their tables and a summary; 1 if anything crashed."""
+    opts = parse_args(argv)
+    names = _select(opts.workloads, workloads(), "workloads")
+    config_names = _select(opts.configs, [c.name for c in CONFIGS], "configurations")
+    configs = [c for c in CONFIGS if c.name in config_names]
+    sections = _select(opts.sections, SECTIONS, "sections")
+    tracers = [t for t in ("stdlib", "heapscope") if any(c.tracer == t for c in configs)]
+    env = child_env()
+    t0 = time.perf_counter()
+    python = sys.version.split()[0]
+    print(f"heapscope benchmarks: size={opts.size} rounds={opts.rounds} python={python}")
+    print(f"heapscope under test: {heapscope_location(env)}")
+    figures: dict[str, float | None] = {}
+    crashes: list[str] = []
+    ov = None
+    if "overhead" in sections:
+        ov = _overhead.measure(configs, names, opts.size, opts.rounds, env, opts.sample_rate)
+        crashes += ov.crashes
+        print("\n" + _overhead.render(ov, opts.rounds))
+    n_live = LIVE_OBJECTS[opts.size]
+    extra = []
+    if "memory" in sections and tracers:
+        extra.append(_inspect.memory(tracers, n_live, env))
+    if "snapshot" in sections and tracers:
+        extra.append(_inspect.snapshot(tracers, n_live, opts.rounds, env))
+    if "accuracy" in sections and "hs-sampled" in config_names:
+        extra.append(_inspect.accuracy(names, opts.size, opts.sample_rate, env, opts.verbose))
+    for section in extra:
+        print("\n" + section.text)
+        figures.update(section.figures)
+        crashes += section.crashes
+    print("\n" + summary(ov, figures))
+    print(f"\n(total {time.perf_counter() - t0:.0f} s)")
+    for crash in crashes:
+        print(f"CRASH: {crash}", file=sys.stderr)
+    return 1 if crashes else 0
+
+
+def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> str:
+    """The figures against the targets of the overhead issue."""
+    g = ov.geomean_ratio if ov else (lambda _c: None)
+    share = None
+    if ov and (hs := g("heapscope-64")) and (std := g("stdlib-64")) and std > 1:
+        share = 100 * (hs - 1) / (std - 1)
+    rows = [
+        ["full tracing, limit 64 (geomean)", fmt(g("heapscope-64"), ".2f", "x"), "<= 1.8x"],
+        ["hs added / std added, limit 64", fmt(share, ".1f", "%"), "<= 10%"],
+        ["traceback limit 1 (geomean)", fmt(g("heapscope-1"), ".2f", "x"), "<= 1.4x"],
+        ["sampling (geomean)", fmt(g("hs-sampled"), ".2f", "x"), "<= 1.05x"],
+        ["sampling: worst top-10 line error", fmt(figures.get("worst_error"), ".1%"), "<= 10%"],
+        ["tracer bytes/trace excl. stacks", fmt(figures.get("marginal"), ".1f"), "<= 40"],
+        ["snapshot+statistics speedup", fmt(figures.get("speedup"), ".1f", "x"), ">= 10x"],
+        ["snapshot statistics mismatches", fmt(figures.get("mismatches"), "d"), "0"],
+    ]
+    checks = [
+        verdict(g("heapscope-64"), 1.8),
+        verdict(share, 10),
+        verdict(g("heapscope-1"), 1.4),
+        verdict(g("hs-sampled"), 1.05),
+        verdict(figures.get("worst_error"), 0.10),
+        verdict(figures.get("marginal"), 40),
+        verdict(figures.get("speedup"), 10, higher_is_better=True),
+        verdict(figures.get("mismatches"), 0),
+    ]
+    rows = [[*r, c] for r, c in zip(rows, checks, strict=True)]
+    return table(["heapscope target", "measured", "target", "status"], rows, "Summary")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
