@@ -8,8 +8,9 @@ IPython / Jupyter; ``pytest --heapscope`` checks tests' memory (``heapscope.pyte
 from typing import Any
 
 from heapscope._native import __version__
+from heapscope._tracker import Tracker
 
-__all__ = ["__version__", "load_ipython_extension"]
+__all__ = ["Tracker", "__version__", "load_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:

@@ -1,5 +1,7 @@
 """Type stubs of the compiled module ``heapscope._native`` (checked by ``mypy.stubtest``)."""
 
+from os import PathLike
+from pathlib import Path
 from typing import Any, final
 
 __version__: str
@@ -21,16 +23,25 @@ __all__ = [
     "_synthetic_profile",
     "_take_snapshot",
     "_trace_count",
+    "capture_active",
     "clear_traces",
     "export",
+    "flush_capture",
     "get_traceback_limit",
     "get_traced_memory",
     "get_tracemalloc_memory",
+    "ignore_current_thread",
     "is_tracing",
+    "load_capture",
+    "profile_truncated",
+    "render_diff",
     "render_html",
+    "render_report",
     "reset_peak",
     "start",
+    "start_capture",
     "stop",
+    "stop_capture",
 ]
 
 class HeapscopeError(Exception): ...
@@ -87,3 +98,20 @@ def render_html(profile: Profile, view: str = "peak") -> str: ...
 def export(profile: Profile, format: str, view: str = "peak") -> bytes: ...
 def _profile_from_json(text: str) -> Profile: ...
 def _synthetic_profile(n_stacks: int, seed: int = 0) -> Profile: ...
+
+# Recording captures (capture.rs).
+def start_capture(
+    path: str | PathLike[str], command: list[str], trace_limit: int, force: bool = False
+) -> None: ...
+def flush_capture(thread_names: list[tuple[int, str]]) -> None: ...
+def stop_capture(thread_names: list[tuple[int, str]]) -> tuple[Path, int]: ...
+def capture_active() -> bool: ...
+def ignore_current_thread() -> None: ...
+def load_capture(path: str | PathLike[str]) -> Profile: ...
+
+# Text and JSON reports (text_report.rs).
+def render_report(
+    profile: Profile, at: str = "peak", by: str = "line", top: int = 10, json: bool = False
+) -> str: ...
+def render_diff(a: Profile, b: Profile, at: str = "peak", top: int = 20) -> str: ...
+def profile_truncated(profile: Profile) -> bool: ...

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod builder;
+pub mod capture;
 pub mod delta;
 pub mod error;
 pub mod filter;

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+pub mod capture;
 pub mod snapshot_file;
 pub mod varint;
 
@@ -70,6 +71,23 @@ pub enum FormatError {
         offset: usize,
         /// What is wrong.
         what: String,
+    },
+    /// A capture file ends before its header is complete.
+    #[error("capture file is truncated before the end of its header")]
+    TruncatedHeader,
+    /// A capture record failed its checks.
+    #[error("corrupt capture file at byte {offset}: {kind}")]
+    CorruptRecord {
+        /// Offset of the start of the bad record.
+        offset: u64,
+        /// What was wrong.
+        kind: capture::CorruptKind,
+    },
+    /// A capture writer was asked to write a record larger than the format allows.
+    #[error("record of {len} bytes exceeds the capture format's limit")]
+    RecordTooLarge {
+        /// Payload length.
+        len: usize,
     },
     /// A value cannot be represented in the file.
     #[error("{0}")]

@@ -1,5 +1,129 @@
+//! Recording capture files in-process and loading them back. Logic lives in
+//! `heapscope_tracker::recorder` and `heapscope_core::capture`; this is conversion only.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use heapscope_core::capture::replay_file;
+use heapscope_format::FormatError;
+use heapscope_tracker::recorder::{self, CaptureError, CaptureOptions};
+use heapscope_tracker::Gil;
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::errors::NativeError;
+
+// PyO3 extracts arguments as owned values, hence `needless_pass_by_value` allowances below.
+use crate::profile::PyProfile;
+
+fn gil(_py: Python<'_>) -> Gil {
+    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
+    unsafe { Gil::assume() }
+}
+
+/// Captures smaller than this load without a progress bar.
+const PROGRESS_MIN_BYTES: u64 = 4 << 20;
+
+/// Starts recording a capture to `path` (the file must not exist unless `force`).
+#[pyfunction]
+#[pyo3(signature = (path, command, trace_limit, force = false))]
+fn start_capture(
+    py: Python<'_>,
+    path: PathBuf,
+    command: Vec<String>,
+    trace_limit: u16,
+    force: bool,
+) -> Result<(), NativeError> {
+    let v = py.version_info();
+    let python_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
+    let opts = CaptureOptions {
+        path,
+        force,
+        command,
+        python_version,
+        trace_limit,
+    };
+    Ok(recorder::start(gil(py), &opts)?)
+}
+
+/// Drains the tracer (with the GIL) and writes it to the capture (without the GIL).
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
+fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(), NativeError> {
+    let drained = recorder::drain(gil(py))?;
+    Ok(py.allow_threads(|| recorder::write(drained, &thread_names))?)
+}
+
+/// Final drain, stops the tracer, writes the closing record; returns (path, size in bytes).
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
+fn stop_capture(
+    py: Python<'_>,
+    thread_names: Vec<(u64, String)>,
+) -> Result<(PathBuf, u64), NativeError> {
+    let drained = recorder::drain(gil(py))?;
+    recorder::stop_tracer(gil(py));
+    Ok(py.allow_threads(|| recorder::finish(drained, &thread_names))?)
+}
+
+/// True while a capture is being recorded.
+#[pyfunction]
+fn capture_active() -> bool {
+    recorder::is_capturing()
+}
+
+/// Stops tracing the calling thread's allocations (for heapscope's own threads).
+#[pyfunction]
+fn ignore_current_thread(py: Python<'_>) {
+    recorder::ignore_current_thread(gil(py));
+}
+
+/// Reads a capture file into a profile (a progress bar on a terminal for big files).
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
+fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError> {
+    let profile = py.allow_threads(|| {
+        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(size);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "reading {msg} {bar:30} {bytes}/{total_bytes} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(path.display().to_string());
+            bar
+        });
+        let result = replay_file(&path, &mut |offset| {
+            if let Some(bar) = &bar {
+                bar.set_position(offset);
+            }
+        });
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        result
+    });
+    let profile = profile.map_err(|source| match source {
+        // Already names the path.
+        FormatError::File { .. } => NativeError::from(source),
+        source => NativeError::from(CaptureError::Read {
+            path: path.clone(),
+            source,
+        }),
+    })?;
+    Ok(PyProfile {
+        inner: Arc::new(profile),
+    })
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(start_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(flush_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(stop_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_active, m)?)?;
+    m.add_function(wrap_pyfunction!(ignore_current_thread, m)?)?;
+    m.add_function(wrap_pyfunction!(load_capture, m)?)?;
     Ok(())
 }

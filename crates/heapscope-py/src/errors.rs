@@ -1,13 +1,17 @@
 //! The one mapping of crate errors to Python exceptions.
 //!
 //! Crate errors and `PyErr` are both foreign here, so the mappings are functions rather than
-//! `From` impls; each matches every variant (no catch-all arm).
+//! `From` impls; each matches every variant (no catch-all arm). [`NativeError`] wraps them so
+//! bindings can use `?` on crate results.
 
 use heapscope_core::CoreError;
 use heapscope_format::FormatError;
+use heapscope_tracker::recorder::CaptureError;
 use heapscope_tracker::TrackerError;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError};
+use pyo3::exceptions::{
+    PyFileExistsError, PyFileNotFoundError, PyOSError, PyPermissionError, PyValueError,
+};
 use pyo3::prelude::*;
 
 create_exception!(
@@ -50,8 +54,11 @@ pub fn format_err(err: FormatError) -> PyErr {
         | FormatError::UnsupportedVersion { .. }
         | FormatError::Truncated { .. }
         | FormatError::ChecksumMismatch { .. }
-        | FormatError::Corrupt { .. }) => FileFormatError::new_err(e.to_string()),
+        | FormatError::Corrupt { .. }
+        | FormatError::TruncatedHeader
+        | FormatError::CorruptRecord { .. }) => FileFormatError::new_err(e.to_string()),
         FormatError::Unencodable(msg) => PyValueError::new_err(msg),
+        e @ FormatError::RecordTooLarge { .. } => HeapscopeError::new_err(e.to_string()),
     }
 }
 
@@ -72,6 +79,51 @@ pub fn tracker_error(e: TrackerError) -> PyErr {
         TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
             HeapscopeError::new_err(e.to_string())
         }
+    }
+}
+
+/// Map a [`CaptureError`] to its Python exception.
+pub fn capture_err(err: CaptureError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        CaptureError::Exists { .. } => PyFileExistsError::new_err(message),
+        CaptureError::Create { path, source } => os_error(&path, &source),
+        CaptureError::Write { source, .. } | CaptureError::Read { source, .. } => {
+            let err = format_err(source);
+            // Same exception class as the bare error, with the path in the message.
+            Python::with_gil(|py| PyErr::from_type(err.get_type(py), message))
+        }
+        CaptureError::AlreadyCapturing | CaptureError::NotCapturing => {
+            HeapscopeError::new_err(message)
+        }
+        CaptureError::Tracker(e) => tracker_error(e),
+    }
+}
+
+/// A crate error converted to its Python exception, so bindings can use `?`.
+pub struct NativeError(PyErr);
+
+impl From<NativeError> for PyErr {
+    fn from(e: NativeError) -> PyErr {
+        e.0
+    }
+}
+
+impl From<FormatError> for NativeError {
+    fn from(e: FormatError) -> Self {
+        NativeError(format_err(e))
+    }
+}
+
+impl From<CaptureError> for NativeError {
+    fn from(e: CaptureError) -> Self {
+        NativeError(capture_err(e))
+    }
+}
+
+impl From<heapscope_report::ReportError> for NativeError {
+    fn from(e: heapscope_report::ReportError) -> Self {
+        NativeError(from_report(e))
     }
 }
 

@@ -9,6 +9,7 @@ mod profile;
 mod raw;
 mod report;
 mod snapshot;
+mod text_report;
 mod tracer;
 
 #[pymodule]
@@ -20,5 +21,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     snapshot::register(m)?;
     capture::register(m)?;
     report::register(m)?;
+    text_report::register(m)?;
     Ok(())
 }

@@ -28,3 +28,8 @@ pub enum ReportError {
     #[error("profile JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
+
+pub mod diff;
+pub mod group;
+pub mod json;
+pub mod text;

@@ -258,6 +258,7 @@ pub fn set_thread_ignored(_gil: Gil, ignored: bool) {
     }
     st.ignored.sort_unstable_by(|a, b| b.cmp(a));
 }
+pub mod recorder;
 
 /// The sampling rate in force, if sampling.
 pub fn sample_rate(_gil: Gil) -> Option<u64> {

@@ -1,0 +1,12 @@
+//! Capture files on the engine's side: [`Recorder`] turns what the tracer drains
+//! ([`crate::delta::ProfileDelta`]) and timeline samples into capture records, and [`replay`]
+//! reads a capture back into a [`crate::profile::Profile`].
+//!
+//! The tracer aggregates per stack in the process, so a capture grows with the number of
+//! distinct stacks and with time, never with the number of allocations.
+
+mod recorder;
+mod replay;
+
+pub use recorder::Recorder;
+pub use replay::{replay, replay_file};

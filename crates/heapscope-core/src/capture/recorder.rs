@@ -1,0 +1,172 @@
+//! Writing a capture from tracer deltas.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use heapscope_format::capture::{
+    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record,
+    SampleEntry, StackEntry, ThreadName,
+};
+use heapscope_format::FormatError;
+
+use crate::delta::ProfileDelta;
+use crate::profile::Sample;
+
+/// Entries per record: keeps every record far below the format's size limit.
+const CHUNK: usize = 4096;
+
+/// Writes a capture file from a stream of [`ProfileDelta`]s, samples and thread names.
+///
+/// Invariant: the frames and stacks of a delta are written before the counters that refer to
+/// them, so a reader of any prefix of the file finds every reference defined.
+pub struct Recorder<W: Write> {
+    writer: CaptureWriter<W>,
+    thread_names: HashMap<u64, String>,
+    peak_bytes: u64,
+}
+
+impl<W: Write> Recorder<W> {
+    /// Starts a capture: writes the magic, version and header.
+    pub fn new(out: W, header: &Header) -> Result<Self, FormatError> {
+        Ok(Recorder {
+            writer: CaptureWriter::new(out, header)?,
+            thread_names: HashMap::new(),
+            peak_bytes: 0,
+        })
+    }
+
+    /// Records one drain of the tracer, taken `t_ms` milliseconds after the start.
+    pub fn record_delta(&mut self, t_ms: u64, delta: &ProfileDelta) -> Result<(), FormatError> {
+        for chunk in delta.new_frames.chunks(CHUNK) {
+            let frames = chunk
+                .iter()
+                .map(|(id, f)| FrameEntry {
+                    id: *id,
+                    filename: f.filename.to_string(),
+                    function: f.function.to_string(),
+                    lineno: f.lineno,
+                })
+                .collect();
+            self.writer.write(&Record::Frames(frames))?;
+        }
+        for chunk in delta.new_stacks.chunks(CHUNK) {
+            let stacks = chunk
+                .iter()
+                .map(|s| StackEntry {
+                    id: s.id,
+                    thread_native_id: s.thread_native_id,
+                    frames: s.frames.clone(),
+                })
+                .collect();
+            self.writer.write(&Record::Stacks(stacks))?;
+        }
+        let mut chunks = delta.changed.chunks(CHUNK).peekable();
+        if chunks.peek().is_none() {
+            self.writer
+                .write(&Record::Counters(totals(t_ms, delta, Vec::new())))?;
+        }
+        for chunk in chunks {
+            let stacks = chunk
+                .iter()
+                .map(|c| CounterEntry {
+                    stack: c.stack,
+                    live_bytes: c.live_bytes,
+                    live_count: c.live_count,
+                    total_bytes: c.total_bytes,
+                    total_count: c.total_count,
+                })
+                .collect();
+            self.writer
+                .write(&Record::Counters(totals(t_ms, delta, stacks)))?;
+        }
+        if !delta.peak_changed.is_empty() || delta.peak_bytes != self.peak_bytes {
+            self.peak_bytes = delta.peak_bytes;
+            let mut chunks = delta.peak_changed.chunks(CHUNK).peekable();
+            if chunks.peek().is_none() {
+                let peak = Peak {
+                    t_ms,
+                    peak_bytes: delta.peak_bytes,
+                    stacks: Vec::new(),
+                };
+                self.writer.write(&Record::Peak(peak))?;
+            }
+            for chunk in chunks {
+                let stacks = chunk
+                    .iter()
+                    .map(|s| PeakEntry {
+                        stack: s.stack,
+                        bytes: s.bytes,
+                        count: s.count,
+                    })
+                    .collect();
+                self.writer.write(&Record::Peak(Peak {
+                    t_ms,
+                    peak_bytes: delta.peak_bytes,
+                    stacks,
+                }))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records timeline samples.
+    pub fn record_samples(&mut self, samples: &[Sample]) -> Result<(), FormatError> {
+        for chunk in samples.chunks(CHUNK) {
+            let entries = chunk
+                .iter()
+                .map(|s| SampleEntry {
+                    t_ms: s.t_ms,
+                    traced_bytes: s.traced_bytes,
+                    rss_bytes: s.rss_bytes,
+                })
+                .collect();
+            self.writer.write(&Record::Samples(entries))?;
+        }
+        Ok(())
+    }
+
+    /// Records the names of threads; only names not recorded before are written.
+    pub fn record_thread_names(&mut self, names: &[(u64, String)]) -> Result<(), FormatError> {
+        let fresh: Vec<ThreadName> = names
+            .iter()
+            .filter(|(id, name)| self.thread_names.get(id) != Some(name))
+            .map(|(id, name)| ThreadName {
+                native_id: *id,
+                name: name.clone(),
+            })
+            .collect();
+        for chunk in fresh.chunks(CHUNK) {
+            self.writer.write(&Record::ThreadNames(chunk.to_vec()))?;
+        }
+        for t in fresh {
+            self.thread_names.insert(t.native_id, t.name);
+        }
+        Ok(())
+    }
+
+    /// Hands everything recorded so far to the OS.
+    pub fn flush(&mut self) -> Result<(), FormatError> {
+        self.writer.flush()
+    }
+
+    /// Bytes written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.writer.bytes_written()
+    }
+
+    /// Writes the closing record and returns the output.
+    pub fn finish(self, duration_ms: u64) -> Result<W, FormatError> {
+        self.writer.finish(duration_ms)
+    }
+}
+
+fn totals(t_ms: u64, delta: &ProfileDelta, stacks: Vec<CounterEntry>) -> Counters {
+    Counters {
+        t_ms,
+        current_bytes: delta.current_bytes,
+        peak_bytes: delta.peak_bytes,
+        total_allocated_bytes: delta.total_allocated_bytes,
+        total_allocations: delta.total_allocations,
+        stacks,
+    }
+}

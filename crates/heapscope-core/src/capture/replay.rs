@@ -1,0 +1,267 @@
+//! Reading a capture back into a [`Profile`].
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use heapscope_format::capture::{CaptureReader, CorruptKind, Header, Record};
+use heapscope_format::FormatError;
+
+use crate::frame::{Frame, FrameId};
+use crate::profile::{Meta, Profile, Sample, Stack, StackId, StackStat, ThreadInfo};
+
+/// Live and total counters of one stack: `[live_bytes, live_count, total_bytes, total_count]`.
+type Counters = [u64; 4];
+
+/// Replays a capture read from `input` into a profile. `progress` is called after each record
+/// with the number of bytes consumed so far.
+///
+/// A capture cut short (no closing record) replays up to its last complete record and sets
+/// `meta.truncated`; corruption anywhere is an error.
+pub fn replay<R: Read>(input: R, progress: &mut dyn FnMut(u64)) -> Result<Profile, FormatError> {
+    let mut reader = CaptureReader::new(input)?;
+    let mut state = State::new(reader.header());
+    while let Some(record) = reader.next_record()? {
+        let offset = reader.offset();
+        state
+            .apply(record)
+            .map_err(|kind| FormatError::CorruptRecord { offset, kind })?;
+        progress(offset);
+    }
+    Ok(state.finish(reader.truncated()))
+}
+
+/// Replays the capture file at `path` (errors name the path).
+pub fn replay_file(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<Profile, FormatError> {
+    let file = std::fs::File::open(path).map_err(|e| with_path(&e, path))?;
+    replay(std::io::BufReader::with_capacity(1 << 16, file), progress)
+}
+
+fn with_path(e: &std::io::Error, path: &Path) -> FormatError {
+    FormatError::Io(std::io::Error::new(
+        e.kind(),
+        format!("cannot read {}: {e}", path.display()),
+    ))
+}
+
+struct State {
+    profile: Profile,
+    frame_ids: HashMap<u32, FrameId>,
+    stack_ids: HashMap<u32, StackId>,
+    thread_ids: HashMap<u64, u32>,
+    filenames: HashMap<String, Arc<str>>,
+    counters: Vec<Counters>,
+    peak: Vec<(u64, u64)>,
+    peak_record_time: u64,
+    last_time: u64,
+    end_time: Option<u64>,
+}
+
+impl State {
+    fn new(header: &Header) -> Self {
+        let meta = Meta {
+            command: header.command.clone(),
+            python_version: header.python_version.clone(),
+            pid: header.pid,
+            start_time_unix_ms: header.start_time_unix_ms,
+            trace_limit: header.trace_limit,
+            ..Meta::default()
+        };
+        State {
+            profile: Profile {
+                meta,
+                ..Profile::default()
+            },
+            frame_ids: HashMap::new(),
+            stack_ids: HashMap::new(),
+            thread_ids: HashMap::new(),
+            filenames: HashMap::new(),
+            counters: Vec::new(),
+            peak: Vec::new(),
+            peak_record_time: 0,
+            last_time: 0,
+            end_time: None,
+        }
+    }
+
+    fn thread(&mut self, native_id: u64) -> u32 {
+        let threads = &mut self.profile.threads;
+        *self.thread_ids.entry(native_id).or_insert_with(|| {
+            threads.push(ThreadInfo {
+                native_id,
+                name: String::new(),
+            });
+            (threads.len() - 1) as u32
+        })
+    }
+
+    fn stack(&self, id: u32) -> Result<usize, CorruptKind> {
+        self.stack_ids
+            .get(&id)
+            .map(|&s| s as usize)
+            .ok_or(CorruptKind::UndefinedReference("stack"))
+    }
+
+    fn apply(&mut self, record: Record) -> Result<(), CorruptKind> {
+        match record {
+            Record::Frames(frames) => {
+                for f in frames {
+                    if self.frame_ids.contains_key(&f.id) {
+                        continue;
+                    }
+                    let filename = if let Some(name) = self.filenames.get(&f.filename) {
+                        Arc::clone(name)
+                    } else {
+                        let name: Arc<str> = Arc::from(f.filename.as_str());
+                        self.filenames.insert(f.filename, Arc::clone(&name));
+                        name
+                    };
+                    let frame = Frame {
+                        filename,
+                        function: f.function.into(),
+                        lineno: f.lineno,
+                    };
+                    self.frame_ids
+                        .insert(f.id, self.profile.frames.len() as FrameId);
+                    self.profile.frames.push(frame);
+                }
+            }
+            Record::Stacks(stacks) => {
+                for s in stacks {
+                    if self.stack_ids.contains_key(&s.id) {
+                        continue;
+                    }
+                    let frames = s
+                        .frames
+                        .iter()
+                        .map(|f| self.frame_ids.get(f).copied())
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or(CorruptKind::UndefinedReference("frame"))?;
+                    let thread = self.thread(s.thread_native_id);
+                    self.stack_ids
+                        .insert(s.id, self.profile.stacks.len() as StackId);
+                    self.profile.stacks.push(Stack { frames, thread });
+                    self.counters.push([0; 4]);
+                    self.peak.push((0, 0));
+                }
+            }
+            Record::Counters(c) => {
+                let meta = &mut self.profile.meta;
+                meta.peak_bytes = meta.peak_bytes.max(c.peak_bytes);
+                meta.total_allocated_bytes = c.total_allocated_bytes;
+                meta.total_allocations = c.total_allocations;
+                self.last_time = self.last_time.max(c.t_ms);
+                for e in c.stacks {
+                    let i = self.stack(e.stack)?;
+                    self.counters[i] = [e.live_bytes, e.live_count, e.total_bytes, e.total_count];
+                }
+            }
+            Record::Peak(p) => {
+                if p.peak_bytes > self.profile.meta.peak_bytes || self.peak_record_time == 0 {
+                    self.peak_record_time = p.t_ms;
+                }
+                self.profile.meta.peak_bytes = self.profile.meta.peak_bytes.max(p.peak_bytes);
+                self.last_time = self.last_time.max(p.t_ms);
+                for e in p.stacks {
+                    let i = self.stack(e.stack)?;
+                    self.peak[i] = (e.bytes, e.count);
+                }
+            }
+            Record::Samples(samples) => {
+                for s in samples {
+                    self.last_time = self.last_time.max(s.t_ms);
+                    self.profile.timeline.push(Sample {
+                        t_ms: s.t_ms,
+                        traced_bytes: s.traced_bytes,
+                        rss_bytes: s.rss_bytes,
+                    });
+                }
+            }
+            Record::ThreadNames(names) => {
+                for n in names {
+                    let t = self.thread(n.native_id) as usize;
+                    self.profile.threads[t].name = n.name;
+                }
+            }
+            Record::End { t_ms } => self.end_time = Some(t_ms),
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, truncated: bool) -> Profile {
+        trim_runner_frames(&mut self.profile);
+        let p = &mut self.profile;
+        p.meta.truncated = truncated || self.end_time.is_none();
+        p.meta.duration_ms = self.end_time.unwrap_or(self.last_time);
+        p.timeline.sort_by_key(|s| s.t_ms);
+        // The sampler sees the peak more precisely than the once-a-second flushes.
+        p.meta.peak_time_ms = p
+            .timeline
+            .iter()
+            .max_by_key(|s| (s.traced_bytes, std::cmp::Reverse(s.t_ms)))
+            .map_or(self.peak_record_time, |s| s.t_ms);
+        for (i, (c, &(pb, pc))) in self.counters.iter().zip(&self.peak).enumerate() {
+            let stack = i as StackId;
+            if c[0] > 0 || c[1] > 0 {
+                p.at_end.push(StackStat {
+                    stack,
+                    bytes: c[0],
+                    count: c[1],
+                });
+            }
+            if c[2] > 0 || c[3] > 0 {
+                p.total.push(StackStat {
+                    stack,
+                    bytes: c[2],
+                    count: c[3],
+                });
+            }
+            if pb > 0 || pc > 0 {
+                p.at_peak.push(StackStat {
+                    stack,
+                    bytes: pb,
+                    count: pc,
+                });
+            }
+        }
+        self.profile
+    }
+}
+
+/// Files of the code that runs a profiled program (`heapscope run` and `runpy`): not part of
+/// the user's program, so they are cut from the bottom of stacks.
+const RUNNER_FILES: &[&str] = &[
+    "heapscope/cli/run.py",
+    "heapscope/cli/__init__.py",
+    "heapscope/__main__.py",
+    "<frozen runpy>",
+    "/runpy.py",
+    "/bin/heapscope",
+];
+
+fn is_runner_file(filename: &str) -> bool {
+    RUNNER_FILES.iter().any(|suffix| filename.ends_with(suffix))
+}
+
+/// Drops the frames of the runner from the bottom (outermost end) of every stack that has at
+/// least one frame of its own, so stacks start at the program's `<module>`.
+fn trim_runner_frames(profile: &mut Profile) {
+    let runner: Vec<bool> = profile
+        .frames
+        .iter()
+        .map(|f| is_runner_file(&f.filename))
+        .collect();
+    let is_runner = |f: &FrameId| runner.get(*f as usize).copied().unwrap_or(false);
+    for stack in &mut profile.stacks {
+        let keep = stack
+            .frames
+            .iter()
+            .rposition(|f| !is_runner(f))
+            .map_or(0, |i| i + 1);
+        // A stack made only of runner frames is heapscope's own: kept whole.
+        if keep > 0 {
+            stack.frames.truncate(keep);
+        }
+    }
+}

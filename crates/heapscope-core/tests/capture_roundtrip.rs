@@ -1,0 +1,221 @@
+//! Recorder -> bytes -> replay, on hand-built tracer deltas.
+
+use heapscope_core::capture::{replay, Recorder};
+use heapscope_core::delta::{NewStack, ProfileDelta, StackCounters};
+use heapscope_core::profile::{Sample, StackStat, View};
+use heapscope_core::Frame;
+use heapscope_format::capture::Header;
+use heapscope_format::FormatError;
+use proptest::prelude::*;
+
+const MB: u64 = 1 << 20;
+
+fn frame(name: &str, line: u32) -> Frame {
+    Frame {
+        filename: "prog.py".into(),
+        function: name.into(),
+        lineno: line,
+    }
+}
+
+fn counters(stack: u32, live: u64, total: u64) -> StackCounters {
+    StackCounters {
+        stack,
+        live_bytes: live,
+        live_count: 1,
+        total_bytes: total,
+        total_count: 2,
+    }
+}
+
+/// A run: `peak()` allocates 50 MB then frees it, `keep()` holds 10 MB until the end.
+fn capture(finish: bool) -> Vec<u8> {
+    let header = Header {
+        command: vec!["prog.py".into()],
+        pid: 7,
+        ..Header::default()
+    };
+    let mut rec = Recorder::new(Vec::new(), &header).expect("header");
+    let first = ProfileDelta {
+        new_frames: vec![
+            (0, frame("peak", 3)),
+            (1, frame("keep", 8)),
+            (2, frame("<module>", 12)),
+        ],
+        new_stacks: vec![
+            NewStack {
+                id: 0,
+                frames: vec![0, 2],
+                thread_native_id: 11,
+            },
+            NewStack {
+                id: 1,
+                frames: vec![1, 2],
+                thread_native_id: 11,
+            },
+        ],
+        changed: vec![counters(0, 50 * MB, 50 * MB), counters(1, 10 * MB, 10 * MB)],
+        peak_changed: vec![
+            StackStat {
+                stack: 0,
+                bytes: 50 * MB,
+                count: 1,
+            },
+            StackStat {
+                stack: 1,
+                bytes: 10 * MB,
+                count: 1,
+            },
+        ],
+        current_bytes: 60 * MB,
+        peak_bytes: 60 * MB,
+        total_allocated_bytes: 60 * MB,
+        total_allocations: 2,
+    };
+    rec.record_samples(&[Sample {
+        t_ms: 50,
+        traced_bytes: 60 * MB,
+        rss_bytes: 70 * MB,
+    }])
+    .expect("samples");
+    rec.record_delta(1000, &first).expect("delta");
+    rec.record_thread_names(&[(11, "MainThread".into())])
+        .expect("names");
+    rec.flush().expect("flush");
+    let second = ProfileDelta {
+        changed: vec![counters(0, 0, 50 * MB)],
+        current_bytes: 10 * MB,
+        peak_bytes: 60 * MB,
+        total_allocated_bytes: 60 * MB,
+        total_allocations: 2,
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(2000, &second).expect("delta");
+    rec.record_samples(&[Sample {
+        t_ms: 1500,
+        traced_bytes: 10 * MB,
+        rss_bytes: 30 * MB,
+    }])
+    .expect("samples");
+    if finish {
+        rec.finish(2100).expect("finish")
+    } else {
+        let mut bytes = rec.finish(0).expect("finish");
+        // Drop the closing record: what a killed process leaves.
+        bytes.truncate(bytes.len() - 12);
+        bytes
+    }
+}
+
+fn bytes_of(stats: &[StackStat], stack: u32) -> u64 {
+    stats
+        .iter()
+        .find(|s| s.stack == stack)
+        .map_or(0, |s| s.bytes)
+}
+
+#[test]
+fn peak_end_and_total_views() {
+    let p = replay(&capture(true)[..], &mut |_| {}).expect("replay");
+    assert_eq!(p.frames.len(), 3);
+    assert_eq!(p.stacks.len(), 2);
+    assert_eq!(p.threads[0].name, "MainThread");
+    assert_eq!(bytes_of(p.view(View::Peak), 0), 50 * MB);
+    assert_eq!(bytes_of(p.view(View::Peak), 1), 10 * MB);
+    assert_eq!(bytes_of(p.view(View::End), 0), 0);
+    assert_eq!(bytes_of(p.view(View::End), 1), 10 * MB);
+    assert_eq!(bytes_of(p.view(View::Total), 0), 50 * MB);
+    assert_eq!(p.meta.peak_bytes, 60 * MB);
+    assert_eq!(p.meta.peak_time_ms, 50);
+    assert_eq!(p.meta.duration_ms, 2100);
+    assert_eq!(p.meta.command, vec!["prog.py".to_string()]);
+    assert!(!p.meta.truncated);
+    assert_eq!(p.timeline.len(), 2);
+}
+
+#[test]
+fn a_killed_run_replays_up_to_its_last_flush() {
+    let p = replay(&capture(false)[..], &mut |_| {}).expect("replay");
+    assert!(p.meta.truncated);
+    assert_eq!(p.meta.duration_ms, 2000);
+    assert_eq!(bytes_of(p.view(View::End), 1), 10 * MB);
+}
+
+#[test]
+fn dangling_references_are_corrupt() {
+    let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
+    let bad = ProfileDelta {
+        new_stacks: vec![NewStack {
+            id: 0,
+            frames: vec![9],
+            thread_native_id: 1,
+        }],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(0, &bad).expect("delta");
+    let bytes = rec.finish(1).expect("finish");
+    assert!(matches!(
+        replay(&bytes[..], &mut |_| {}),
+        Err(FormatError::CorruptRecord { .. })
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn replay_of_mutated_captures_never_panics(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let mut bytes = capture(true);
+        for (pos, value) in edits {
+            let len = bytes.len();
+            bytes[pos % len] = value;
+        }
+        let keep = bytes.len() - cut % bytes.len();
+        bytes.truncate(keep);
+        let _ = replay(&bytes[..], &mut |_| {});
+    }
+}
+
+#[test]
+fn runner_frames_are_cut_from_the_bottom_of_stacks() {
+    let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
+    let runner = |f: &str, l| Frame {
+        filename: format!("/x/heapscope/cli/{f}").into(),
+        function: "r".into(),
+        lineno: l,
+    };
+    let delta = ProfileDelta {
+        new_frames: vec![
+            (0, frame("f", 1)),
+            (1, runner("run.py", 2)),
+            (
+                2,
+                Frame {
+                    filename: "<frozen runpy>".into(),
+                    function: "_run_code".into(),
+                    lineno: 3,
+                },
+            ),
+        ],
+        new_stacks: vec![
+            NewStack {
+                id: 0,
+                frames: vec![0, 1, 2],
+                thread_native_id: 1,
+            },
+            NewStack {
+                id: 1,
+                frames: vec![1, 2],
+                thread_native_id: 1,
+            },
+        ],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(0, &delta).expect("delta");
+    let p = replay(&rec.finish(1).expect("finish")[..], &mut |_| {}).expect("replay");
+    assert_eq!(p.stacks[0].frames, vec![0]);
+    assert_eq!(p.stacks[1].frames, vec![1, 2]);
+}

@@ -1,0 +1,235 @@
+//! Recording a capture file in-process: the session (file, header, tracer start), the
+//! timeline sampler, ordered flushes of what the tracer drains, and the closing record.
+//!
+//! Threading: draining the tracer needs the GIL, writing must not hold it. A caller drains
+//! with the GIL ([`drain`] hands out a sequence number), releases it, then calls [`write`];
+//! writes are applied in drain order, so the frames and stacks a delta defines always precede
+//! the counters of later deltas in the file.
+
+mod backend;
+mod error;
+mod sampler;
+
+use std::fs::{File, OpenOptions};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use heapscope_core::capture::Recorder;
+use heapscope_core::delta::ProfileDelta;
+use heapscope_format::capture::Header;
+
+pub use error::CaptureError;
+use sampler::Sampler;
+
+use crate::Gil;
+pub use sampler::SAMPLE_INTERVAL;
+
+/// How a capture is started.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Where the capture goes.
+    pub path: PathBuf,
+    /// Overwrite an existing file.
+    pub force: bool,
+    /// The command line being profiled (for the header).
+    pub command: Vec<String>,
+    /// e.g. "3.11.7".
+    pub python_version: String,
+    /// Frames kept per stack.
+    pub trace_limit: u16,
+}
+
+/// A tracer drain waiting to be written; [`write`] applies them in the order drained.
+pub struct Drained {
+    seq: u64,
+    delta: ProfileDelta,
+}
+
+struct Session {
+    /// The process that started the capture: a forked child must not write to its file.
+    pid: u32,
+    path: PathBuf,
+    recorder: Recorder<BufWriter<File>>,
+    sampler: Sampler,
+    start: Instant,
+    drained: u64,
+    written: u64,
+}
+
+static SESSION: Mutex<Option<Session>> = Mutex::new(None);
+static TURN: Condvar = Condvar::new();
+
+/// How long a write waits for an earlier drain to be written before going ahead anyway.
+const TURN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The session of this process. In a child forked while capturing, the parent's session is
+/// leaked without a byte written (its file offset is shared and its threads do not exist).
+fn session() -> MutexGuard<'static, Option<Session>> {
+    let mut guard = SESSION.lock().unwrap_or_else(PoisonError::into_inner);
+    if guard.as_ref().is_some_and(|s| s.pid != std::process::id()) {
+        std::mem::forget(guard.take());
+    }
+    guard
+}
+
+/// Creates the file, writes the header, starts the tracer and the sampler.
+pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
+    let mut guard = session();
+    if guard.is_some() {
+        return Err(CaptureError::AlreadyCapturing);
+    }
+    let file = open_output(&opts.path, opts.force)?;
+    let header = Header {
+        python_version: opts.python_version.clone(),
+        command: opts.command.clone(),
+        start_time_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+        pid: std::process::id(),
+        trace_limit: u32::from(opts.trace_limit),
+    };
+    let write_err = |source| CaptureError::Write {
+        path: opts.path.clone(),
+        source,
+    };
+    let mut recorder =
+        Recorder::new(BufWriter::with_capacity(1 << 16, file), &header).map_err(write_err)?;
+    recorder.flush().map_err(write_err)?;
+    backend::reset_drain(gil);
+    let options = crate::Options {
+        by_thread: true,
+        sample_rate: None,
+    };
+    backend::start(gil, u32::from(opts.trace_limit), options)?;
+    let start = Instant::now();
+    let sampler = match Sampler::spawn(start) {
+        Ok(sampler) => sampler,
+        Err(source) => {
+            backend::stop(gil);
+            return Err(CaptureError::Create {
+                path: opts.path.clone(),
+                source,
+            });
+        }
+    };
+    *guard = Some(Session {
+        pid: std::process::id(),
+        path: opts.path.clone(),
+        recorder,
+        sampler,
+        start,
+        drained: 0,
+        written: 0,
+    });
+    Ok(())
+}
+
+fn open_output(path: &Path, force: bool) -> Result<File, CaptureError> {
+    let mut options = OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    options.open(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::AlreadyExists {
+            CaptureError::Exists {
+                path: path.to_owned(),
+            }
+        } else {
+            CaptureError::Create {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })
+}
+
+/// True while a capture is being recorded.
+pub fn is_capturing() -> bool {
+    session().is_some()
+}
+
+/// Drains the tracer. Call with the GIL held; then release it and call [`write`].
+pub fn drain(gil: Gil) -> Result<Drained, CaptureError> {
+    let mut guard = session();
+    let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
+    s.drained += 1;
+    Ok(Drained {
+        seq: s.drained,
+        delta: backend::drain_profile(gil),
+    })
+}
+
+/// Writes a drain, the pending samples and the thread names, and flushes them to the OS.
+/// Call without the GIL.
+pub fn write(drained: Drained, thread_names: &[(u64, String)]) -> Result<(), CaptureError> {
+    let Drained { seq, delta } = drained;
+    let guard = session();
+    let (mut guard, _) = TURN
+        .wait_timeout_while(guard, TURN_TIMEOUT, |s| {
+            s.as_ref().is_some_and(|s| s.written + 1 < seq)
+        })
+        .unwrap_or_else(PoisonError::into_inner);
+    let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
+    let result = write_to(s, &delta, thread_names);
+    s.written = s.written.max(seq);
+    TURN.notify_all();
+    result
+}
+
+fn write_to(
+    s: &mut Session,
+    delta: &ProfileDelta,
+    thread_names: &[(u64, String)],
+) -> Result<(), CaptureError> {
+    let t_ms = s.start.elapsed().as_millis() as u64;
+    let samples = s.sampler.take();
+    let r = &mut s.recorder;
+    r.record_samples(&samples)
+        .and_then(|()| r.record_delta(t_ms, delta))
+        .and_then(|()| r.record_thread_names(thread_names))
+        .and_then(|()| r.flush())
+        .map_err(|source| CaptureError::Write {
+            path: s.path.clone(),
+            source,
+        })
+}
+
+/// Stops the tracer (call with the GIL held, after a final [`drain`]).
+pub fn stop_tracer(gil: Gil) {
+    backend::stop(gil);
+}
+
+/// Writes the final drain and the closing record, stops the sampler and closes the file.
+/// Call without the GIL. Returns the path of the capture and its size in bytes.
+pub fn finish(
+    last: Drained,
+    thread_names: &[(u64, String)],
+) -> Result<(PathBuf, u64), CaptureError> {
+    let written = write(last, thread_names);
+    let Some(mut s) = session().take() else {
+        return Err(CaptureError::NotCapturing);
+    };
+    TURN.notify_all();
+    let samples = s.sampler.stop();
+    written?;
+    let duration = s.start.elapsed().as_millis() as u64;
+    let path = s.path;
+    let write_err = |source| CaptureError::Write {
+        path: path.clone(),
+        source,
+    };
+    s.recorder.record_samples(&samples).map_err(write_err)?;
+    let out = s.recorder.finish(duration).map_err(write_err)?;
+    let size = out.get_ref().metadata().map_or(0, |m| m.len());
+    Ok((path, size))
+}
+
+/// Stops tracing allocations made by the calling thread (the recorder's own threads).
+pub fn ignore_current_thread(gil: Gil) {
+    backend::set_thread_ignored(gil, true);
+}

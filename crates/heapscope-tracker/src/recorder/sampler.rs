@@ -1,0 +1,87 @@
+//! The timeline sampler: a Rust thread that reads traced memory and RSS every
+//! [`SAMPLE_INTERVAL`], without the GIL, and keeps the samples until the next flush.
+
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use heapscope_core::profile::Sample;
+
+use super::backend;
+
+/// Time between two samples (at least ten a second).
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A running sampler thread.
+pub struct Sampler {
+    stop: Sender<()>,
+    handle: Option<JoinHandle<()>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+}
+
+impl Sampler {
+    /// Starts sampling; times are measured from `start`.
+    pub fn spawn(start: Instant) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&samples);
+        let handle = std::thread::Builder::new()
+            .name("heapscope-sampler".into())
+            .spawn(move || {
+                // A Rust thread with no Python thread state: its allocations never reach the
+                // PyMem hooks, so there is nothing to ignore.
+                let page = page_size();
+                loop {
+                    let sample = take_sample(start, page);
+                    sink.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(sample);
+                    match stopped.recv_timeout(SAMPLE_INTERVAL) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })?;
+        Ok(Sampler {
+            stop,
+            handle: Some(handle),
+            samples,
+        })
+    }
+
+    /// The samples taken since the previous call.
+    pub fn take(&self) -> Vec<Sample> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Stops the thread, waits for it, and returns the samples not yet taken.
+    pub fn stop(mut self) -> Vec<Sample> {
+        let _ = self.stop.send(());
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+        self.take()
+    }
+}
+
+fn take_sample(start: Instant, page: u64) -> Sample {
+    let (traced_bytes, _) = backend::traced_memory();
+    Sample {
+        t_ms: start.elapsed().as_millis() as u64,
+        traced_bytes,
+        rss_bytes: resident_pages().map_or(0, |pages| pages * page),
+    }
+}
+
+/// Resident pages of this process, from `/proc/self/statm` (0 where there is no procfs).
+fn resident_pages() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    statm.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions and only reads a configuration value.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
+}

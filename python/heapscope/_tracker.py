@@ -1,0 +1,63 @@
+"""``heapscope.Tracker``: record part of a program to a capture file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
+
+__all__ = ["Tracker"]
+
+
+class Tracker(contextlib.ContextDecorator):
+    """Record the memory of a block of code (or of every call of a function) to ``path``.
+
+    As a context manager::
+
+        with heapscope.Tracker("build.hsc"):
+            build()
+
+    or as a decorator (each call overwrites the capture, so pass ``force=True`` if the
+    function runs more than once)::
+
+        @heapscope.Tracker("build.hsc", force=True)
+        def build(): ...
+
+    Read the capture with ``heapscope report build.hsc``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        trace_limit: int = DEFAULT_TRACE_LIMIT,
+    ) -> None:
+        self.path = Path(path)
+        self.force = force
+        self.trace_limit = trace_limit
+        self._session: CaptureSession | None = None
+
+    def __enter__(self) -> Tracker:
+        if self._session is not None:
+            raise RuntimeError("this Tracker is already recording")
+        session = CaptureSession(
+            self.path, command=list(sys.argv), trace_limit=self.trace_limit, force=self.force
+        )
+        session.start()
+        self._session = session
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.stop()

@@ -1,0 +1,28 @@
+"""``heapscope diff``: what grew or shrank between two captures, by line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from heapscope import _native
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``diff``'s options."""
+    parser.add_argument("a", metavar="A.hsc", help="the earlier capture")
+    parser.add_argument("b", metavar="B.hsc", help="the later capture")
+    parser.add_argument(
+        "--at", choices=["peak", "end", "total"], default="peak", help="which figures to compare"
+    )
+    parser.add_argument("-n", type=int, default=20, metavar="N", help="rows to show (default 20)")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Print the diff; 0 on success."""
+    if args.n < 0:
+        raise ValueError("-n must not be negative")
+    a = _native.load_capture(args.a)
+    b = _native.load_capture(args.b)
+    sys.stdout.write(_native.render_diff(a, b, args.at, args.n))
+    return 0

@@ -1,0 +1,42 @@
+"""``heapscope report``: the top allocations of a capture file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from heapscope import _native
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``report``'s options."""
+    parser.add_argument("file", help="capture file (.hsc)")
+    parser.add_argument(
+        "--at",
+        choices=["peak", "end", "total"],
+        default="peak",
+        help="memory held at the peak, still held at exit, or allocated in total (default peak)",
+    )
+    parser.add_argument(
+        "--by",
+        choices=["line", "file", "function", "stack"],
+        default="line",
+        help="how rows are grouped (default line)",
+    )
+    parser.add_argument("-n", type=int, default=10, metavar="N", help="rows to show (default 10)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Print the report; 0 on success."""
+    if args.n < 0:
+        raise ValueError("-n must not be negative")
+    profile = _native.load_capture(args.file)
+    text = _native.render_report(profile, args.at, args.by, args.n, args.json)
+    sys.stdout.write(text)
+    if args.json and _native.profile_truncated(profile):
+        print(
+            "heapscope: warning: the capture was cut short; figures are as of its last flush",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,148 @@
+"""``heapscope run``: run a Python program in-process under the profiler."""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import importlib.machinery
+import io
+import os
+import runpy
+import sys
+import traceback
+import types
+import zipfile
+from pathlib import Path
+from types import TracebackType
+
+from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
+from heapscope.errors import HeapscopeError
+
+_OUR_FILES = (str(Path(__file__).resolve().parent.parent), runpy.__file__, "<frozen runpy>")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare ``run``'s options."""
+    parser.add_argument("-o", "--output", metavar="FILE", help="capture file to write")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing capture")
+    parser.add_argument(
+        "--trace-limit",
+        type=int,
+        default=DEFAULT_TRACE_LIMIT,
+        metavar="N",
+        help=f"frames kept per stack (default {DEFAULT_TRACE_LIMIT})",
+    )
+    parser.add_argument(
+        "-m",
+        dest="module",
+        nargs=argparse.REMAINDER,
+        metavar="MODULE [args...]",
+        help="run a library module as a script (the rest of the line is its arguments)",
+    )
+    parser.add_argument(
+        "program", nargs=argparse.REMAINDER, metavar="script.py [args...]", help="the program"
+    )
+
+
+def _default_output(name: str) -> Path:
+    return Path(f"heapscope-{name}.{os.getpid()}.hsc")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the program under a capture; return its exit status."""
+    argv: list[str] = list(args.program)
+    module: str | None = None
+    if args.module is not None:
+        if not args.module or argv:
+            raise ValueError("-m needs a module name, and no script besides it")
+        module, argv = args.module[0], list(args.module[1:])
+    if module is None:
+        if not argv:
+            raise ValueError("nothing to run: give a script or -m MODULE")
+        if not Path(argv[0]).exists():
+            raise FileNotFoundError(2, "No such file or directory", argv[0])
+        name = Path(argv[0]).stem
+        command = argv
+    else:
+        name = module
+        command = ["-m", module, *argv]
+    output = Path(args.output) if args.output else _default_output(name)
+    if output.exists() and not args.force:
+        raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
+    # Compiled before recording starts, as the interpreter compiles a script before running it.
+    try:
+        code, main = _compile_script(argv[0]) if module is None else (None, None)
+    except SyntaxError as exc:
+        traceback.print_exception(type(exc), exc, None)
+        return 1
+
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    session = CaptureSession(output, command=command, trace_limit=args.trace_limit, force=True)
+    session.start()
+    status = 0
+    try:
+        sys.argv = argv if module is None else [module, *argv]
+        sys.path[0] = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
+        # The program runs right here, not in a helper: every frame between the program and
+        # the process's first frame is walked at each allocation the tracer sees.
+        if code is not None and main is not None:
+            # Like the interpreter, leave the program's module as __main__ (atexit, pickle).
+            sys.modules["__main__"] = main
+            exec(code, main.__dict__)
+        elif module is None:
+            runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    except BaseException as exc:
+        _print_user_traceback(exc)
+        status = 130 if isinstance(exc, KeyboardInterrupt) else 1
+    finally:
+        sys.argv = saved_argv
+        if saved_path0 is not None and sys.path:
+            sys.path[0] = saved_path0
+        sys.stdout.flush()
+        path = session.stop()
+        print(f"heapscope: capture written to {path} ({session.size} bytes)", file=sys.stderr)
+    return status
+
+
+def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleType | None]:
+    """Compile a script as ``python script.py`` does (``__file__`` absolute); ``(None, None)``
+    for a directory or zip file, which runpy runs."""
+    path = os.path.abspath(script)
+    if os.path.isdir(path) or zipfile.is_zipfile(path):
+        return None, None
+    with io.open_code(path) as f:
+        source = f.read()
+    code = compile(source, path, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__dict__.update(
+        __file__=path,
+        __builtins__=builtins,
+        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        __cached__=None,
+        __package__=None,
+        __spec__=None,
+    )
+    return code, main
+
+
+def _exit_status(code: object) -> int:
+    """What the interpreter would exit with for ``sys.exit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """Print the traceback as Python would, without heapscope's and runpy's frames."""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OUR_FILES):
+        tb = tb.tb_next
+    sys.stderr.flush()
+    traceback.print_exception(type(exc), exc, tb)

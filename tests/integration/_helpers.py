@@ -1,0 +1,32 @@
+"""Helpers for the integration tests: run ``python -m heapscope`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def heapscope(
+    *args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m heapscope ARGS`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "heapscope", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def report_json(capture: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """The JSON report of a capture."""
+    proc = heapscope("report", capture, "--json", *args, cwd=capture.parent, env=env)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result

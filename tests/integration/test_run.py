@@ -1,0 +1,163 @@
+"""``heapscope run``: the program behaves as without heapscope, and a capture is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ._helpers import heapscope, report_json
+
+pytestmark = pytest.mark.timeout(120)
+
+ECHO = """\
+import sys
+print("argv", sys.argv)
+print("name", __name__)
+print("main", sys.modules["__main__"].__name__)
+print("err", file=sys.stderr)
+"""
+
+
+def write(path: Path, source: str) -> Path:
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def test_argv_main_and_output_match_plain_python(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "echo.py", ECHO)
+    plain = subprocess.run(
+        [sys.executable, "echo.py", "a", "--b"], cwd=tmp_path, capture_output=True, text=True
+    )
+    proc = heapscope(
+        "run", "-o", "out.hsc", "echo.py", "a", "--b", cwd=tmp_path, env=subprocess_env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == plain.stdout
+    assert proc.stderr.startswith("err\n")
+    assert "out.hsc" in proc.stderr
+    assert (tmp_path / "out.hsc").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [("import sys; sys.exit(3)", 3), ("raise SystemExit", 0), ("import sys; sys.exit('bye')", 1)],
+)
+def test_exit_status_passes_through(
+    tmp_path: Path, subprocess_env: dict[str, str], source: str, status: int
+) -> None:
+    write(tmp_path / "prog.py", source)
+    proc = heapscope("run", "-o", "out.hsc", "prog.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == status
+    assert (tmp_path / "out.hsc").exists()
+
+
+def test_uncaught_exception_prints_the_users_traceback(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "boom.py", 'def f():\n    raise KeyError("boom")\n\nf()\n')
+    plain = subprocess.run(
+        [sys.executable, "boom.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    proc = heapscope("run", "-o", "out.hsc", "boom.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 1
+    expected = plain.stderr
+    assert proc.stderr.startswith(expected), proc.stderr
+    assert "runpy" not in proc.stderr
+    assert "heapscope/cli" not in proc.stderr
+
+
+def test_module_mode(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    write(tmp_path / "echomod.py", ECHO + "raise SystemExit(5)\n")
+    plain = subprocess.run(
+        [sys.executable, "-m", "echomod", "x", "-o", "y"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    proc = heapscope(
+        "run", "-o", "m.hsc", "-m", "echomod", "x", "-o", "y", cwd=tmp_path, env=subprocess_env
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert proc.stdout == plain.stdout
+    assert (tmp_path / "m.hsc").exists()
+
+
+def test_default_output_name_and_force(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    write(tmp_path / "tiny.py", "x = [0] * 1000\n")
+    proc = heapscope("run", "tiny.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    [capture] = tmp_path.glob("heapscope-tiny.*.hsc")
+    assert capture.name in proc.stderr
+
+    (tmp_path / "taken.hsc").write_bytes(b"precious")
+    refused = heapscope("run", "-o", "taken.hsc", "tiny.py", cwd=tmp_path, env=subprocess_env)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("heapscope: error: ")
+    assert "--force" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert (tmp_path / "taken.hsc").read_bytes() == b"precious"
+
+    forced = heapscope(
+        "run", "--force", "-o", "taken.hsc", "tiny.py", cwd=tmp_path, env=subprocess_env
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "taken.hsc").read_bytes() != b"precious"
+
+
+def test_python_dash_m_heapscope_missing_script(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    proc = heapscope("run", "nope.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("heapscope: error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_forked_child_leaves_the_capture_to_its_parent(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(
+        tmp_path / "forks.py",
+        """\
+        import os
+        data = bytearray(2 * 1024 * 1024)
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            print("parent")
+        else:
+            print("child")
+        """,
+    )
+    proc = heapscope("run", "-o", "f.hsc", "forks.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.split()) == ["child", "parent"]
+    report = report_json(tmp_path / "f.hsc", subprocess_env, "--at", "end")
+    assert report["meta"]["truncated"] is False
+
+
+def test_timeline_has_ten_samples_a_second(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    write(tmp_path / "sleepy.py", "import time\nx = bytearray(1000)\ntime.sleep(1.2)\n")
+    proc = heapscope("run", "-o", "s.hsc", "sleepy.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    meta = report_json(tmp_path / "s.hsc", subprocess_env)["meta"]
+    assert meta["duration_ms"] >= 1200
+    assert meta["samples"] >= 10 * meta["duration_ms"] // 1000
+
+
+def test_syntax_error_is_reported_like_python(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "bad.py", "def (:\n")
+    plain = subprocess.run(
+        [sys.executable, "bad.py"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    proc = heapscope("run", "-o", "b.hsc", "bad.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == plain.returncode == 1
+    assert proc.stderr == plain.stderr
