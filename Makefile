@@ -20,7 +20,7 @@ build: ## Rebuild the native module in place (fast dev loop after `make install`
 	cargo build --release -p heapscope-py
 	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
 
-test: install test-rust test-python ## Install, then run the whole test suite (Rust + Python)
+test: install install-browser test-rust test-python ## Install, then run the whole test suite (Rust + Python)
 
 test-rust: ## Rust unit tests (the tracer's link libpython, hence the library path)
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --workspace --exclude heapscope-py

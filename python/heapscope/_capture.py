@@ -37,8 +37,10 @@ class CaptureSession:
         command: list[str] | None = None,
         trace_limit: int = DEFAULT_TRACE_LIMIT,
         force: bool = False,
+        sample_rate: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.sample_rate = sample_rate
         self.command = list(sys.argv if command is None else command)
         self.trace_limit = trace_limit
         self.force = force
@@ -53,7 +55,13 @@ class CaptureSession:
         if not 1 <= self.trace_limit <= 65535:
             raise ValueError(f"the trace limit must be in 1..65535, not {self.trace_limit}")
         self._pid = os.getpid()
-        _native.start_capture(str(self.path), self.command, self.trace_limit, self.force)
+        if self.sample_rate is not None and self.sample_rate <= 0:
+            raise ValueError(
+                f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
+            )
+        _native.start_capture(
+            str(self.path), self.command, self.trace_limit, self.force, self.sample_rate
+        )
         self._thread = threading.Thread(
             target=self._flush_loop, name="heapscope-flush", daemon=True
         )

@@ -36,17 +36,23 @@ class Tracker(contextlib.ContextDecorator):
         *,
         force: bool = False,
         trace_limit: int = DEFAULT_TRACE_LIMIT,
+        sample_rate: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.force = force
         self.trace_limit = trace_limit
+        self.sample_rate = sample_rate
         self._session: CaptureSession | None = None
 
     def __enter__(self) -> Tracker:
         if self._session is not None:
             raise RuntimeError("this Tracker is already recording")
         session = CaptureSession(
-            self.path, command=list(sys.argv), trace_limit=self.trace_limit, force=self.force
+            self.path,
+            command=list(sys.argv),
+            trace_limit=self.trace_limit,
+            force=self.force,
+            sample_rate=self.sample_rate,
         )
         session.start()
         self._session = session

@@ -161,3 +161,28 @@ def test_syntax_error_is_reported_like_python(
     proc = heapscope("run", "-o", "b.hsc", "bad.py", cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == plain.returncode == 1
     assert proc.stderr == plain.stderr
+
+
+SAMPLED = """\
+def build():
+    return [bytes(300) for _ in range(150_000)]
+
+data = build()
+"""
+
+
+def test_sample_rate_scales_samples_into_estimates(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "prog.py", SAMPLED)
+    args = ("run", "-o", "s.hsc", "--sample-rate", "65536", "prog.py")
+    proc = heapscope(*args, cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 0, proc.stderr
+    rows = report_json(tmp_path / "s.hsc", subprocess_env, "--at", "end")["rows"]
+    top = rows[0]
+    truth = 150_000 * (300 + 33)
+    assert top["line"] == 2
+    assert abs(top["size"] - truth) / truth < 0.15  # ~720 samples: 3.7% standard error
+    assert top["count"] < 5_000  # only the samples are recorded
+    bad = heapscope("run", "--sample-rate", "0", "prog.py", cwd=tmp_path, env=subprocess_env)
+    assert bad.returncode == 2 and "sample rate" in bad.stderr

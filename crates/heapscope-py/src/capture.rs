@@ -26,13 +26,14 @@ const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 
 /// Starts recording a capture to `path` (the file must not exist unless `force`).
 #[pyfunction]
-#[pyo3(signature = (path, command, trace_limit, force = false))]
+#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None))]
 fn start_capture(
     py: Python<'_>,
     path: PathBuf,
     command: Vec<String>,
     trace_limit: u16,
     force: bool,
+    sample_rate: Option<u64>,
 ) -> Result<(), NativeError> {
     let v = py.version_info();
     let python_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
@@ -42,6 +43,7 @@ fn start_capture(
         command,
         python_version,
         trace_limit,
+        sample_rate: sample_rate.filter(|&r| r > 0),
     };
     Ok(recorder::start(gil(py), &opts)?)
 }

@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"frames kept per stack (default {DEFAULT_TRACE_LIMIT})",
     )
     parser.add_argument(
+        "--sample-rate",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="sample one block per BYTES allocated on average, with sizes scaled to unbiased "
+        "estimates (production mode; e.g. 524288). Default: record every block",
+    )
+    parser.add_argument(
         "-m",
         dest="module",
         nargs=argparse.REMAINDER,
@@ -77,7 +85,13 @@ def execute(args: argparse.Namespace) -> int:
         return 1
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
-    session = CaptureSession(output, command=command, trace_limit=args.trace_limit, force=True)
+    session = CaptureSession(
+        output,
+        command=command,
+        trace_limit=args.trace_limit,
+        force=True,
+        sample_rate=args.sample_rate,
+    )
     session.start()
     status = 0
     try:

@@ -39,6 +39,8 @@ pub struct CaptureOptions {
     pub python_version: String,
     /// Frames kept per stack.
     pub trace_limit: u16,
+    /// Poisson sampling: one recorded block per this many bytes on average (None: all).
+    pub sample_rate: Option<u64>,
 }
 
 /// A tracer drain waiting to be written; [`write`] applies them in the order drained.
@@ -100,7 +102,7 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
     backend::reset_drain(gil);
     let options = crate::Options {
         by_thread: true,
-        sample_rate: None,
+        sample_rate: opts.sample_rate,
     };
     backend::start(gil, u32::from(opts.trace_limit), options)?;
     let start = Instant::now();
