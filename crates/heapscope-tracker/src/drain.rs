@@ -22,6 +22,10 @@ use crate::Gil;
 struct DrainState {
     tb_to_stack: Vec<StackId>,
     frame_ids: HashMap<Frame, FrameId>,
+    /// Resolver frame index -> profile frame id (`u32::MAX`: not yet), valid for one resolver
+    /// generation: spares hashing the frame's strings for every frame of every new stack.
+    by_index: Vec<FrameId>,
+    generation: u64,
     stack_ids: HashMap<(Vec<FrameId>, u64), StackId>,
     last: Vec<StackCounters>,
     last_peak: Vec<(u64, u64)>,
@@ -139,6 +143,10 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
 fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDelta) {
     // SAFETY: GIL held; no state reference alive; code objects kept alive by the interner.
     let r = unsafe { resolver() };
+    if ds.generation != r.generation() {
+        ds.generation = r.generation();
+        ds.by_index.clear();
+    }
     for (raw, thread) in &c.new_tbs {
         let frames: Vec<FrameId> = raw
             .iter()
@@ -146,12 +154,25 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
                 // SAFETY: as above.
                 let i = unsafe { r.resolve(c.layout, f) };
                 let frame = r.frame(i);
-                if let Some(&id) = ds.frame_ids.get(frame) {
+                if let Some(&id) = ds
+                    .by_index
+                    .get(i as usize)
+                    .filter(|&&id| id != FrameId::MAX)
+                {
                     return id;
                 }
-                let id = ds.frame_ids.len() as FrameId;
-                ds.frame_ids.insert(frame.clone(), id);
-                delta.new_frames.push((id, frame.clone()));
+                let id = if let Some(&id) = ds.frame_ids.get(frame) {
+                    id
+                } else {
+                    let id = ds.frame_ids.len() as FrameId;
+                    ds.frame_ids.insert(frame.clone(), id);
+                    delta.new_frames.push((id, frame.clone()));
+                    id
+                };
+                if ds.by_index.len() <= i as usize {
+                    ds.by_index.resize(i as usize + 1, FrameId::MAX);
+                }
+                ds.by_index[i as usize] = id;
                 id
             })
             .collect();

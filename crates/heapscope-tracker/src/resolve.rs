@@ -17,6 +17,8 @@ pub struct Resolver {
     by_raw: HashMap<RawFrame, u32>,
     frames: Vec<Frame>,
     names: HashMap<usize, (Arc<str>, Arc<str>)>,
+    /// Bumped by every `clear`, so caches keyed by frame index know when they are stale.
+    generation: u64,
 }
 
 pub struct ResolverCell(UnsafeCell<Option<Resolver>>);
@@ -89,6 +91,15 @@ impl Resolver {
 
     /// Forget everything (the code objects are about to be released).
     pub fn clear(&mut self) {
-        *self = Resolver::default();
+        let generation = self.generation + 1;
+        *self = Resolver {
+            generation,
+            ..Resolver::default()
+        };
+    }
+
+    /// Changes whenever previously returned indices become invalid.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }
