@@ -1,13 +1,14 @@
 """Regenerate docs/report-example.html and docs/report-screenshot.png.
 
-Records tests/report/workload.py (see its docstring), renders the HTML report with the
-worktree's heapscope and photographs it with headless Chromium (scripts/install-browser.sh).
+Records examples/demo.py with ``heapscope run`` (from the repository root, so the report shows
+project-relative paths), renders the HTML report and photographs it with headless Chromium
+(scripts/install-browser.sh).
 Run from the repository root after `make build`: ``python3 scripts/report-screenshot.py``.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,14 +28,11 @@ def main() -> int:
         print("chromium not found: run scripts/install-browser.sh", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "profile.json"
-        workload = ROOT / "tests" / "report" / "workload.py"
-        subprocess.run([sys.executable, str(workload), str(raw)], check=True)
-        data = json.loads(raw.read_text())
-        # Show paths relative to the repository, as a user's report would show their project.
-        for frame in data["frames"]:
-            frame[0] = frame[0].replace(str(ROOT) + "/", "")
-        profile = _native._profile_from_json(json.dumps(data))
+        capture = Path(tmp) / "demo.hsc"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+        run = [sys.executable, "-m", "heapscope", "run", "-o", str(capture), "examples/demo.py"]
+        subprocess.run(run, cwd=ROOT, env=env, check=True)
+        profile = _native.load_capture(str(capture))
         html = ROOT / "docs" / "report-example.html"
         html.write_text(_native.render_html(profile, "peak"), encoding="utf-8")
         png = ROOT / "docs" / "report-screenshot.png"

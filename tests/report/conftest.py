@@ -1,8 +1,10 @@
-"""Fixtures of the report tests: profiles built without a capture file."""
+"""Fixtures of the report tests: real captures recorded with ``heapscope run``, and hand-built
+profiles whose every string is hostile."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,19 +19,55 @@ HOSTILE_FILE = "<img src=x onerror=alert(1)>.py"
 HOSTILE_FUNC = "<script>alert(2)</script>"
 
 
+def record(script: Path, out: Path) -> Path:
+    """Record ``script`` with ``heapscope run`` (the package under test) into ``out``."""
+    import heapscope
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
+    subprocess.run(
+        [sys.executable, "-m", "heapscope", "run", "--force", "-o", str(out), script.name],
+        cwd=script.parent,
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    return out
+
+
 @pytest.fixture(scope="session")
-def workload_json(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A real run of tests/report/workload.py recorded with tracemalloc, as profile JSON."""
-    out = tmp_path_factory.mktemp("workload") / "profile.json"
-    subprocess.run([sys.executable, str(HERE / "workload.py"), str(out)], check=True, timeout=120)
-    data: dict[str, Any] = json.loads(out.read_text())
-    return data
+def workload_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A capture of tests/report/workload.py recorded with ``heapscope run``."""
+    return record(HERE / "workload.py", tmp_path_factory.mktemp("workload") / "workload.hsc")
 
 
-@pytest.fixture
-def workload_profile(workload_json: dict[str, Any]) -> object:
-    """The workload run as a ``heapscope._native.Profile``."""
-    return _native._profile_from_json(json.dumps(workload_json))
+@pytest.fixture(scope="session")
+def workload_profile(workload_capture: Path) -> object:
+    """The workload's capture as a ``heapscope._native.Profile``."""
+    return _native.load_capture(str(workload_capture))
+
+
+@pytest.fixture(scope="session")
+def workload_by_function(workload_profile: object) -> dict[str, dict[str, int]]:
+    """Bytes per leaf function in each view, from heapscope's own JSON report."""
+    views: dict[str, dict[str, int]] = {}
+    for at in ("peak", "end", "total"):
+        text = _native.render_report(workload_profile, at=at, by="function", top=10**6, json=True)
+        sizes: dict[str, int] = {}
+        for row in json.loads(text)["rows"]:
+            sizes[row["function"]] = sizes.get(row["function"], 0) + row["size"]
+        views[at] = sizes
+    return views
+
+
+@pytest.fixture(scope="session")
+def hostile_capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real capture of a script whose file name is an HTML injection attempt."""
+    folder = tmp_path_factory.mktemp("hostile")
+    script = folder / HOSTILE_FILE
+    script.write_text("def grow():\n    return [bytes(100) for _ in range(1000)]\n\nx = grow()\n")
+    return record(script, folder / "hostile.hsc")
 
 
 def hostile_json() -> dict[str, Any]:

@@ -152,6 +152,22 @@ def test_hostile_names_are_inert(
     assert hostile_file in page.locator("#title-command").inner_text()
 
 
+def test_a_script_with_a_hostile_name_shows_as_text(
+    open_report: Any, hostile_capture: Path, hostile_names: tuple[str, str]
+) -> None:
+    # A real `heapscope run` of `<img src=x onerror=alert(1)>.py`.
+    p = open_report(_native.render_html(_native.load_capture(str(hostile_capture))))
+    page = p.page
+    page.locator("#flame g:has(text:text-matches('^grow'))").first.hover()
+    page.wait_for_timeout(200)
+    assert p.dialogs == []
+    assert p.errors == []
+    assert p.requests == []
+    assert page.locator("img").count() == 0
+    assert hostile_names[0] in page.locator("#by-file").inner_text()
+    assert hostile_names[0] in page.locator("#title-command").inner_text()
+
+
 def balanced_profile(n_stacks: int, base: int = 4, depth: int = 9) -> object:
     """n distinct stacks forming a balanced tree (base-`base` digits of the stack number):
     the worst case for pruning, thousands of frames of similar size."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,34 +64,23 @@ def test_unknown_view_is_a_value_error(hostile_profile: object) -> None:
 
 
 @pytest.fixture
-def fake_capture(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workload_json: dict[str, Any]
-) -> Path:
-    """A capture path whose load_capture returns the workload profile (no capture reader yet)."""
+def capture(tmp_path: Path, workload_capture: Path) -> Path:
+    """A copy of the workload's real capture, named as ``heapscope run`` names them."""
     path = tmp_path / "heapscope-workload.123.hsc"
-    path.write_bytes(b"")
-    profile = _native._profile_from_json(json.dumps(workload_json))
-
-    def load_capture(p: str) -> object:
-        assert p == str(path)
-        return profile
-
-    monkeypatch.setattr(_native, "load_capture", load_capture, raising=False)
+    shutil.copy(workload_capture, path)
     return path
 
 
-def test_cli_flamegraph_default_output(
-    fake_capture: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["flamegraph", str(fake_capture)]) == 0
-    out = fake_capture.with_name("heapscope-workload.123.html")
+def test_cli_flamegraph_default_output(capture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["flamegraph", str(capture)]) == 0
+    out = capture.with_name("heapscope-workload.123.html")
     assert "wrote" in capsys.readouterr().err
     assert embedded(out.read_text())["initial"] == "peak"
 
 
-def test_cli_flamegraph_at_total(fake_capture: Path, tmp_path: Path) -> None:
+def test_cli_flamegraph_at_total(capture: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
-    assert main(["flamegraph", str(fake_capture), "-o", str(out), "--at", "total"]) == 0
+    assert main(["flamegraph", str(capture), "-o", str(out), "--at", "total"]) == 0
     assert embedded(out.read_text())["initial"] == "total"
 
 
@@ -102,20 +92,18 @@ def test_cli_flamegraph_at_total(fake_capture: Path, tmp_path: Path) -> None:
         ("collapsed", ".folded", b""),
     ],
 )
-def test_cli_export(fake_capture: Path, fmt: str, suffix: str, magic: bytes) -> None:
-    assert main(["export", str(fake_capture), "--format", fmt, "--at", "end"]) == 0
-    data = fake_capture.with_name("heapscope-workload.123" + suffix).read_bytes()
+def test_cli_export(capture: Path, fmt: str, suffix: str, magic: bytes) -> None:
+    assert main(["export", str(capture), "--format", fmt, "--at", "end"]) == 0
+    data = capture.with_name("heapscope-workload.123" + suffix).read_bytes()
     assert data and data.startswith(magic)
 
 
-def test_cli_export_to_stdout(
-    fake_capture: Path, capfdbinary: pytest.CaptureFixture[bytes]
-) -> None:
-    assert main(["export", str(fake_capture), "-f", "collapsed", "-o", "-"]) == 0
+def test_cli_export_to_stdout(capture: Path, capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    assert main(["export", str(capture), "-f", "collapsed", "-o", "-"]) == 0
     assert b"render_rows (" in capfdbinary.readouterr().out
 
 
-def test_cli_unwritable_output(fake_capture: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    target = fake_capture.parent / "missing-dir" / "r.html"
-    assert main(["flamegraph", str(fake_capture), "-o", str(target)]) == 2
+def test_cli_unwritable_output(capture: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = capture.parent / "missing-dir" / "r.html"
+    assert main(["flamegraph", str(capture), "-o", str(target)]) == 2
     assert capsys.readouterr().err.startswith("heapscope: error:")
