@@ -59,15 +59,29 @@ class CaptureSession:
             raise ValueError(
                 f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
             )
-        _native.start_capture(
-            str(self.path), self.command, self.trace_limit, self.force, self.sample_rate
-        )
+        # The flush thread is created and started before tracing starts, so its own set-up is
+        # not in the capture; it waits for `go` (set once the tracer runs) and `stop`.
+        go = threading.Event()
         self._thread = threading.Thread(
-            target=self._flush_loop, name="heapscope-flush", daemon=True
+            target=self._flush_loop, args=(go,), name="heapscope-flush", daemon=True
         )
         self._thread.start()
+        try:
+            _native.start_capture(
+                str(self.path), self.command, self.trace_limit, self.force, self.sample_rate
+            )
+        except BaseException:
+            self._stop.set()
+            go.set()
+            self._thread.join()
+            self._thread = None
+            raise
+        go.set()
 
-    def _flush_loop(self) -> None:
+    def _flush_loop(self, go: threading.Event) -> None:
+        go.wait()
+        if self._stop.is_set():
+            return
         _native.ignore_current_thread()
         while not self._stop.wait(FLUSH_INTERVAL):
             try:
