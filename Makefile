@@ -35,6 +35,7 @@ lint: ## rustfmt, clippy, ruff, mypy
 	$(PYTHON) -m ruff check python tests benchmarks
 	$(PYTHON) -m ruff format --check python tests benchmarks
 	$(PYTHON) -m mypy
+	$(PYTHON) -m mypy.stubtest heapscope._native
 
 fmt: ## Format Rust and Python sources
 	cargo fmt --all
