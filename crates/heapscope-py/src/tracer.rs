@@ -103,6 +103,12 @@ fn _trace_count(py: Python<'_>) -> usize {
     tracker::trace_count(gil(py))
 }
 
+/// Make the caller's frame the floor of stack walks (`True`), or clear it (`False`).
+#[pyfunction]
+fn _set_stack_floor(py: Python<'_>, on: bool) {
+    tracker::set_stack_floor(gil(py), on);
+}
+
 /// (blocks, bytes) allocated since start or `clear_traces`.
 #[pyfunction]
 fn _allocation_totals(py: Python<'_>) -> (u64, u64) {
@@ -175,6 +181,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
     m.add_function(wrap_pyfunction!(_take_snapshot, m)?)?;

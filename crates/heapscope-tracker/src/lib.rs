@@ -127,7 +127,7 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
         offset: 0,
     }; 1];
     // SAFETY: GIL held: the current thread state is ours.
-    let captured = unsafe { (layout.capture)(state::current_tstate(), &mut out) };
+    let captured = unsafe { (layout.capture)(state::current_tstate(), &mut out, std::ptr::null()) };
     // SAFETY: GIL held; PyEval_GetFrame returns a borrowed frame or NULL.
     let frame = unsafe { pyo3_ffi::PyEval_GetFrame() };
     if frame.is_null() {
@@ -157,6 +157,7 @@ pub fn stop(_gil: Gil) {
             // SAFETY: GIL held, hooks installed.
             unsafe { hooks::uninstall() };
             st.active = false;
+            st.floor = 0;
             TRACING.store(false, Ordering::Release);
             st.clear()
         }
@@ -270,4 +271,20 @@ pub fn sample_rate(_gil: Gil) -> Option<u64> {
 pub fn allocation_totals(_gil: Gil) -> (u64, u64) {
     // SAFETY: GIL held.
     unsafe { state() }.map_or((0, 0), |st| (st.stats.total_count, st.stats.total_bytes))
+}
+
+/// Make the calling thread's current Python frame the floor of stack walks: it and the frames
+/// below it (a runner's) are left out of tracebacks. `false` clears the floor; it must be
+/// cleared before that frame returns (its memory is reused by later frames).
+pub fn set_stack_floor(_gil: Gil, on: bool) {
+    // SAFETY: GIL held.
+    if let Some(st) = unsafe { state() } {
+        let frame = if on {
+            // SAFETY: GIL held: the current thread state is ours.
+            unsafe { (st.layout.current_frame)(state::current_tstate()) as usize }
+        } else {
+            0
+        };
+        st.floor = frame;
+    }
 }

@@ -37,6 +37,8 @@ pub struct State {
     pub ignored: [usize; 4],
     /// Poisson sampling of allocations, if on.
     pub sampler: Option<Sampler>,
+    /// Stack walks stop before this interpreter frame (the profiler's runner), if set.
+    pub floor: usize,
 }
 
 /// Blocks from the RAW domain, whose frees may come without the GIL.
@@ -87,6 +89,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         codes: HashSet::new(),
         ignored: [0; 4],
         sampler: None,
+        floor: 0,
     })
 }
 
@@ -162,7 +165,9 @@ impl State {
             return;
         }
         // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
-        let captured = unsafe { (self.layout.capture)(tstate, &mut self.scratch) };
+        let captured = unsafe {
+            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
+        };
         #[cfg(feature = "ablation")]
         if stage == 1 {
             std::hint::black_box(captured);

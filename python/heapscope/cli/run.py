@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from types import TracebackType
 
+from heapscope import _native
 from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
 from heapscope.errors import HeapscopeError
 
@@ -97,8 +98,9 @@ def execute(args: argparse.Namespace) -> int:
     try:
         sys.argv = argv if module is None else [module, *argv]
         sys.path[0] = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
-        # The program runs right here, not in a helper: every frame between the program and
-        # the process's first frame is walked at each allocation the tracer sees.
+        # The program runs right here, not in a helper, and this frame is the floor of the
+        # tracer's stack walks: the runner's frames below it are not walked at each allocation.
+        _native._set_stack_floor(True)
         if code is not None and main is not None:
             # Like the interpreter, leave the program's module as __main__ (atexit, pickle).
             sys.modules["__main__"] = main
@@ -113,6 +115,7 @@ def execute(args: argparse.Namespace) -> int:
         _print_user_traceback(exc)
         status = 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
+        _native._set_stack_floor(False)  # before this frame returns and its memory is reused
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0

@@ -51,8 +51,12 @@ pub struct FrameLayout {
     /// The versions this layout serves, for messages.
     pub name: &'static str,
     /// Walk the stack of `tstate` (a `PyThreadState*` of the calling thread, which holds the
-    /// GIL or whose frames are otherwise frozen), writing at most `out.len()` frames.
-    pub capture: unsafe fn(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured,
+    /// GIL or whose frames are otherwise frozen), writing at most `out.len()` frames, and
+    /// stopping before the interpreter frame `floor` (null: walk to the bottom).
+    pub capture:
+        unsafe fn(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured,
+    /// The innermost interpreter frame of `tstate` (null if none).
+    pub current_frame: unsafe fn(tstate: *mut c_void) -> *const c_void,
     /// The OS thread id stored in a `PyThreadState*`.
     pub native_thread_id: unsafe fn(tstate: *mut c_void) -> u64,
     /// Borrowed `co_filename` and `co_qualname` of a live code object.

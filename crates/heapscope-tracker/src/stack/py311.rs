@@ -9,6 +9,7 @@ use super::{mix, Captured, FrameLayout, RawFrame};
 pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.11",
     capture,
+    current_frame,
     native_thread_id,
     code_names,
     object_presize,
@@ -57,7 +58,22 @@ unsafe fn incomplete(frame: *const c_void, code: *const c_void) -> bool {
     }
 }
 
-unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
+unsafe fn current_frame(tstate: *mut c_void) -> *const c_void {
+    if tstate.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: `tstate` is a live thread state; cframe may be null before any frame ran.
+    unsafe {
+        let cframe: *const c_void = read(tstate, TSTATE_CFRAME);
+        if cframe.is_null() {
+            std::ptr::null()
+        } else {
+            read(cframe, CFRAME_CURRENT_FRAME)
+        }
+    }
+}
+
+unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured {
     let mut captured = Captured {
         nframe: 0,
         total_nframe: 0,
@@ -76,14 +92,14 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
         let mut frame: *const c_void = read(cframe, CFRAME_CURRENT_FRAME);
         // Only the innermost frames can be incomplete (a frame is set up before it calls
         // anything), so the check stops at the first complete frame.
-        while !frame.is_null() && incomplete(frame, read(frame, FRAME_F_CODE)) {
+        while !frame.is_null() && frame != floor && incomplete(frame, read(frame, FRAME_F_CODE)) {
             frame = read(frame, FRAME_PREVIOUS);
         }
         let mut hash = 0u64;
         let mut n = 0usize;
         let mut total = 0u32;
         let limit = out.len();
-        while !frame.is_null() && n < limit {
+        while !frame.is_null() && frame != floor && n < limit {
             let code: *mut c_void = read(frame, FRAME_F_CODE);
             let off = offset(frame, code);
             out[n] = RawFrame { code, offset: off };
@@ -92,7 +108,7 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame]) -> Captured {
             frame = read(frame, FRAME_PREVIOUS);
         }
         total += n as u32;
-        while !frame.is_null() {
+        while !frame.is_null() && frame != floor {
             total += 1;
             frame = read(frame, FRAME_PREVIOUS);
         }
