@@ -86,6 +86,9 @@ def execute(args: argparse.Namespace) -> int:
         return 1
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    # Computed before recording: the runner's own allocations are not the program's.
+    path0 = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
+    program_argv = argv if module is None else [module, *argv]
     session = CaptureSession(
         output,
         command=command,
@@ -96,8 +99,8 @@ def execute(args: argparse.Namespace) -> int:
     session.start()
     status = 0
     try:
-        sys.argv = argv if module is None else [module, *argv]
-        sys.path[0] = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
+        sys.argv = program_argv
+        sys.path[0] = path0
         # The program runs right here, not in a helper, and this frame is the floor of the
         # tracer's stack walks: the runner's frames below it are not walked at each allocation.
         _native._set_stack_floor(True)
