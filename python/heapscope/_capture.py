@@ -17,7 +17,7 @@ from heapscope import _native
 __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 
 #: Seconds between two flushes of the capture file (at least one a second).
-FLUSH_INTERVAL = 0.5
+FLUSH_INTERVAL = 0.9  # "at least once a second", with room for the drain itself
 
 #: Frames kept per stack unless asked otherwise.
 DEFAULT_TRACE_LIMIT = 64
