@@ -62,6 +62,17 @@ impl Resolver {
         if let Some(&i) = self.by_raw.get(&raw) {
             return i;
         }
+        if raw.code.is_null() {
+            let i = self.frames.len() as u32;
+            let unknown: Arc<str> = Arc::from("<unknown>");
+            self.frames.push(Frame {
+                filename: unknown.clone(),
+                function: unknown,
+                lineno: 0,
+            });
+            self.by_raw.insert(raw, i);
+            return i;
+        }
         let (filename, function) = if let Some(n) = self.names.get(&(raw.code as usize)) {
             n.clone()
         } else {

@@ -15,7 +15,7 @@ use hashbrown::HashSet;
 use crate::intern::{Interner, TbId};
 use crate::sampling::Sampler;
 use crate::spin::SpinLock;
-use crate::stack::{FrameLayout, RawFrame};
+use crate::stack::{Captured, FrameLayout, RawFrame};
 use crate::stats::Stats;
 use crate::table::LiveTable;
 
@@ -165,9 +165,17 @@ impl State {
             return;
         }
         // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
-        let captured = unsafe {
+        let mut captured = unsafe {
             (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
         };
+        if captured.nframe == 0 {
+            self.scratch[0] = RawFrame::UNKNOWN;
+            captured = Captured {
+                nframe: 1,
+                total_nframe: 1,
+                hash: 1,
+            };
+        }
         #[cfg(feature = "ablation")]
         if stage == 1 {
             std::hint::black_box(captured);
@@ -210,7 +218,7 @@ impl State {
         self.stats.push_tb();
         for i in 0..self.interner.frames(tb).len() {
             let code = self.interner.frames(tb)[i].code;
-            if self.codes.insert(code as usize) {
+            if !code.is_null() && self.codes.insert(code as usize) {
                 // SAFETY: `code` is the live code object of a frame on the current stack and
                 // we hold the GIL; the reference is released in `release_codes`.
                 unsafe { pyo3_ffi::Py_INCREF(code.cast()) };

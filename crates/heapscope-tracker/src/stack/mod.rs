@@ -23,6 +23,16 @@ pub struct RawFrame {
     pub offset: isize,
 }
 
+impl RawFrame {
+    /// Stands for a stack with no Python frame at all (an allocation made by the interpreter
+    /// outside any frame). It resolves to tracemalloc's `<unknown>:0`, as the stdlib's empty
+    /// traceback does.
+    pub const UNKNOWN: RawFrame = RawFrame {
+        code: std::ptr::null_mut(),
+        offset: 0,
+    };
+}
+
 /// `a == b`, as one memory comparison.
 #[inline(always)]
 pub fn frames_eq(a: &[RawFrame], b: &[RawFrame]) -> bool {
