@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -152,9 +153,20 @@ class Measuring:
     or lies in heapscope itself are left out of what was kept and of the lines (not of the peak).
     """
 
-    def __init__(self, nframe: int = 1, top: int = 5, exclude: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        nframe: int = 1,
+        top: int = 5,
+        exclude: Sequence[str] = (),
+        profile_command: Sequence[str] | None = None,
+    ) -> None:
         self.nframe = nframe
         self.top = top
+        # With a command, finish() also keeps the tracer's figures as a profile (``profile``)
+        # for the HTML report.
+        self.profile_command = None if profile_command is None else list(profile_command)
+        self.profile: _native.Profile | None = None
+        self._started_at = 0.0
         self._exclude = [_PACKAGE_DIR + os.sep + "*", _tracer_file(), *exclude]
         self._started = False
 
@@ -165,6 +177,7 @@ class Measuring:
         tracemalloc.start(self.nframe)
         tracemalloc.reset_peak()
         self._started = True
+        self._started_at = time.monotonic()
         return True
 
     def finish(self) -> Measurement | None:
@@ -184,6 +197,9 @@ class Measuring:
             gc.collect()
             end = tracemalloc.take_snapshot().filter_traces(filters)
             peak_lines, exact = top_lines_at_peak(end, filters, self.nframe, self.top)
+            if self.profile_command is not None:
+                elapsed_ms = int((time.monotonic() - self._started_at) * 1000)
+                self.profile = _native._profile_of_tracer(self.profile_command, elapsed_ms)
         finally:
             tracemalloc.stop()
         kept_stats = end.statistics(_key_type(self.nframe))

@@ -8,8 +8,9 @@ lines. Options: ``-n N`` / ``--top N`` rows (default 10), ``--limit N`` frames p
 (the traceback limit, default 1). If the tracer is already running (the user started it), the
 cell runs unmeasured and the magic says so: it never stops or resets somebody else's tracer.
 
-The result is displayed as a :class:`CellReport`: text in a terminal, an HTML table in a
-notebook front end (``_repr_html_``); the last one is kept in ``HeapscopeMagics.last_report``.
+The result is displayed as a :class:`CellReport`: text in a terminal; in a notebook front end
+(``_repr_html_``) the same figures plus heapscope's interactive HTML report of the cell (flame
+graph, peak / kept / allocated views); the last one is kept in ``HeapscopeMagics.last_report``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class CellReport:
 
     measurement: Measurement
     raised: bool = False
+    #: The tracer's figures for the cell (``heapscope._native.Profile``): the HTML report.
+    profile: Any = None
 
     def _summary(self) -> str:
         m = self.measurement
@@ -88,15 +91,23 @@ class CellReport:
 
 
 def render_html(report: CellReport) -> str:
-    """The notebook view of a cell report: the figures, then a table per section.
-
-    TODO(flame graph): when heapscope's HTML report can render a capture, record one during
-    the cell and embed its flame graph here; ``CellReport._repr_html_`` stays the entry point.
-    """
+    """The notebook view of a cell report: the figures and the top lines, then heapscope's
+    interactive HTML report of the cell (flame graph of memory at the peak, what it kept, what it
+    allocated) in an isolated ``iframe`` (its script and styles stay inside)."""
     import html
 
+    from heapscope import _native
+
     tables = "".join(html_lines(lines, title) for title, lines in report._sections())
-    return f"<div class='heapscope-cell'><p>{html.escape(report._summary())}</p>{tables}</div>"
+    summary = f"<p>{html.escape(report._summary())}</p>"
+    flame = ""
+    if report.profile is not None:
+        page = html.escape(_native.render_html(report.profile, "peak"), quote=True)
+        flame = (
+            f'<iframe class="heapscope-report" srcdoc="{page}" sandbox="allow-scripts" '
+            'style="width: 100%; height: 720px; border: 1px solid #ccc"></iframe>'
+        )
+    return f"<div class='heapscope-cell'>{summary}{flame}{tables}</div>"
 
 
 def _positive_int(text: str) -> int:
@@ -137,7 +148,12 @@ class HeapscopeMagics(Magics):
         __tracebackhide__ = True  # IPython leaves this frame out of the cell's traceback
         args = parse_argstring(self.heapscope, line)  # bad arguments raise UsageError
         body, last = self._compile(cell)
-        measuring = Measuring(nframe=args.limit, top=args.top, exclude=_IPYTHON_INTERNALS)
+        measuring = Measuring(
+            nframe=args.limit,
+            top=args.top,
+            exclude=_IPYTHON_INTERNALS,
+            profile_command=["%%heapscope " + line.strip()],
+        )
         if not measuring.start():
             print(ALREADY_TRACING, file=sys.stderr)
             return self._run(body, last)
@@ -151,7 +167,7 @@ class HeapscopeMagics(Magics):
             if measurement is None:
                 print("heapscope: the cell stopped the tracer; nothing to show", file=sys.stderr)
             else:
-                self.last_report = CellReport(measurement, raised=raised)
+                self.last_report = CellReport(measurement, raised=raised, profile=measuring.profile)
                 display(self.last_report)
         return value
 

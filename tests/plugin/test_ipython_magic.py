@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from html import unescape
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -127,3 +128,8 @@ def test_html_view(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) 
     assert "<table>" in html and "<th>Size</th>" in html
     assert "&lt;ipython-input-" in html  # locations are escaped
     assert str(report).splitlines()[0] in html
+    # heapscope's HTML report of the cell, isolated in an iframe
+    assert '<iframe class="heapscope-report" srcdoc="' in html
+    srcdoc = unescape(html.split('srcdoc="', 1)[1].split('"', 1)[0])
+    assert srcdoc.lstrip().lower().startswith("<!doctype html>")
+    assert "ipython-input" in srcdoc and 'type="application/json"' in srcdoc

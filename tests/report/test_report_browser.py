@@ -152,6 +152,26 @@ def test_hostile_names_are_inert(
     assert hostile_file in page.locator("#title-command").inner_text()
 
 
+def test_the_report_of_a_measured_block_renders(open_report: Any) -> None:
+    # What the %%heapscope magic embeds: a profile taken from the running tracer (no timeline).
+    from heapscope import tracemalloc
+
+    if tracemalloc.is_tracing():
+        pytest.skip("the tracer is already running")
+    tracemalloc.start(8)
+    try:
+        tracemalloc.reset_peak()
+        kept = [str(i) * 3 for i in range(20_000)]
+        profile = _native._profile_of_tracer(["%%heapscope"], 5)
+    finally:
+        tracemalloc.stop()
+    p = open_report(_native.render_html(profile))
+    assert p.errors == []
+    assert p.requests == []
+    assert "test_the_report_of_a_measured_block_renders" in " ".join(flame_labels(p))
+    assert len(kept) == 20_000
+
+
 def test_a_script_with_a_hostile_name_shows_as_text(
     open_report: Any, hostile_capture: Path, hostile_names: tuple[str, str]
 ) -> None:

@@ -117,3 +117,133 @@ impl Profile {
         }
     }
 }
+
+impl Profile {
+    /// A profile of everything the tracer drained since it started: `delta` must be the first
+    /// drain (it then holds every frame, stack and counter). Stacks keep the thread ids the
+    /// tracer gave them.
+    pub fn from_first_delta(delta: &crate::delta::ProfileDelta, mut meta: Meta) -> Profile {
+        let mut frames = vec![crate::frame::Frame::new("<unknown>", 0); delta.new_frames.len()];
+        for (id, frame) in &delta.new_frames {
+            if let Some(slot) = frames.get_mut(*id as usize) {
+                *slot = frame.clone();
+            }
+        }
+        let mut threads: Vec<ThreadInfo> = Vec::new();
+        let mut stacks = vec![
+            Stack {
+                frames: Vec::new(),
+                thread: 0
+            };
+            delta.new_stacks.len()
+        ];
+        for s in &delta.new_stacks {
+            let thread = match threads
+                .iter()
+                .position(|t| t.native_id == s.thread_native_id)
+            {
+                Some(i) => i,
+                None => {
+                    threads.push(ThreadInfo {
+                        native_id: s.thread_native_id,
+                        name: String::new(),
+                    });
+                    threads.len() - 1
+                }
+            };
+            if let Some(slot) = stacks.get_mut(s.id as usize) {
+                *slot = Stack {
+                    frames: s.frames.clone(),
+                    thread: thread as u32,
+                };
+            }
+        }
+        let stat = |stack, bytes, count| StackStat {
+            stack,
+            bytes,
+            count,
+        };
+        let live = delta.changed.iter().filter(|c| c.live_count > 0);
+        let total = delta.changed.iter().filter(|c| c.total_count > 0);
+        meta.peak_bytes = delta.peak_bytes;
+        meta.total_allocated_bytes = delta.total_allocated_bytes;
+        meta.total_allocations = delta.total_allocations;
+        Profile {
+            meta,
+            frames,
+            stacks,
+            threads,
+            at_peak: delta
+                .peak_changed
+                .iter()
+                .filter(|p| p.count > 0)
+                .copied()
+                .collect(),
+            at_end: live
+                .map(|c| stat(c.stack, c.live_bytes, c.live_count))
+                .collect(),
+            total: total
+                .map(|c| stat(c.stack, c.total_bytes, c.total_count))
+                .collect(),
+            timeline: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod from_delta_tests {
+    use super::{Meta, Profile, View};
+    use crate::delta::{NewStack, ProfileDelta, StackCounters};
+    use crate::frame::Frame;
+
+    #[test]
+    fn a_first_drain_becomes_a_profile() {
+        let delta = ProfileDelta {
+            new_frames: vec![(0, Frame::new("a.py", 1)), (1, Frame::new("b.py", 2))],
+            new_stacks: vec![
+                NewStack {
+                    id: 0,
+                    frames: vec![0, 1],
+                    thread_native_id: 7,
+                },
+                NewStack {
+                    id: 1,
+                    frames: vec![1],
+                    thread_native_id: 9,
+                },
+            ],
+            changed: vec![
+                StackCounters {
+                    stack: 0,
+                    live_bytes: 10,
+                    live_count: 1,
+                    total_bytes: 30,
+                    total_count: 3,
+                },
+                StackCounters {
+                    stack: 1,
+                    live_bytes: 0,
+                    live_count: 0,
+                    total_bytes: 5,
+                    total_count: 1,
+                },
+            ],
+            peak_changed: vec![crate::profile::StackStat {
+                stack: 1,
+                bytes: 5,
+                count: 1,
+            }],
+            current_bytes: 10,
+            peak_bytes: 15,
+            total_allocated_bytes: 35,
+            total_allocations: 4,
+        };
+        let p = Profile::from_first_delta(&delta, Meta::default());
+        assert_eq!(p.frames[1].filename.as_ref(), "b.py");
+        assert_eq!((p.stacks[0].thread, p.stacks[1].thread), (0, 1));
+        assert_eq!(p.view(View::End).len(), 1);
+        assert_eq!(p.view(View::Total).iter().map(|s| s.bytes).sum::<u64>(), 35);
+        assert_eq!(p.view(View::Peak)[0].stack, 1);
+        assert_eq!((p.meta.peak_bytes, p.meta.total_allocations), (15, 4));
+    }
+}

@@ -3,11 +3,15 @@
 
 use heapscope_tracker as tracker;
 use heapscope_tracker::Gil;
+use std::sync::Arc;
+
+use heapscope_core::profile::{Meta, Profile};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::errors::tracker_error;
+use crate::profile::PyProfile;
 
 fn gil(_py: Python<'_>) -> Gil {
     // SAFETY: a `Python` token proves the GIL is held for its lifetime.
@@ -103,6 +107,32 @@ fn _trace_count(py: Python<'_>) -> usize {
     tracker::trace_count(gil(py))
 }
 
+/// The running tracer's figures as a profile, for the HTML report of a measured block (the
+/// `%%heapscope` magic): stacks with function names, memory at the peak (since `reset_peak`),
+/// still held now, and allocated since `start`. Empty when not tracing.
+#[pyfunction]
+fn _profile_of_tracer(py: Python<'_>, command: Vec<String>, duration_ms: u64) -> PyProfile {
+    tracker::reset_drain(gil(py));
+    let delta = tracker::drain_profile(gil(py));
+    tracker::reset_drain(gil(py));
+    let v = py.version_info();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let meta = Meta {
+        command,
+        python_version: format!("{}.{}.{}", v.major, v.minor, v.patch),
+        pid: std::process::id(),
+        start_time_unix_ms: now_ms.saturating_sub(duration_ms),
+        duration_ms,
+        trace_limit: tracker::traceback_limit(),
+        ..Meta::default()
+    };
+    PyProfile {
+        inner: Arc::new(Profile::from_first_delta(&delta, meta)),
+    }
+}
+
 /// Make the caller's frame the floor of stack walks (`True`), or clear it (`False`).
 #[pyfunction]
 fn _set_stack_floor(py: Python<'_>, on: bool) {
@@ -182,6 +212,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
+    m.add_function(wrap_pyfunction!(_profile_of_tracer, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;
     m.add_function(wrap_pyfunction!(_take_snapshot, m)?)?;
