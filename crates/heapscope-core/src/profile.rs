@@ -138,19 +138,16 @@ impl Profile {
             delta.new_stacks.len()
         ];
         for s in &delta.new_stacks {
-            let thread = match threads
+            let known = threads
                 .iter()
-                .position(|t| t.native_id == s.thread_native_id)
-            {
-                Some(i) => i,
-                None => {
-                    threads.push(ThreadInfo {
-                        native_id: s.thread_native_id,
-                        name: String::new(),
-                    });
-                    threads.len() - 1
-                }
-            };
+                .position(|t| t.native_id == s.thread_native_id);
+            let thread = known.unwrap_or_else(|| {
+                threads.push(ThreadInfo {
+                    native_id: s.thread_native_id,
+                    name: String::new(),
+                });
+                threads.len() - 1
+            });
             if let Some(slot) = stacks.get_mut(s.id as usize) {
                 *slot = Stack {
                     frames: s.frames.clone(),
