@@ -55,15 +55,14 @@ class LineStat:
 class Measurement:
     """What a measured block did: its peak and what it still held at the end.
 
-    ``peak_lines_exact`` is ``False`` while ``peak_lines`` are an approximation (the lines
-    still held at the end); see :func:`top_lines_at_peak`.
+    ``peak_lines`` are the lines that held memory at the moment of the peak (see
+    :func:`top_lines_at_peak`); ``kept_lines`` those still holding it at the end.
     """
 
     peak: int
     kept: int
     peak_lines: tuple[LineStat, ...]
     kept_lines: tuple[LineStat, ...]
-    peak_lines_exact: bool
 
     def to_plain(self) -> dict[str, object]:
         """A JSON/execnet-friendly form."""
@@ -72,7 +71,6 @@ class Measurement:
             "kept": self.kept,
             "peak_lines": [line.to_plain() for line in self.peak_lines],
             "kept_lines": [line.to_plain() for line in self.kept_lines],
-            "peak_lines_exact": self.peak_lines_exact,
         }
 
     @classmethod
@@ -87,7 +85,6 @@ class Measurement:
             kept=kept,
             peak_lines=tuple(LineStat.from_plain(line) for line in peak_lines),
             kept_lines=tuple(LineStat.from_plain(line) for line in kept_lines),
-            peak_lines_exact=bool(plain["peak_lines_exact"]),
         )
 
 
@@ -120,16 +117,15 @@ def _line_stats(stats: Sequence[tracemalloc.Statistic], top: int) -> tuple[LineS
 
 
 def top_lines_at_peak(
-    end: tracemalloc.Snapshot, filters: Sequence[tracemalloc.Filter], nframe: int, top: int
-) -> tuple[tuple[LineStat, ...], bool]:
-    """Return the ``top`` lines that held the most memory at the peak, and whether exactly.
+    filters: Sequence[tracemalloc.Filter], nframe: int, top: int
+) -> tuple[LineStat, ...]:
+    """Return the ``top`` lines that held the most memory at the peak.
 
     Called while the tracer still runs. The tracer keeps, per traceback, the bytes and blocks
     held at the moment of the peak (since ``reset_peak``); they are filtered with ``filters``
     (as ``Snapshot.filter_traces`` would) and grouped by line, or by whole traceback when
-    ``nframe`` > 1. ``end`` is unused: it is kept for callers that have no exact figures.
+    ``nframe`` > 1.
     """
-    del end
     groups: dict[tuple[str, ...], list[int]] = {}
     for size, count, frames, _total in _native._peak_traces():
         raw = tuple((filename, lineno) for filename, lineno, _function in frames)
@@ -140,8 +136,7 @@ def top_lines_at_peak(
         figures[0] += size
         figures[1] += count
     ranked = sorted(groups.items(), key=lambda item: (item[1][0], item[1][1]), reverse=True)
-    lines = tuple(LineStat(size, count, frames) for frames, (size, count) in ranked[:top])
-    return lines, True
+    return tuple(LineStat(size, count, frames) for frames, (size, count) in ranked[:top])
 
 
 class Measuring:
@@ -196,7 +191,7 @@ class Measuring:
             _, peak = tracemalloc.get_traced_memory()
             gc.collect()
             end = tracemalloc.take_snapshot().filter_traces(filters)
-            peak_lines, exact = top_lines_at_peak(end, filters, self.nframe, self.top)
+            peak_lines = top_lines_at_peak(filters, self.nframe, self.top)
             if self.profile_command is not None:
                 elapsed_ms = int((time.monotonic() - self._started_at) * 1000)
                 self.profile = _native._profile_of_tracer(self.profile_command, elapsed_ms)
@@ -208,5 +203,4 @@ class Measuring:
             kept=sum(stat.size for stat in kept_stats),
             peak_lines=peak_lines,
             kept_lines=_line_stats(kept_stats, self.top),
-            peak_lines_exact=exact,
         )

@@ -71,15 +71,6 @@ def limits_of(item: pytest.Item) -> Limits:
     return Limits(memory=found.get("limit_memory"), leaks=found.get("limit_leaks"))
 
 
-def _peak_header(measurement: Measurement) -> str:
-    if measurement.peak_lines_exact:
-        return "Top allocating lines at the peak:"
-    return (
-        "Top allocating lines (still held when the test returned; "
-        "heapscope cannot yet show the lines at the peak):"
-    )
-
-
 def violations(limits: Limits, measurement: Measurement, base: str | None = None) -> list[str]:
     """The failure messages for the limits that ``measurement`` exceeds (empty if none)."""
     messages = []
@@ -87,7 +78,7 @@ def violations(limits: Limits, measurement: Measurement, base: str | None = None
         messages.append(
             f"heapscope: the test's peak traced memory {format_size(measurement.peak)} "
             f"({measurement.peak:,} bytes) exceeds {limits.memory.describe()}.\n"
-            f"{_peak_header(measurement)}\n"
+            "Top allocating lines at the peak:\n"
             f"{format_lines(measurement.peak_lines, base=base)}"
         )
     if limits.leaks is not None and measurement.kept > limits.leaks.n_bytes:

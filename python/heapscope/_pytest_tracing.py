@@ -124,10 +124,5 @@ class HeapscopePlugin:
                 terminalreporter.write_line(
                     format_lines(measurement.peak_lines, indent=" " * 8, base=self.base)
                 )
-        if tests and not tests[0][3].peak_lines_exact:
-            terminalreporter.write_line(
-                "(lines: memory still held when each test returned; "
-                "heapscope cannot yet show the lines at the peak)"
-            )
         for nodeid, reason in self._unmeasured:
             terminalreporter.write_line(f"not measured: {nodeid}: {reason}")

@@ -7,10 +7,11 @@ sizes are rounded to the nearest byte.
 
 from __future__ import annotations
 
+import argparse
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-__all__ = ["UNITS", "format_size", "parse_size"]
+__all__ = ["UNITS", "format_size", "parse_size", "positive_int"]
 
 UNITS: dict[str, int] = {
     "b": 1,
@@ -70,3 +71,14 @@ def format_size(n_bytes: int, *, signed: bool = False) -> str:
         if round(scaled, 1) < 1024 or unit == "TiB":
             break
     return f"{sign}{scaled:.1f} {unit}"
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type for option values that must be integers of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value

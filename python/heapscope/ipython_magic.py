@@ -15,7 +15,6 @@ graph, peak / kept / allocated views); the last one is kept in ``HeapscopeMagics
 
 from __future__ import annotations
 
-import argparse
 import ast
 import codeop
 import os
@@ -32,7 +31,7 @@ from IPython.display import display
 
 from heapscope._measure import Measurement, Measuring, package_pattern
 from heapscope._tables import format_lines, html_lines
-from heapscope._units import format_size
+from heapscope._units import format_size, positive_int
 
 __all__ = ["CellReport", "HeapscopeMagics", "load_ipython_extension"]
 
@@ -65,17 +64,7 @@ class CellReport:
 
     def _sections(self) -> list[tuple[str, tuple[Any, ...]]]:
         m = self.measurement
-        if m.peak_lines_exact:
-            return [("Top lines at the peak", m.peak_lines), ("What it kept", m.kept_lines)]
-        # TODO(peak API): until heapscope.tracemalloc exposes the traces at the peak, the only
-        # lines known are the ones still held, so one table stands for both.
-        return [
-            (
-                "Top lines (still held when the cell finished; "
-                "heapscope cannot yet show the lines at the peak)",
-                m.kept_lines,
-            )
-        ]
+        return [("Top lines at the peak", m.peak_lines), ("What it kept", m.kept_lines)]
 
     def __str__(self) -> str:
         parts = [self._summary()]
@@ -110,16 +99,6 @@ def render_html(report: CellReport) -> str:
     return f"<div class='heapscope-cell'>{summary}{flame}{tables}</div>"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 @magics_class
 class HeapscopeMagics(Magics):
     """The ``%%heapscope`` cell magic."""
@@ -132,10 +111,10 @@ class HeapscopeMagics(Magics):
         return self.shell
 
     @magic_arguments()
-    @argument("-n", "--top", type=_positive_int, default=10, help="rows to show (default 10)")
+    @argument("-n", "--top", type=positive_int, default=10, help="rows to show (default 10)")
     @argument(
         "--limit",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="traceback limit: frames stored per allocation (default 1)",
     )

@@ -16,9 +16,9 @@ are grouped by traceback and their callers shown).
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
+
+from heapscope._units import positive_int
 
 __all__ = ["MARKERS", "pytest_addoption", "pytest_configure"]
 
@@ -34,16 +34,6 @@ MARKERS = {
 }
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Add ``--heapscope`` and its options."""
     group = parser.getgroup("heapscope", "memory checks with heapscope")
@@ -56,14 +46,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--heapscope-top",
-        type=_positive_int,
+        type=positive_int,
         default=5,
         metavar="N",
         help="with --heapscope: tests in the summary and lines shown per test (default 5)",
     )
     group.addoption(
         "--heapscope-traceback-limit",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="with --heapscope: frames stored per allocation (default 1, the allocating line)",
