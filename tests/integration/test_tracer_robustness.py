@@ -203,3 +203,45 @@ def test_invalid_limits_raise_like_the_stdlib() -> None:
         with pytest.raises(ValueError, match=r"the number of frames must be in range \[1; 65535\]"):
             tm.start(bad)
     assert not tm.is_tracing()
+
+
+def test_sampled_blocks_are_forgotten_when_freed() -> None:
+    # In sampling mode frees consult an address filter before the table; a sampled block's
+    # free must still reach the table, and pymalloc's reuse of its address must not confuse it.
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    tm.start(1, sample_rate=4096)
+    try:
+        before = _native._trace_count()
+        for _ in range(5):
+            data = [bytes(100) for _ in range(50_000)]
+            assert _native._trace_count() > before + 500
+            del data
+            assert _native._trace_count() < before + 50
+    finally:
+        tm.stop()
+
+
+def test_switching_between_sampling_and_full_tracing_keeps_the_books() -> None:
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    tm.start(1)
+    try:
+        full = [bytes(100) for _ in range(20_000)]
+        traced_full = _native._trace_count()
+        assert traced_full >= 20_000
+        tm.start(1, sample_rate=8192)  # already tracing: switches to sampling
+        assert _native._get_sample_rate() == 8192
+        sampled = [bytes(100) for _ in range(20_000)]
+        del full  # traced before the switch: their frees must still be seen
+        assert _native._trace_count() < traced_full - 19_000
+        tm.start(1)  # back to full tracing
+        assert _native._get_sample_rate() is None
+        del sampled
+        again = [bytes(100) for _ in range(20_000)]
+        assert _native._trace_count() >= 20_000
+        size_before = tm.get_traced_memory()[0]
+        del again
+        assert tm.get_traced_memory()[0] < size_before - 20_000 * 100
+    finally:
+        tm.stop()

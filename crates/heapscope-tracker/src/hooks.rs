@@ -59,11 +59,21 @@ thread_local! {
     static IN_RAW_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Install the hooks on the three domains.
+/// Which MEM/OBJ hooks are installed: the sampling ones or the full-tracing ones.
+static SAMPLED_HOOKS: AtomicBool = AtomicBool::new(false);
+
+/// True if the sampling hooks are (or were last) installed.
+pub fn installed_sampled() -> bool {
+    SAMPLED_HOOKS.load(Ordering::Relaxed)
+}
+
+/// Install the hooks on the three domains; `sampled` picks MEM/OBJ hooks that skip unsampled
+/// blocks before touching the tracer's state.
 ///
 /// # Safety
 /// The GIL is held and the hooks are not installed.
-pub unsafe fn install() {
+pub unsafe fn install(sampled: bool) {
+    SAMPLED_HOOKS.store(sampled, Ordering::Relaxed);
     // SAFETY: per the contract, no hook runs yet, so nothing reads ORIGINAL concurrently.
     let originals = unsafe { &mut *ORIGINAL.0.get() };
     for (i, domain) in DOMAINS.into_iter().enumerate() {
@@ -77,6 +87,14 @@ pub unsafe fn install() {
                 calloc: Some(raw_calloc),
                 realloc: Some(raw_realloc),
                 free: Some(raw_free),
+            }
+        } else if sampled {
+            PyMemAllocatorEx {
+                ctx,
+                malloc: Some(smp_malloc),
+                calloc: Some(gil_calloc),
+                realloc: Some(gil_realloc),
+                free: Some(smp_free),
             }
         } else {
             PyMemAllocatorEx {
@@ -170,6 +188,34 @@ extern "C" fn gil_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *m
 
 extern "C" fn gil_free(ctx: *mut c_void, p: *mut c_void) {
     if !p.is_null() {
+        // SAFETY: as in gil_malloc.
+        if let Some(st) = unsafe { state() } {
+            st.on_free(p);
+        }
+    }
+    nested(|| call_free(original(ctx), p));
+}
+
+// ---- MEM and OBJ in sampling mode: most blocks are neither sampled nor freed sampled ----
+
+extern "C" fn smp_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    let p = nested(|| call_malloc(original(ctx), size));
+    if !p.is_null() {
+        // SAFETY: as in gil_malloc.
+        if let Some(st) = unsafe { state() } {
+            if st.take_sample_point(size) {
+                // SAFETY: as above.
+                unsafe { st.on_sample_point(p, size) };
+            }
+        }
+    }
+    p
+}
+
+extern "C" fn smp_free(ctx: *mut c_void, p: *mut c_void) {
+    // SAFETY: GIL held (MEM/OBJ), and these hooks are installed only in sampling mode, where
+    // the filter is in use.
+    if !p.is_null() && unsafe { crate::filter::may_hold(p as usize) } {
         // SAFETY: as in gil_malloc.
         if let Some(st) = unsafe { state() } {
             st.on_free(p);

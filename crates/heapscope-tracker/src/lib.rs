@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 #[cfg(feature = "ablation")]
 mod ablation;
 mod drain;
+mod filter;
 mod fork;
 mod hooks;
 mod intern;
@@ -106,7 +107,17 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     st.sampler = options
         .sample_rate
         .map(|rate| sampling::Sampler::new(rate, seed));
+    let sampled = st.sampler.is_some();
+    // SAFETY: GIL held; this is the tracer's GIL-domain table.
+    unsafe { st.table.set_filtered(sampled) };
     if st.active {
+        if hooks::installed_sampled() != sampled {
+            // SAFETY: GIL held, hooks installed; swapped for the other mode's set.
+            unsafe {
+                hooks::uninstall();
+                hooks::install(sampled);
+            }
+        }
         return Ok(());
     }
     check_layout(layout)?;
@@ -115,7 +126,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     st.active = true;
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
-    unsafe { hooks::install() };
+    unsafe { hooks::install(sampled) };
     TRACING.store(true, Ordering::Release);
     Ok(())
 }

@@ -32,12 +32,32 @@ impl Sampler {
     /// `None` if this block is not sampled, else the bytes it stands for.
     #[inline(always)]
     pub fn sample(&mut self, size: u64) -> Option<u64> {
-        self.countdown -= size as i64;
-        if self.countdown > 0 {
-            return None;
+        if self.take(size) {
+            Some(self.sampled(size))
+        } else {
+            None
         }
+    }
+
+    /// Move past a block of `size` bytes; true if a sample point falls inside it, in which
+    /// case `sampled` (or `skip`) must follow.
+    #[inline(always)]
+    pub fn take(&mut self, size: u64) -> bool {
+        self.countdown -= size as i64;
+        self.countdown <= 0
+    }
+
+    /// The bytes a block that `take` selected stands for; draws the next sample point.
+    #[cold]
+    #[inline(never)]
+    pub fn sampled(&mut self, size: u64) -> u64 {
         self.countdown = self.next_interval();
-        Some(self.weight(size))
+        self.weight(size)
+    }
+
+    /// Forget a block that `take` selected (it is not recorded); draws the next sample point.
+    pub fn skip(&mut self) {
+        self.countdown = self.next_interval();
     }
 
     fn weight(&self, size: u64) -> u64 {

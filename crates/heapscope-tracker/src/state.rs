@@ -136,19 +136,14 @@ impl State {
         self.publish();
     }
 
-    /// Trace a new block at `ptr` (the calling thread holds the GIL).
+    /// Trace a new block at `ptr` (the calling thread holds the GIL). Only the checks that
+    /// end most calls in sampling mode are inlined into the hooks; the rest is `record`.
     ///
     /// # Safety
     /// The GIL is held; `self` is the only live reference to the state.
     #[inline(always)]
     pub unsafe fn on_alloc(&mut self, ptr: *mut c_void, size: usize, raw: bool) {
         if !self.active || self.suspended {
-            return;
-        }
-        #[cfg(feature = "ablation")]
-        let stage = crate::ablation::stage();
-        #[cfg(feature = "ablation")]
-        if stage == 0 {
             return;
         }
         let size = match &mut self.sampler {
@@ -158,6 +153,51 @@ impl State {
                 None => return,
             },
         };
+        // SAFETY: per this function's contract.
+        unsafe { self.record(ptr, size, raw) };
+    }
+
+    /// Sampling hooks: move the sampler past a new block; true if the block must go to
+    /// `on_sample_point` (a sample point fell inside it, or the tracer is not sampling).
+    #[inline(always)]
+    pub fn take_sample_point(&mut self, size: usize) -> bool {
+        match &mut self.sampler {
+            Some(sampler) => sampler.take(size as u64),
+            None => true,
+        }
+    }
+
+    /// Sampling hooks: trace a block that `take_sample_point` selected.
+    ///
+    /// # Safety
+    /// As `on_alloc`.
+    #[inline(never)]
+    pub unsafe fn on_sample_point(&mut self, ptr: *mut c_void, size: usize) {
+        let Some(sampler) = &mut self.sampler else {
+            // SAFETY: per this function's contract.
+            return unsafe { self.on_alloc(ptr, size, false) };
+        };
+        if !self.active || self.suspended {
+            sampler.skip();
+            return;
+        }
+        let weight = sampler.sampled(size as u64);
+        // SAFETY: per this function's contract.
+        unsafe { self.record(ptr, weight, false) };
+    }
+
+    /// Walk the stack, intern it and enter the block in the live table.
+    ///
+    /// # Safety
+    /// As `on_alloc`.
+    #[inline(never)]
+    unsafe fn record(&mut self, ptr: *mut c_void, size: u64, raw: bool) {
+        #[cfg(feature = "ablation")]
+        let stage = crate::ablation::stage();
+        #[cfg(feature = "ablation")]
+        if stage == 0 {
+            return;
+        }
         self.apply_pending();
         // We hold the GIL, so the current thread state is ours and alive.
         let tstate = current_tstate();
@@ -229,9 +269,13 @@ impl State {
     /// Forget the block at `ptr` if it is traced (GIL domains).
     #[inline(always)]
     pub fn on_free(&mut self, ptr: *mut c_void) {
-        if !self.active {
-            return;
+        if self.active && self.table.may_hold(ptr as usize) {
+            self.forget(ptr);
         }
+    }
+
+    #[inline(never)]
+    fn forget(&mut self, ptr: *mut c_void) {
         #[cfg(feature = "ablation")]
         if crate::ablation::stage() < 3 {
             return;
