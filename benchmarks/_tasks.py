@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from types import FrameType, ModuleType
@@ -94,8 +95,31 @@ def _lines_of(stats: list[Any], filename: str) -> list[list[int]]:
     return out
 
 
+HARNESS = ("_driver.py", "_tasks.py", "runpy.py", "/heapscope/")
+
+
+def _line_key(filename: str, lineno: int) -> str | None:
+    """``dir/file.py:line`` for a workload line (its libraries included); None for the harness."""
+    if filename.endswith(HARNESS[:3]) or HARNESS[3] in filename:
+        return None
+    parts = filename.replace("\\", "/").split("/")
+    return f"{'/'.join(parts[-2:])}:{lineno}"
+
+
+def _all_lines(stats: list[Any]) -> list[list[Any]]:
+    """``[key, size, count]`` of every line but the harness's, from ``statistics("lineno")``."""
+    out = []
+    for stat in stats:
+        frame = stat.traceback[0]
+        key = _line_key(frame.filename, frame.lineno)
+        if key is not None:
+            out.append([key, stat.size, stat.count])
+    return out
+
+
 def task_lines(tracer: ModuleType, opts: argparse.Namespace) -> dict[str, Any]:
-    """Per-line statistics of the workload's file, snapshotted when its ``main()`` returns."""
+    """Per-line statistics of the workload (its libraries included), snapshotted when its
+    ``main()`` returns, and (heapscope only) bytes allocated per line over the whole run."""
     script = opts.script
     taken: dict[str, Any] = {}
 
@@ -111,10 +135,35 @@ def task_lines(tracer: ModuleType, opts: argparse.Namespace) -> dict[str, Any]:
         run_script(script, opts.args)
     finally:
         sys.setprofile(None)
+    totals = _allocated_by_line(tracer)
     tracer.stop()
     if "stats" not in taken:
         raise RuntimeError(f"{script} has no main() that returned")
-    return {"stats": _lines_of(taken["stats"], script)}
+    return {"stats": _all_lines(taken["stats"]), "totals": totals}
+
+
+def _allocated_by_line(tracer: ModuleType) -> list[list[Any]] | None:
+    """``[key, bytes, count]`` allocated over the whole run by each line (see ``_line_key``).
+
+    Only heapscope keeps these (the profiler's "allocated" view, exact when tracing every block,
+    estimated when sampling); None for the stdlib.
+    """
+    if not tracer.__name__.startswith("heapscope"):
+        return None
+    from heapscope import _native
+
+    profile = _native._profile_of_tracer([], 0)
+    text = _native.render_report(profile, at="total", by="line", top=100_000, json=True)
+    report = json.loads(text)
+    # Rows are per (file, line, function): a comprehension shares its line with its caller.
+    by_key: dict[str, list[Any]] = {}
+    for row in report["rows"]:
+        key = _line_key(row["file"], row["line"])
+        if key is not None:
+            entry = by_key.setdefault(key, [key, 0, 0])
+            entry[1] += row["size"]
+            entry[2] += row["count"]
+    return list(by_key.values())
 
 
 TASKS = {"memory": task_memory, "snapshot": task_snapshot, "lines": task_lines}
