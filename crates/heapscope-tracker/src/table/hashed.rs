@@ -1,4 +1,5 @@
-//! The live table: address -> (size, traceback) of every traced block.
+//! The hashed part of the live table: blocks the page slots cannot hold (large or unaligned
+//! blocks, huge traceback ids).
 //!
 //! An entry is 16 bytes: the address and one word packing the size (40 bits) and the traceback
 //! id (24 bits). The rare block that does not fit (over 1 TiB, or past 16M tracebacks) keeps
@@ -6,7 +7,6 @@
 
 use hashbrown::{HashMap, HashTable};
 
-use crate::filter::AddrFilter;
 use crate::intern::TbId;
 
 const TB_BITS: u32 = 24;
@@ -20,13 +20,11 @@ struct Entry {
     packed: u64,
 }
 
-/// Live traced blocks.
+/// Blocks keyed by address in a hash table.
 #[derive(Default)]
-pub struct LiveTable {
+pub struct Hashed {
     entries: HashTable<Entry>,
     overflow: HashMap<usize, (u64, TbId)>,
-    /// In sampling mode: which addresses may be in the table (see `filter.rs`).
-    filter: Option<AddrFilter>,
 }
 
 /// Hash of a block address that keeps neighbours together: blocks of one 4 KiB page (pymalloc
@@ -43,7 +41,7 @@ fn hash_addr(addr: usize) -> u64 {
     mixed.wrapping_add(slot) ^ (slot << 57)
 }
 
-impl LiveTable {
+impl Hashed {
     /// Record a block; returns the previous figures if the address was already traced.
     #[inline]
     pub fn insert(&mut self, addr: usize, size: u64, tb: TbId) -> Option<(u64, TbId)> {
@@ -69,9 +67,6 @@ impl LiveTable {
             }
             hashbrown::hash_table::Entry::Vacant(v) => {
                 v.insert(Entry { addr, packed });
-                if let Some(f) = &mut self.filter {
-                    f.add(addr);
-                }
                 None
             }
         };
@@ -81,13 +76,6 @@ impl LiveTable {
         old
     }
 
-    /// False if `addr` is certainly not traced (a cheap check in sampling mode); true if it
-    /// may be.
-    #[inline(always)]
-    pub fn may_hold(&self, addr: usize) -> bool {
-        self.filter.as_ref().map_or(true, |f| f.may_hold(addr))
-    }
-
     /// Forget a block; returns its figures if it was traced.
     #[inline]
     pub fn remove(&mut self, addr: usize) -> Option<(u64, TbId)> {
@@ -95,9 +83,6 @@ impl LiveTable {
         match self.entries.find_entry(hash, |e| e.addr == addr) {
             Ok(o) => {
                 let (e, _) = o.remove();
-                if let Some(f) = &mut self.filter {
-                    f.remove(addr);
-                }
                 Some(if e.packed == OVERFLOW {
                     self.overflow.remove(&addr).unwrap_or((0, 0))
                 } else {
@@ -139,35 +124,11 @@ impl LiveTable {
     pub fn clear(&mut self) {
         self.entries = HashTable::new();
         self.overflow = HashMap::new();
-        if let Some(f) = &mut self.filter {
-            f.rebuild(std::iter::empty());
-        }
-    }
-
-    /// Keep an address filter in front of the table (sampling mode: few blocks are held, and
-    /// frees of the others skip the table) or not (full tracing: every block is held).
-    ///
-    /// # Safety
-    /// The GIL is held and this is the tracer's GIL-domain table (the filter is a static
-    /// that only one table may use).
-    pub unsafe fn set_filtered(&mut self, on: bool) {
-        match (on, self.filter.is_some()) {
-            (true, false) => {
-                // SAFETY: the table is GIL-owned, and only the tracer's GIL-domain table is
-                // ever filtered (`State::table`), so this is the only handle.
-                let mut f = unsafe { AddrFilter::new() };
-                f.rebuild(self.entries.iter().map(|e| e.addr));
-                self.filter = Some(f);
-            }
-            (false, true) => self.filter = None,
-            _ => {}
-        }
     }
 
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
         self.entries.capacity() * (size_of::<Entry>() + 1)
             + self.overflow.capacity() * (size_of::<(usize, (u64, TbId))>() + 1)
-            + self.filter.as_ref().map_or(0, |_| AddrFilter::memory())
     }
 }

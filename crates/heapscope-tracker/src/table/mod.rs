@@ -1,0 +1,157 @@
+//! The live table: address -> (size, traceback) of every traced block.
+//!
+//! Small aligned blocks (nearly all of a Python program's) sit in page records at a fixed slot
+//! (`pages.rs`); the others in a hash table (`hashed.rs`). An address is in at most one of the
+//! two: `Pages::fits` depends on the size and traceback as well as the address, so an insert
+//! that goes to one part clears the address from the other.
+//!
+//! In sampling mode an address filter sits in front (`filter.rs`): few blocks are held, and
+//! frees of the others skip the table.
+
+mod hashed;
+mod pages;
+
+use crate::filter::AddrFilter;
+use crate::intern::TbId;
+use hashed::Hashed;
+use pages::Pages;
+
+/// Live traced blocks.
+#[derive(Default)]
+pub struct LiveTable {
+    pages: Pages,
+    hashed: Hashed,
+    /// In sampling mode: which addresses may be in the table.
+    filter: Option<AddrFilter>,
+}
+
+impl LiveTable {
+    /// Record a block; returns the previous figures if the address was already traced.
+    #[inline]
+    pub fn insert(&mut self, addr: usize, size: u64, tb: TbId) -> Option<(u64, TbId)> {
+        let old = if Pages::fits(addr, size, tb) {
+            let old = self.pages.insert(addr, size, tb);
+            if old.is_none() && self.hashed.len() != 0 {
+                self.hashed.remove(addr)
+            } else {
+                old
+            }
+        } else {
+            let old = self.hashed.insert(addr, size, tb);
+            self.pages.remove(addr).or(old)
+        };
+        if old.is_none() {
+            if let Some(f) = &mut self.filter {
+                f.add(addr);
+            }
+        }
+        old
+    }
+
+    /// False if `addr` is certainly not traced (a cheap check in sampling mode); true if it
+    /// may be.
+    #[inline(always)]
+    pub fn may_hold(&self, addr: usize) -> bool {
+        self.filter.as_ref().map_or(true, |f| f.may_hold(addr))
+    }
+
+    /// Forget a block; returns its figures if it was traced.
+    #[inline]
+    pub fn remove(&mut self, addr: usize) -> Option<(u64, TbId)> {
+        let old = match self.pages.remove(addr) {
+            Some(old) => Some(old),
+            None if self.hashed.len() != 0 => self.hashed.remove(addr),
+            None => None,
+        };
+        if old.is_some() {
+            if let Some(f) = &mut self.filter {
+                f.remove(addr);
+            }
+        }
+        old
+    }
+
+    /// The figures of a traced block.
+    pub fn get(&self, addr: usize) -> Option<(u64, TbId)> {
+        self.pages.get(addr).or_else(|| self.hashed.get(addr))
+    }
+
+    /// Every traced block as (address, size, traceback).
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64, TbId)> + '_ {
+        self.pages.iter().chain(self.hashed.iter())
+    }
+
+    /// Number of traced blocks.
+    pub fn len(&self) -> usize {
+        self.pages.len() + self.hashed.len()
+    }
+
+    /// Forget every block and give the memory back.
+    pub fn clear(&mut self) {
+        self.pages = Pages::default();
+        self.hashed.clear();
+        if let Some(f) = &mut self.filter {
+            f.rebuild(std::iter::empty());
+        }
+    }
+
+    /// Keep an address filter in front of the table (sampling mode: few blocks are held, and
+    /// frees of the others skip the table) or not (full tracing: every block is held).
+    ///
+    /// # Safety
+    /// The GIL is held and this is the tracer's GIL-domain table (the filter is a static
+    /// that only one table may use).
+    pub unsafe fn set_filtered(&mut self, on: bool) {
+        match (on, self.filter.is_some()) {
+            (true, false) => {
+                // SAFETY: per the contract, this is the only handle.
+                let mut f = unsafe { AddrFilter::new() };
+                f.rebuild(self.iter().map(|(addr, _, _)| addr));
+                self.filter = Some(f);
+            }
+            (false, true) => self.filter = None,
+            _ => {}
+        }
+    }
+
+    /// Bytes of memory held.
+    pub fn memory(&self) -> usize {
+        self.pages.memory()
+            + self.hashed.memory()
+            + self.filter.as_ref().map_or(0, |_| AddrFilter::memory())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LiveTable;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        /// Blocks moving between the two parts (a size crossing the page slots' limit, an
+        /// unaligned address) keep the table equal to a plain map.
+        #[test]
+        fn behaves_like_a_map(ops in proptest::collection::vec(
+            (any::<bool>(), 0usize..600, prop_oneof![0u64..1024, 1024u64..5000], 0u32..50),
+            1..2000)) {
+            let mut t = LiveTable::default();
+            let mut m: HashMap<usize, (u64, u32)> = HashMap::new();
+            for (ins, slot, size, tb) in ops {
+                let addr = 0x7f00_0000_0000 + slot * 8;
+                if ins {
+                    prop_assert_eq!(t.insert(addr, size, tb), m.insert(addr, (size, tb)));
+                } else {
+                    prop_assert_eq!(t.remove(addr), m.remove(&addr));
+                }
+                prop_assert_eq!(t.get(addr), m.get(&addr).copied());
+            }
+            prop_assert_eq!(t.len(), m.len());
+            let mut all: Vec<_> = t.iter().collect();
+            all.sort_unstable();
+            let mut want: Vec<_> = m.iter().map(|(&a, &(s, t))| (a, s, t)).collect();
+            want.sort_unstable();
+            prop_assert_eq!(all, want);
+        }
+    }
+}
