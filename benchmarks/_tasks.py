@@ -26,6 +26,19 @@ def _objects(n: int) -> list[object]:
     return [object() for _ in range(n)]
 
 
+def _mixed(n: int) -> list[object]:
+    """Blocks of every pymalloc size class (``bytes`` of 0 to 479 bytes: 33 to 512-byte blocks)."""
+    return [bytes((i * 37) % 480) for i in range(n)]
+
+
+def _fragmented(n: int) -> list[object]:
+    """Mixed blocks of which only one in eight stays alive: pools left 1/8 full."""
+    return _mixed(8 * n)[::8]
+
+
+OBJECTS = {"memory": _objects, "memory-mixed": _mixed, "memory-fragmented": _fragmented}
+
+
 def _live_traces(tracer: ModuleType) -> int:
     return len(tracer.take_snapshot().traces)
 
@@ -37,11 +50,12 @@ def task_memory(tracer: ModuleType, opts: argparse.Namespace) -> dict[str, Any]:
     tracer memory per extra live trace once the (one) stack of the allocating line is already
     interned, so it excludes the interned stacks.
     """
+    make = OBJECTS[opts.task]
     start(tracer, opts.nframe, None)
-    warm = _objects(1000)
+    warm = make(1000)
     mem0 = tracer.get_tracemalloc_memory()
     n0 = _live_traces(tracer)
-    held = _objects(opts.size)
+    held = make(opts.size)
     mem1 = tracer.get_tracemalloc_memory()
     n1 = _live_traces(tracer)
     tracer.stop()
@@ -166,7 +180,13 @@ def _allocated_by_line(tracer: ModuleType) -> list[list[Any]] | None:
     return list(by_key.values())
 
 
-TASKS = {"memory": task_memory, "snapshot": task_snapshot, "lines": task_lines}
+TASKS = {
+    "memory": task_memory,
+    "memory-mixed": task_memory,
+    "memory-fragmented": task_memory,
+    "snapshot": task_snapshot,
+    "lines": task_lines,
+}
 
 
 def run(name: str, tracer: ModuleType | None, opts: argparse.Namespace) -> dict[str, Any]:

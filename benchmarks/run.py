@@ -113,7 +113,12 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
             fmt(figures.get("worst_resolved"), ".1%"),
             "<= 10%",
         ],
-        ["tracer bytes/trace excl. stacks", fmt(figures.get("marginal"), ".1f"), "<= 40"],
+        ["tracer B/trace excl. stacks, dense heaps", fmt(figures.get("marginal"), ".1f"), "<= 40"],
+        [
+            "tracer B/trace excl. stacks, 1 in 8 kept",
+            fmt(figures.get("marginal_fragmented"), ".1f"),
+            "<= 40",
+        ],
         ["snapshot+statistics speedup", fmt(figures.get("speedup"), ".1f", "x"), ">= 10x"],
         ["snapshot statistics mismatches", fmt(figures.get("mismatches"), "d"), "0"],
     ]
@@ -126,6 +131,7 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         verdict(figures.get("worst_error_total"), 0.10),
         verdict(figures.get("worst_resolved"), 0.10),
         verdict(figures.get("marginal"), 40),
+        verdict(figures.get("marginal_fragmented"), 40),
         verdict(figures.get("speedup"), 10, higher_is_better=True),
         verdict(figures.get("mismatches"), 0),
     ]
