@@ -40,23 +40,28 @@ const SIZE_BITS: u32 = 10;
 pub const TB_LIMIT: u64 = (1 << (32 - SIZE_BITS)) - 1;
 const NONE: u32 = u32::MAX;
 
-/// The figures of the blocks of one pool.
+/// Pool numbers of addresses below 2^48 (x86-64 and AArch64 user space) fit 34 bits.
+const ADDR_LIMIT: usize = 1 << 48;
+const REC_BITS: u32 = 30;
+
+/// The figures of the blocks of one pool (24 bytes besides the slots: the records of sparse
+/// pools are a visible share of the tracer's memory).
 struct Record {
     /// One per block of the class: `(POOL_SIZE - POOL_OVERHEAD) / block`.
     slots: Box<[u32]>,
-    /// Block size of the pool's class, and `ceil(2^32 / block)` to divide by it.
-    block: u32,
-    magic: u64,
-    /// Occupied slots.
-    live: u32,
-    pool: u64,
+    /// `ceil(2^32 / block)`, to divide by the block size.
+    magic: u32,
+    /// Block size of the pool's class (16..=512).
+    block: u16,
+    /// Occupied slots (at most 1021).
+    live: u16,
 }
 
 /// Small blocks by pool and block index.
 #[derive(Default)]
 pub struct Pools {
-    /// Pool number -> record index.
-    index: HashTable<(u64, u32)>,
+    /// Pool number (34 bits) and record index (30 bits) in one word.
+    index: HashTable<u64>,
     records: Vec<Record>,
     /// Retired records (all slots zero) by class, ready for another pool.
     spare: Vec<Vec<u32>>,
@@ -68,6 +73,16 @@ pub struct Pools {
 #[inline(always)]
 fn pool_hash(pool: u64) -> u64 {
     pool.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[inline(always)]
+fn entry_pool(e: u64) -> u64 {
+    e >> REC_BITS
+}
+
+#[inline(always)]
+fn entry_rec(e: u64) -> u32 {
+    (e & ((1 << REC_BITS) - 1)) as u32
 }
 
 #[inline(always)]
@@ -87,7 +102,7 @@ impl Record {
     fn slot(&self, addr: usize) -> Option<usize> {
         let off = (addr & (POOL_SIZE - 1)).checked_sub(POOL_OVERHEAD)? as u64;
         // Exact for off < 2^14 and block <= 2^9: the error of the reciprocal stays below one.
-        let q = (off * self.magic) >> 32;
+        let q = (off * u64::from(self.magic)) >> 32;
         // The last block may end before the pool does: past it is no block.
         (q * u64::from(self.block) == off && (q as usize) < self.slots.len()).then_some(q as usize)
     }
@@ -107,6 +122,7 @@ impl Pools {
     #[inline(always)]
     pub fn may_fit(addr: usize, size: u64, tb: TbId) -> bool {
         addr & ((1 << ALIGN_SHIFT) - 1) == 0
+            && addr < ADDR_LIMIT
             && size.wrapping_sub(1) < SMALL_LIMIT
             && u64::from(tb) < TB_LIMIT
     }
@@ -116,7 +132,10 @@ impl Pools {
         if self.last.0 == pool && self.last.1 != NONE {
             return Some(self.last.1);
         }
-        let &(_, rec) = self.index.find(pool_hash(pool), |e| e.0 == pool)?;
+        let &e = self
+            .index
+            .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
+        let rec = entry_rec(e);
         self.last = (pool, rec);
         Some(rec)
     }
@@ -128,21 +147,25 @@ impl Pools {
             self.spare.resize_with(CLASSES, Vec::new);
         }
         let rec = if let Some(rec) = self.spare[class].pop() {
-            self.records[rec as usize].pool = pool;
             rec
         } else {
             let n = (POOL_SIZE - POOL_OVERHEAD) / block as usize;
+            if self.records.len() == self.records.capacity() {
+                // Grow by an eighth, not by doubling: the slack is tracer memory too.
+                self.records.reserve_exact(self.records.len() / 8 + 16);
+            }
             self.records.push(Record {
                 slots: vec![0; n].into_boxed_slice(),
-                block,
-                magic: (1u64 << 32).div_ceil(u64::from(block)),
+                magic: (1u64 << 32).div_ceil(u64::from(block)) as u32,
+                block: block as u16,
                 live: 0,
-                pool,
             });
             (self.records.len() - 1) as u32
         };
         self.index
-            .insert_unique(pool_hash(pool), (pool, rec), |e| pool_hash(e.0));
+            .insert_unique(pool_hash(pool), (pool << REC_BITS) | u64::from(rec), |&e| {
+                pool_hash(entry_pool(e))
+            });
         self.last = (pool, rec);
         rec
     }
@@ -195,7 +218,10 @@ impl Pools {
     /// Give back the record of a pool whose last block went (all its slots are zero again).
     #[cold]
     fn retire(&mut self, pool: u64, rec: u32) {
-        if let Ok(e) = self.index.find_entry(pool_hash(pool), |e| e.0 == pool) {
+        if let Ok(e) = self
+            .index
+            .find_entry(pool_hash(pool), |&e| entry_pool(e) == pool)
+        {
             e.remove();
         }
         let class = (self.records[rec as usize].block >> ALIGN_SHIFT) as usize - 1;
@@ -208,16 +234,18 @@ impl Pools {
     /// The figures of a traced block.
     pub fn get(&self, addr: usize) -> Option<(u64, TbId)> {
         let pool = (addr >> POOL_BITS) as u64;
-        let &(_, rec) = self.index.find(pool_hash(pool), |e| e.0 == pool)?;
-        let r = &self.records[rec as usize];
+        let &e = self
+            .index
+            .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
+        let r = &self.records[entry_rec(e) as usize];
         let v = r.slots[r.slot(addr)?];
         (v != 0).then(|| unpack(v))
     }
 
     /// Every block as (address, size, traceback).
     pub fn iter(&self) -> impl Iterator<Item = (usize, u64, TbId)> + '_ {
-        self.index.iter().flat_map(move |&(pool, rec)| {
-            let r = &self.records[rec as usize];
+        self.index.iter().flat_map(move |&e| {
+            let (pool, r) = (entry_pool(e), &self.records[entry_rec(e) as usize]);
             let base = ((pool as usize) << POOL_BITS) + POOL_OVERHEAD;
             r.slots
                 .iter()
@@ -237,7 +265,7 @@ impl Pools {
 
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
-        self.index.capacity() * (size_of::<(u64, u32)>() + 1)
+        self.index.capacity() * (size_of::<u64>() + 1)
             + self.records.capacity() * size_of::<Record>()
             + self
                 .records
