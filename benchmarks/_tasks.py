@@ -109,12 +109,13 @@ def _lines_of(stats: list[Any], filename: str) -> list[list[int]]:
     return out
 
 
-HARNESS = ("_driver.py", "_tasks.py", "runpy.py", "/heapscope/")
+HARNESS_FILES = ("_driver.py", "_tasks.py", "runpy.py")
+HEAPSCOPE_DIR = "/heapscope/"
 
 
 def _line_key(filename: str, lineno: int) -> str | None:
     """``dir/file.py:line`` for a workload line (its libraries included); None for the harness."""
-    if filename.endswith(HARNESS[:3]) or HARNESS[3] in filename:
+    if filename.endswith(HARNESS_FILES) or HEAPSCOPE_DIR in filename:
         return None
     parts = filename.replace("\\", "/").split("/")
     return f"{'/'.join(parts[-2:])}:{lineno}"

@@ -218,7 +218,10 @@ extern "C" fn smp_free(ctx: *mut c_void, p: *mut c_void) {
     if !p.is_null() && unsafe { crate::filter::may_hold(p as usize) } {
         // SAFETY: as in gil_malloc.
         if let Some(st) = unsafe { state() } {
-            st.on_free(p);
+            // The filter was just consulted: go straight to the table.
+            if st.active {
+                st.forget(p);
+            }
         }
     }
     nested(|| call_free(original(ctx), p));

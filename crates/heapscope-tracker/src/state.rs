@@ -274,8 +274,10 @@ impl State {
         }
     }
 
+    /// Forget the block at `ptr` if the table holds it (the filter, if any, already said it
+    /// may).
     #[inline(never)]
-    fn forget(&mut self, ptr: *mut c_void) {
+    pub fn forget(&mut self, ptr: *mut c_void) {
         #[cfg(feature = "ablation")]
         if crate::ablation::stage() < 3 {
             return;
