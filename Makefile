@@ -4,14 +4,16 @@ PY_LIBDIR := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_
 EXT_SUFFIX := $(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 NATIVE := python/heapscope/_native$(EXT_SUFFIX)
 CARGO_TARGET_DIR ?= target
+CONSTRAINTS := requirements/constraints.txt
+PIP := $(PYTHON) -m pip install -q -c $(CONSTRAINTS)
 
-.PHONY: help install install-browser build test test-rust test-python lint fmt bench clean
+.PHONY: help install install-browser build test test-rust test-python lint fmt bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install: ## Install heapscope (editable) with its test dependencies
-	$(PYTHON) -m pip install -q -e '.[test]'
+install: ## Install heapscope (editable) with its pinned test dependencies (requirements/constraints.txt)
+	$(PIP) -e '.[test]'
 
 install-browser: ## Headless Chromium + playwright for the HTML report's browser tests (apt, pip)
 	PYTHON=$(PYTHON) scripts/install-browser.sh
@@ -31,7 +33,7 @@ test-python: ## pytest through the installed package
 lint: ## rustfmt, clippy, ruff, mypy
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(PYTHON) -m pip install -q -e '.[lint]'
+	$(PIP) -e '.[lint]'
 	$(PYTHON) -m ruff check python tests benchmarks
 	$(PYTHON) -m ruff format --check python tests benchmarks
 	$(PYTHON) -m mypy
@@ -42,8 +44,11 @@ fmt: ## Format Rust and Python sources
 	$(PYTHON) -m ruff format python tests benchmarks
 
 bench: ## Overhead and report-speed benchmarks (prints a table of ratios; BENCH_ARGS=--quick)
-	$(PYTHON) -m pip install -q -e '.[bench]'
+	$(PIP) -e '.[bench]'
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
+
+lock: ## Re-resolve the newest test/lint/bench dependencies into requirements/constraints.txt
+	PYTHON=$(PYTHON) scripts/lock-deps.sh
 
 clean: ## Remove build products
 	cargo clean

@@ -10,4 +10,4 @@ if ! command -v chromium >/dev/null; then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium fonts-dejavu-core
 fi
-"$PYTHON" -m pip install -q "playwright>=1.40"
+"$PYTHON" -m pip install -q -c "$(dirname "$0")/../requirements/constraints.txt" "playwright>=1.40"

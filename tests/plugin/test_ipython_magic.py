@@ -17,7 +17,9 @@ from .conftest import skip_if_traced
 @pytest.fixture(scope="module")
 def shell() -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
-    shell.colors = "NoColor"
+    # IPython 9 spells the scheme in lower case (8 compares case-insensitively; 9 warns on
+    # the old spelling).
+    shell.colors = "nocolor"
     shell.run_line_magic("load_ext", "heapscope")
     yield shell
     shell.user_ns.pop("keep", None)
