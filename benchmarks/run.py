@@ -16,11 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _inspect
 import _overhead
+import _parity
 from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workloads
 from _report import fmt, table, verdict
 from _runner import child_env, heapscope_location
 
-SECTIONS = ["overhead", "memory", "snapshot", "accuracy"]
+SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity"]
+PARITY_SCALE = {"quick": 1, "full": 4}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -80,6 +82,8 @@ def main(argv: list[str]) -> int:
         extra.append(_inspect.snapshot(tracers, n_live, opts.rounds, env))
     if "accuracy" in sections and "hs-sampled" in config_names:
         extra.append(_inspect.accuracy(names, opts.size, opts.sample_rate, env, opts.verbose))
+    if "parity" in sections:
+        extra.append(_parity.section(env, PARITY_SCALE.get(opts.size, 1)))
     for section in extra:
         print("\n" + section.text)
         figures.update(section.figures)
@@ -121,6 +125,8 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         ],
         ["snapshot+statistics speedup", fmt(figures.get("speedup"), ".1f", "x"), ">= 10x"],
         ["snapshot statistics mismatches", fmt(figures.get("mismatches"), "d"), "0"],
+        ["parity: worst current/peak/run diff", fmt(figures.get("parity_worst"), ".2%"), "<= 1%"],
+        ["parity: top-10 lines identical", fmt(figures.get("parity_top_same"), ".0f"), "1"],
     ]
     checks = [
         verdict(g("heapscope-64"), 1.8),
@@ -134,6 +140,8 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         verdict(figures.get("marginal_fragmented"), 40),
         verdict(figures.get("speedup"), 10, higher_is_better=True),
         verdict(figures.get("mismatches"), 0),
+        verdict(figures.get("parity_worst"), 0.01),
+        verdict(figures.get("parity_top_same"), 1, higher_is_better=True),
     ]
     rows = [[*r, c] for r, c in zip(rows, checks, strict=True)]
     return table(["heapscope target", "measured", "target", "status"], rows, "Summary")
