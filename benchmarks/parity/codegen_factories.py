@@ -11,7 +11,9 @@ def main() -> None:
     kept = []
     for i in range(500 * SCALE):
         namespace: dict[str, object] = {}
-        exec(compile(f"def f(x):\n    return [x] * {i % 50 + 1}\n", f"<gen {i}>", "exec"), namespace)
+        exec(
+            compile(f"def f(x):\n    return [x] * {i % 50 + 1}\n", f"<gen {i}>", "exec"), namespace
+        )
         kept.append(len(namespace["f"](i)))  # type: ignore[operator]
     for i in range(40 * SCALE):
         point = namedtuple(f"Point{i}", ["x", "y", "z"])

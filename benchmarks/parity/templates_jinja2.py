@@ -13,7 +13,7 @@ def main() -> None:
         env = jinja2.Environment(autoescape=True, cache_size=0)
         template = env.from_string(
             "<h1>{{ title }} " + str(i) + "</h1><ul>"
-            "{% for row in rows %}<li class='{{ loop.cycle(\"a\", \"b\") }}'>"
+            '{% for row in rows %}<li class=\'{{ loop.cycle("a", "b") }}\'>'
             "{{ row.name | upper }}: {{ row.value | round(2) }}</li>{% endfor %}</ul>"
         )
         rows = [{"name": f"row{k}", "value": k / 3} for k in range(50)]
