@@ -34,49 +34,40 @@ def _env(env: dict[str, str], scale: int) -> dict[str, str]:
     return {**env, "PYTHONHASHSEED": "0", "PARITY_SCALE": str(scale)}
 
 
-def traced(tracer: str, program: Path, env: dict[str, str], scale: int = 1) -> dict[str, Any]:
-    """`parity/measure.py`'s figures for one tracer ("stdlib" or "heapscope")."""
+def _python(args: list[str], env: dict[str, str], what: str, cwd: str | None = None) -> str:
+    """Run `python ARGS` in a fresh interpreter; its output, or RuntimeError naming `what`."""
     proc = subprocess.run(
-        [sys.executable, str(MEASURE), tracer, str(program)],
-        env=_env(env, scale),
+        [sys.executable, *args],
+        env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{tracer} {program.name}: {proc.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout)
+        raise RuntimeError(f"{what}: {proc.stderr.strip()[-2000:]}")
+    return proc.stdout
+
+
+def traced(tracer: str, program: Path, env: dict[str, str], scale: int = 1) -> dict[str, Any]:
+    """`parity/measure.py`'s figures for one tracer ("stdlib" or "heapscope")."""
+    out = _python(
+        [str(MEASURE), tracer, str(program)], _env(env, scale), f"{tracer} {program.name}"
+    )
+    result: dict[str, Any] = json.loads(out)
     return result
 
 
 def run_peak(program: Path, env: dict[str, str], scale: int = 1) -> int:
     """The peak traced bytes of a `heapscope run` capture of the program (one frame)."""
     with tempfile.TemporaryDirectory() as tmp:
-        capture = Path(tmp) / "parity.hsc"
-        cmd = [sys.executable, "-m", "heapscope", "run", "--trace-limit", "1", "-o"]
-        run = subprocess.run(
-            [*cmd, str(capture), str(program)],
-            env=_env(env, scale),
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if run.returncode != 0:
-            raise RuntimeError(f"heapscope run {program.name}: {run.stderr.strip()[-2000:]}")
-        report = subprocess.run(
-            [sys.executable, "-m", "heapscope", "report", str(capture), "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        if report.returncode != 0:
-            raise RuntimeError(f"heapscope report {program.name}: {report.stderr.strip()}")
-        peak: int = json.loads(report.stdout)["meta"]["peak_bytes"]
+        capture = str(Path(tmp) / "parity.hsc")
+        run = ["-m", "heapscope", "run", "--trace-limit", "1", "-o", capture, str(program)]
+        _python(run, _env(env, scale), f"heapscope run {program.name}", cwd=tmp)
+        report = ["-m", "heapscope", "report", capture, "--json"]
+        out = _python(report, env, f"heapscope report {program.name}")
+        peak: int = json.loads(out)["meta"]["peak_bytes"]
         return peak
 
 
