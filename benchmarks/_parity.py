@@ -78,17 +78,15 @@ class Parity:
     program: str
     stdlib: dict[str, Any]
     heapscope: dict[str, Any]
-    run_peak: int | None = None
+    run_peak: int
 
     def error(self, key: str) -> float:
         """Relative difference of heapscope's figure from the stdlib's."""
         std, hs = self.stdlib[key], self.heapscope[key]
         return abs(hs - std) / std if std else float(hs != 0)
 
-    def run_error(self) -> float | None:
+    def run_error(self) -> float:
         """Relative difference of the capture's peak from the stdlib's peak."""
-        if self.run_peak is None:
-            return None
         return abs(self.run_peak - self.stdlib["peak"]) / self.stdlib["peak"]
 
     def top_lines(self, tracer: str) -> list[tuple[str, int]]:
@@ -100,12 +98,11 @@ class Parity:
         return self.top_lines("stdlib") == self.top_lines("heapscope")
 
 
-def compare(program: Path, env: dict[str, str], scale: int = 1, with_run: bool = True) -> Parity:
+def compare(program: Path, env: dict[str, str], scale: int = 1) -> Parity:
     """Run the program under both tracers (and `heapscope run`) and pair the figures."""
     std = traced("stdlib", program, env, scale)
     hs = traced("heapscope", program, env, scale)
-    peak = run_peak(program, env, scale) if with_run else None
-    return Parity(program.stem, std, hs, peak)
+    return Parity(program.stem, std, hs, run_peak(program, env, scale))
 
 
 def section(env: dict[str, str], scale: int) -> Section:
@@ -120,8 +117,7 @@ def section(env: dict[str, str], scale: int) -> Section:
             crashes.append(str(exc))
             rows.append([program.stem, *(["crash"] * 8)])
             continue
-        run_err = p.run_error() or 0.0
-        worst = max(worst, p.error("current"), p.error("peak"), run_err)
+        worst = max(worst, p.error("current"), p.error("peak"), p.run_error())
         all_same &= p.same_top()
         rows.append(
             [
