@@ -12,7 +12,7 @@ def main() -> None:
     for i in range(500 * SCALE):
         namespace: dict[str, object] = {}
         exec(
-            compile(f"def f(x):\n    return [x] * {i % 50 + 1}\n", f"<gen {i}>", "exec"), namespace
+            compile(f"def f(x):\n    return [x] * {i % 50 + 1}\n", "<generated>", "exec"), namespace
         )
         kept.append(len(namespace["f"](i)))  # type: ignore[operator]
     for i in range(40 * SCALE):

@@ -1,8 +1,9 @@
 """Traced memory of one real-library program under the stdlib's tracemalloc or heapscope's.
 
 ``python measure.py stdlib|heapscope PROGRAM.py`` starts tracing with one frame, runs the
-program as ``__main__`` (imports included), collects garbage and prints one JSON object:
-current and peak traced bytes and the top lines by size. The parity benchmark and the test
+program as ``__main__`` (imports included; compiled first, as ``heapscope run`` does),
+collects garbage and prints one JSON object: current and peak traced bytes and the top lines
+by size. The parity benchmark and the test
 suite run it once per tracer, each in a fresh interpreter, and compare the two.
 """
 
@@ -11,26 +12,49 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import json
-import runpy
+import os
 import sys
+from typing import Any
 
 
 def main() -> None:
     tracer, program = sys.argv[1], sys.argv[2]
-    if tracer == "heapscope":
-        import heapscope.tracemalloc as tracemalloc
-    else:
-        import tracemalloc  # type: ignore[no-redef]
+    # Every run starts from the modules `python -m heapscope run` has loaded when it starts
+    # tracing (its CLI: typing, re, pathlib, zipfile, locale, ...), so that the program's own
+    # imports, traced, are the same here under either tracer and under `heapscope run`. The
+    # stdlib side drives the C module `_tracemalloc` while tracing: the `tracemalloc` module
+    # imports pickle, which the programs may import themselves.
+    import _tracemalloc
+
+    import heapscope.cli
+    import heapscope.tracemalloc
+    from heapscope.cli.run import _compile_script
+
+    heapscope.cli.build_parser()  # imports every subcommand, as `heapscope run` does
+    tracer_module: Any = heapscope.tracemalloc if tracer == "heapscope" else _tracemalloc
     sys.argv = [program]
+    sys.path[0] = os.path.dirname(os.path.abspath(program))
+    # Compiled before tracing starts and run in a fresh __main__, as `heapscope run` does.
+    code, module = _compile_script(program)
+    assert code is not None and module is not None
+    sys.modules["__main__"] = module
     output = io.StringIO()
-    tracemalloc.start(1)
+    if os.environ.get("PARITY_MODULES"):
+        with open(os.environ["PARITY_MODULES"], "w") as f:
+            f.write("\n".join(sorted(sys.modules)))
+    tracer_module.start(1)
     with contextlib.redirect_stdout(output):
-        runpy.run_path(program, run_name="__main__")
+        exec(code, module.__dict__)
     gc.collect()
-    current, peak = tracemalloc.get_traced_memory()
-    snapshot = tracemalloc.take_snapshot()
-    tracemalloc.stop()
+    current, peak = tracer_module.get_traced_memory()
+    traces = tracer_module._get_traces()
+    limit = tracer_module.get_traceback_limit()
+    tracer_module.stop()
+    import json
+    import tracemalloc
+
+    values: Any = heapscope.tracemalloc if tracer == "heapscope" else tracemalloc
+    snapshot = values.Snapshot(traces, limit)
     top = [
         [stat.traceback[0].filename, stat.traceback[0].lineno, stat.size, stat.count]
         for stat in snapshot.statistics("lineno")[:10]

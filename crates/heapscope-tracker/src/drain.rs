@@ -141,7 +141,8 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
 }
 
 fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDelta) {
-    // SAFETY: GIL held; no state reference alive; code objects kept alive by the interner.
+    // SAFETY: GIL held; no state reference alive; the frames name live code objects (a dead
+    // one's frames are tombstones, see codes.rs) and nothing here frees Python objects.
     let r = unsafe { resolver() };
     if ds.generation != r.generation() {
         ds.generation = r.generation();

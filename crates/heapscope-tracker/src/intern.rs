@@ -117,6 +117,22 @@ impl Interner {
         &self.arena[r.start as usize..r.start as usize + usize::from(r.len)]
     }
 
+    /// Arena position of the first frame of an interned traceback.
+    pub fn start(&self, id: TbId) -> u32 {
+        self.records[id as usize].start
+    }
+
+    /// The frame at an arena position.
+    pub fn frame_at(&self, pos: u32) -> RawFrame {
+        self.arena[pos as usize]
+    }
+
+    /// Replace the frame at an arena position (a dying code object's tombstone). The record
+    /// keeps the hash of the live frames, so no live stack can match it again.
+    pub fn set_frame_at(&mut self, pos: u32, frame: RawFrame) {
+        self.arena[pos as usize] = frame;
+    }
+
     /// Forget everything.
     pub fn clear(&mut self) {
         self.arena.clear();

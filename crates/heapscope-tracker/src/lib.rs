@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 #[cfg(feature = "ablation")]
 mod ablation;
+mod codes;
 mod drain;
 mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod newref;
 mod readout;
 mod resolve;
 mod sampling;
@@ -26,7 +28,7 @@ pub use drain::{drain_profile, reset_drain};
 pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
 pub use stack::SUPPORTED;
 
-use state::{init_state, release_codes, state, RawShared, CURRENT, PEAK, RAW};
+use state::{init_state, state, RawShared, CURRENT, PEAK, RAW};
 
 /// Errors raised by the tracer.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +128,13 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     st.active = true;
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
-    unsafe { hooks::install(sampled) };
+    unsafe {
+        codes::install();
+        if layout.name == "3.11" {
+            newref::install();
+        }
+        hooks::install(sampled);
+    }
     TRACING.store(true, Ordering::Release);
     Ok(())
 }
@@ -162,28 +170,29 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
 
 /// Stop tracing and forget every trace (`tracemalloc.stop`).
 pub fn stop(_gil: Gil) {
-    // SAFETY: GIL held; the reference is dropped before Python code can run.
-    let codes = match unsafe { state() } {
+    // SAFETY: GIL held; the reference ends with the block.
+    match unsafe { state() } {
         Some(st) if st.active => {
             // SAFETY: GIL held, hooks installed.
-            unsafe { hooks::uninstall() };
+            unsafe {
+                hooks::uninstall();
+                newref::uninstall();
+                codes::uninstall();
+            }
             st.active = false;
             st.floor = 0;
             TRACING.store(false, Ordering::Release);
-            st.clear()
+            st.clear();
         }
         _ => return,
-    };
+    }
     *RAW.lock() = None;
-    forget_codes(codes);
+    forget_resolved();
 }
 
-fn forget_codes(codes: Vec<usize>) {
-    // SAFETY: GIL held by the callers; no state reference alive.
-    unsafe {
-        resolve::resolver().clear();
-        release_codes(codes);
-    }
+fn forget_resolved() {
+    // SAFETY: GIL held by the callers; no other resolver reference alive.
+    unsafe { resolve::resolver().clear() };
 }
 
 /// True while tracing.
@@ -198,12 +207,12 @@ pub fn traceback_limit() -> u32 {
 
 /// Forget every trace but keep tracing (`tracemalloc.clear_traces`).
 pub fn clear_traces(_gil: Gil) {
-    // SAFETY: GIL held; the reference is dropped before the codes are released.
-    let codes = match unsafe { state() } {
+    // SAFETY: GIL held; the reference ends with the block.
+    match unsafe { state() } {
         Some(st) if st.active => st.clear(),
         _ => return,
-    };
-    forget_codes(codes);
+    }
+    forget_resolved();
 }
 
 /// (current, peak) traced bytes, from any thread; RAW frees made without the GIL since the

@@ -54,8 +54,8 @@ struct Tables {
 
 impl Tables {
     fn add(&mut self, layout: &FrameLayout, raw: &[RawFrame], total: u16) -> TracebackId {
-        // SAFETY: GIL held by the callers; no state reference alive; the code objects are kept
-        // alive by the interner.
+        // SAFETY: GIL held by the callers; no state reference alive; the frames name live code
+        // objects or are tombstones (codes.rs).
         let r = unsafe { resolver() };
         let frames: Box<[FrameId]> = raw
             .iter()
@@ -157,7 +157,8 @@ pub unsafe fn object_traceback(_gil: Gil, obj: *mut std::ffi::c_void) -> Option<
     let copied = copy_tracebacks(std::iter::once(tb))?;
     let (raw, total) = &copied.tracebacks[0];
     set_suspended(true);
-    // SAFETY: GIL held, no state reference alive, code objects kept alive by the interner.
+    // SAFETY: GIL held, no state reference alive; the frames name live code objects or are
+    // tombstones (codes.rs), and nothing here frees Python objects.
     let r = unsafe { resolver() };
     let frames = raw
         .iter()

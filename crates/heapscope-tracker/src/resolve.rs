@@ -10,13 +10,16 @@ use heapscope_core::Frame;
 
 use crate::stack::{FrameLayout, RawFrame};
 
-/// Resolved frames, cached by raw frame. Valid while the code objects it saw are alive: it is
-/// cleared whenever the tracer releases them.
+/// Resolved frames, cached by raw frame. A dying code object's entries are dropped by
+/// [`Resolver::bury`] (its address may be reused); everything goes with the interned frames on
+/// `clear_traces`/`stop`.
 #[derive(Default)]
 pub struct Resolver {
     by_raw: HashMap<RawFrame, u32>,
     frames: Vec<Frame>,
     names: HashMap<usize, (Arc<str>, Arc<str>)>,
+    /// File and function names of dead code objects, indexed by their tombstones.
+    dead: Vec<(Arc<str>, Arc<str>)>,
     /// Bumped by every `clear`, so caches keyed by frame index know when they are stale.
     generation: u64,
 }
@@ -73,18 +76,16 @@ impl Resolver {
             self.by_raw.insert(raw, i);
             return i;
         }
-        let (filename, function) = if let Some(n) = self.names.get(&(raw.code as usize)) {
-            n.clone()
+        let ((filename, function), line) = if raw.is_dead() {
+            let names = self.dead[raw.dead_index() as usize].clone();
+            (names, raw.offset as i32)
         } else {
             // SAFETY: per the contract.
-            let (f, q) = unsafe { (layout.code_names)(raw.code) };
-            // SAFETY: borrowed strs of a live code object.
-            let n = unsafe { (text(f), text(q)) };
-            self.names.insert(raw.code as usize, n.clone());
-            n
+            let names = unsafe { self.names(layout, raw.code) };
+            // SAFETY: live code object, GIL held; the offset is what the interpreter reports.
+            let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset as i32) };
+            (names, line)
         };
-        // SAFETY: live code object, GIL held; the offset is what the interpreter reports.
-        let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset as i32) };
         let i = self.frames.len() as u32;
         self.frames.push(Frame {
             filename,
@@ -93,6 +94,49 @@ impl Resolver {
         });
         self.by_raw.insert(raw, i);
         i
+    }
+
+    /// File and function name of a live code object, cached.
+    ///
+    /// # Safety
+    /// The GIL is held and `code` is a live (or dying but intact) code object.
+    unsafe fn names(&mut self, layout: &FrameLayout, code: *mut c_void) -> (Arc<str>, Arc<str>) {
+        if let Some(n) = self.names.get(&(code as usize)) {
+            return n.clone();
+        }
+        // SAFETY: per the contract.
+        let (f, q) = unsafe { (layout.code_names)(code) };
+        // SAFETY: borrowed strs of a live code object.
+        let n = unsafe { (text(f), text(q)) };
+        self.names.insert(code as usize, n.clone());
+        n
+    }
+
+    /// A code object is dying: resolve the frames at `offsets` in it, forget what is cached
+    /// under its address, and return one tombstone per offset.
+    ///
+    /// # Safety
+    /// The GIL is held and `code` is a dying code object whose fields are intact.
+    pub unsafe fn bury(
+        &mut self,
+        layout: &FrameLayout,
+        code: *mut c_void,
+        offsets: &[isize],
+    ) -> Vec<RawFrame> {
+        // SAFETY: per the contract.
+        let names = unsafe { self.names(layout, code) };
+        self.names.remove(&(code as usize));
+        let index = self.dead.len() as u32;
+        self.dead.push(names);
+        offsets
+            .iter()
+            .map(|&offset| {
+                self.by_raw.remove(&RawFrame { code, offset });
+                // SAFETY: per the contract.
+                let line = unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), offset as i32) };
+                RawFrame::dead(index, line.max(0))
+            })
+            .collect()
     }
 
     /// A resolved frame.

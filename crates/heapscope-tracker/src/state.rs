@@ -10,8 +10,7 @@ use std::cell::UnsafeCell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use hashbrown::HashSet;
-
+use crate::codes::CodeFrames;
 use crate::intern::{Interner, TbId};
 use crate::sampling::Sampler;
 use crate::spin::SpinLock;
@@ -31,14 +30,17 @@ pub struct State {
     pub interner: Interner,
     pub stats: Stats,
     pub table: LiveTable,
-    /// Code objects we hold a strong reference to, so interned frames stay valid.
-    pub codes: HashSet<usize>,
+    /// Where interned frames name each code object (no reference is held: see `codes.rs`).
+    pub codes: CodeFrames,
     /// Up to four threads whose allocations are not traced (e.g. the recorder's flusher).
     pub ignored: [usize; 4],
     /// Poisson sampling of allocations, if on.
     pub sampler: Option<Sampler>,
     /// Stack walks stop before this interpreter frame (the profiler's runner), if set.
     pub floor: usize,
+    /// Address of the block traced last, until the next `_Py_NewReference`: on the object just
+    /// allocated there it needs no second stack walk.
+    pub last_traced: usize,
 }
 
 /// Blocks from the RAW domain, whose frees may come without the GIL.
@@ -86,10 +88,11 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         interner: Interner::default(),
         stats: Stats::default(),
         table: LiveTable::default(),
-        codes: HashSet::new(),
+        codes: CodeFrames::default(),
         ignored: [0; 4],
         sampler: None,
         floor: 0,
+        last_traced: 0,
     })
 }
 
@@ -199,46 +202,16 @@ impl State {
             return;
         }
         self.apply_pending();
-        // We hold the GIL, so the current thread state is ours and alive.
-        let tstate = current_tstate();
-        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+        // SAFETY: per this function's contract.
+        let Some(tb) = (unsafe { self.current_traceback() }) else {
             return;
-        }
-        // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
-        let mut captured = unsafe {
-            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
         };
-        if captured.nframe == 0 {
-            self.scratch[0] = RawFrame::UNKNOWN;
-            captured = Captured {
-                nframe: 1,
-                total_nframe: 1,
-                hash: 1,
-            };
-        }
-        #[cfg(feature = "ablation")]
-        if stage == 1 {
-            std::hint::black_box(captured);
-            return;
-        }
-        let thread = if self.by_thread {
-            // SAFETY: as above.
-            unsafe { (self.layout.native_thread_id)(tstate) }
-        } else {
-            0
-        };
-        let frames = &self.scratch[..captured.nframe];
-        let (tb, new) = self
-            .interner
-            .intern(frames, captured.total_nframe, thread, captured.hash);
-        if new {
-            self.on_new_traceback(tb);
-        }
         #[cfg(feature = "ablation")]
         if stage == 2 {
             return;
         }
         let addr = ptr as usize;
+        self.last_traced = addr;
         let old = if raw {
             RAW.lock()
                 .as_mut()
@@ -253,17 +226,95 @@ impl State {
         self.publish();
     }
 
+    /// The interned traceback of the calling thread's stack, or `None` if the thread is
+    /// ignored.
+    ///
+    /// # Safety
+    /// As `on_alloc`.
+    #[inline(always)]
+    unsafe fn current_traceback(&mut self) -> Option<TbId> {
+        // We hold the GIL, so the current thread state is ours and alive.
+        let tstate = current_tstate();
+        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+            return None;
+        }
+        // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
+        let mut captured = unsafe {
+            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
+        };
+        if captured.nframe == 0 {
+            self.scratch[0] = RawFrame::UNKNOWN;
+            captured = Captured {
+                nframe: 1,
+                total_nframe: 1,
+                hash: 1,
+            };
+        }
+        #[cfg(feature = "ablation")]
+        if crate::ablation::stage() == 1 {
+            std::hint::black_box(captured);
+            return None;
+        }
+        let thread = if self.by_thread {
+            // SAFETY: as above.
+            unsafe { (self.layout.native_thread_id)(tstate) }
+        } else {
+            0
+        };
+        let frames = &self.scratch[..captured.nframe];
+        let (tb, new) = self
+            .interner
+            .intern(frames, captured.total_nframe, thread, captured.hash);
+        if new {
+            self.on_new_traceback(tb);
+        }
+        Some(tb)
+    }
+
+    /// An object got its first reference (`_Py_NewReference`): if its memory block is traced
+    /// and was not just allocated here (an object reused from a free list), it now belongs to
+    /// the current stack, as the stdlib's tracemalloc re-attributes it.
+    ///
+    /// # Safety
+    /// As `on_alloc`; `obj` is an object whose type is set.
+    #[inline(always)]
+    pub unsafe fn on_new_reference(&mut self, obj: *mut c_void) {
+        if !self.active || self.suspended {
+            return;
+        }
+        // SAFETY: per the contract, the object's type is set and alive.
+        let addr = obj as usize - unsafe { (self.layout.object_presize)(obj) };
+        if addr == self.last_traced {
+            // The object just allocated: its trace already has this stack. Consumed, so that
+            // the block's reuse from a free list later is not mistaken for it.
+            self.last_traced = 0;
+        } else if self.table.may_hold(addr) {
+            // SAFETY: as above.
+            unsafe { self.reattribute(addr) };
+        }
+    }
+
+    #[inline(never)]
+    unsafe fn reattribute(&mut self, addr: usize) {
+        let Some((size, old_tb)) = self.table.get(addr) else {
+            return;
+        };
+        self.apply_pending();
+        // SAFETY: per `on_new_reference`'s contract.
+        let Some(tb) = (unsafe { self.current_traceback() }) else {
+            return;
+        };
+        if tb != old_tb {
+            self.table.insert(addr, size, tb);
+            self.stats.retag(old_tb, tb, size);
+        }
+    }
+
     #[cold]
     fn on_new_traceback(&mut self, tb: TbId) {
         self.stats.push_tb();
-        for i in 0..self.interner.frames(tb).len() {
-            let code = self.interner.frames(tb)[i].code;
-            if !code.is_null() && self.codes.insert(code as usize) {
-                // SAFETY: `code` is the live code object of a frame on the current stack and
-                // we hold the GIL; the reference is released in `release_codes`.
-                unsafe { pyo3_ffi::Py_INCREF(code.cast()) };
-            }
-        }
+        self.codes
+            .add(self.interner.start(tb), self.interner.frames(tb));
     }
 
     /// Forget the block at `ptr` if it is traced (GIL domains).
@@ -289,10 +340,10 @@ impl State {
         }
     }
 
-    /// Forget every trace and traceback; returns the code objects to release (the caller
-    /// drops its reference to the state before releasing them: that frees memory).
-    pub fn clear(&mut self) -> Vec<usize> {
+    /// Forget every trace and traceback.
+    pub fn clear(&mut self) {
         self.interner.clear();
+        self.codes.clear();
         self.stats.clear();
         self.table.clear();
         if let Some(r) = RAW.lock().as_mut() {
@@ -301,7 +352,6 @@ impl State {
         }
         PENDING.store(false, Ordering::Release);
         self.publish();
-        self.codes.drain().collect()
     }
 
     /// Bytes of memory the tracer holds.
@@ -311,18 +361,7 @@ impl State {
             + self.stats.memory()
             + self.table.memory()
             + raw
-            + self.codes.capacity() * (size_of::<usize>() + 1)
+            + self.codes.memory()
             + self.scratch.capacity() * size_of::<RawFrame>()
-    }
-}
-
-/// Release references to code objects taken by the interner.
-///
-/// # Safety
-/// The GIL is held and no reference to the state is alive (releasing may free memory).
-pub unsafe fn release_codes(codes: Vec<usize>) {
-    for code in codes {
-        // SAFETY: each address had one strong reference taken in `on_new_traceback`.
-        unsafe { pyo3_ffi::Py_DECREF(code as *mut pyo3_ffi::PyObject) };
     }
 }

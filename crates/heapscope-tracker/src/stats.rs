@@ -90,6 +90,22 @@ impl Stats {
         self.current = self.current.saturating_sub(size);
     }
 
+    /// A live block moves from one traceback to another (an object reused from a free list
+    /// is re-attributed): totals and the allocation counts stay.
+    pub fn retag(&mut self, from: TbId, to: TbId, size: u64) {
+        if self.peak_pending {
+            self.capture_peak();
+        }
+        let s = &mut self.per_tb[from as usize];
+        s.live_bytes = s.live_bytes.saturating_sub(size);
+        s.live_count = s.live_count.saturating_sub(1);
+        self.touch(from);
+        let s = &mut self.per_tb[to as usize];
+        s.live_bytes += size;
+        s.live_count += 1;
+        self.touch(to);
+    }
+
     /// Copy the live figures of the tracebacks changed since the last capture into their
     /// figures at the peak, if the peak is now.
     pub fn capture_peak(&mut self) {

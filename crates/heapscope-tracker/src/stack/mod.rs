@@ -10,8 +10,9 @@ use crate::TrackerError;
 
 mod py311;
 
-/// One captured frame: a (borrowed, then kept alive by the interner) code object and the byte
-/// offset of the instruction the frame was executing, as `PyCode_Addr2Line` takes it.
+/// One captured frame: a code object (borrowed: when it dies, interned copies become
+/// tombstones, see `codes.rs`) and the byte offset of the instruction the frame was executing,
+/// as `PyCode_Addr2Line` takes it.
 ///
 /// Two machine words without padding, so runs of frames compare as plain memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,6 +32,26 @@ impl RawFrame {
         code: std::ptr::null_mut(),
         offset: 0,
     };
+
+    /// A frame whose code object died (see `codes.rs`): an odd word no object address can be,
+    /// naming entry `index` of the resolver's dead code objects, and the frame's line.
+    pub fn dead(index: u32, line: i32) -> RawFrame {
+        RawFrame {
+            code: ((index as usize) << 1 | 1) as *mut c_void,
+            offset: line as isize,
+        }
+    }
+
+    /// True for a tombstone made by [`RawFrame::dead`].
+    #[inline]
+    pub fn is_dead(&self) -> bool {
+        self.code as usize & 1 == 1
+    }
+
+    /// The dead code object's index, for a tombstone.
+    pub fn dead_index(&self) -> u32 {
+        (self.code as usize >> 1) as u32
+    }
 }
 
 /// `a == b`: inline for short stacks, one memory comparison for long ones.

@@ -1,0 +1,178 @@
+//! Code objects in interned frames, without keeping them alive.
+//!
+//! A captured frame names its code object by address. The tracer takes no reference to it (a
+//! reference would keep alive code that the untraced program frees: module bodies, `exec`'d
+//! code, templates compiled and dropped, and that memory would then be reported as the
+//! program's). Instead heapscope wraps `PyCode_Type.tp_dealloc` while it traces: when a code
+//! object that interned frames name dies, its file name, function name and the line of each
+//! interned offset are resolved while it is still intact, and those frames are rewritten into
+//! tombstones (an odd "code" word that no live object can have, and the line). A new code
+//! object later allocated at the same address therefore never matches the old frames.
+//!
+//! One mechanism on every supported version: 3.11 has no code watchers, and 3.12+ watchers are
+//! a small shared pool of slots.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use hashbrown::HashMap;
+
+use crate::resolve::resolver;
+use crate::stack::RawFrame;
+use crate::state::state;
+
+/// End of a list of frame positions.
+const NONE: u32 = u32::MAX;
+
+/// Where each code object appears in the interner's arena: a list per code threaded through
+/// one vector parallel to the arena (4 bytes per interned frame).
+#[derive(Default)]
+pub struct CodeFrames {
+    /// Code address -> the last arena position that names it.
+    heads: HashMap<usize, u32>,
+    /// Arena position -> the previous position naming the same code, or `NONE`.
+    next: Vec<u32>,
+}
+
+impl CodeFrames {
+    /// Note the frames of a newly interned traceback, which start at arena position `start`.
+    pub fn add(&mut self, start: u32, frames: &[RawFrame]) {
+        let end = start as usize + frames.len();
+        if self.next.len() < end {
+            self.next.resize(end, NONE);
+        }
+        for (i, frame) in frames.iter().enumerate() {
+            if frame.code.is_null() || frame.is_dead() {
+                continue;
+            }
+            let pos = start + i as u32;
+            let head = self.heads.entry(frame.code as usize).or_insert(NONE);
+            self.next[pos as usize] = *head;
+            *head = pos;
+        }
+    }
+
+    /// True if interned frames name this code object.
+    #[inline]
+    pub fn contains(&self, code: usize) -> bool {
+        self.heads.contains_key(&code)
+    }
+
+    /// Forget a code object; returns the arena positions that name it.
+    pub fn take(&mut self, code: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut pos = self.heads.remove(&code).unwrap_or(NONE);
+        while pos != NONE {
+            out.push(pos);
+            pos = self.next[pos as usize];
+        }
+        out
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.heads.clear();
+        self.next.clear();
+    }
+
+    /// Bytes of memory held.
+    pub fn memory(&self) -> usize {
+        self.heads.capacity() * (2 * size_of::<usize>() + 1) + self.next.capacity() * 4
+    }
+}
+
+/// The `tp_dealloc` of `PyCode_Type` before ours (0: ours is not installed).
+static ORIGINAL_DEALLOC: AtomicUsize = AtomicUsize::new(0);
+
+type Dealloc = unsafe extern "C" fn(*mut pyo3_ffi::PyObject);
+
+fn code_type() -> *mut pyo3_ffi::PyTypeObject {
+    std::ptr::addr_of_mut!(pyo3_ffi::PyCode_Type)
+}
+
+/// Wrap `PyCode_Type.tp_dealloc` (no-op if already wrapped).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn install() {
+    if ORIGINAL_DEALLOC.load(Ordering::Relaxed) != 0 {
+        return;
+    }
+    let ty = code_type();
+    // SAFETY: GIL held: nothing else reads or writes the slot meanwhile.
+    let original = unsafe { (*ty).tp_dealloc };
+    if let Some(f) = original {
+        ORIGINAL_DEALLOC.store(f as usize, Ordering::Relaxed);
+        // SAFETY: as above; the wrapper calls the original for every object.
+        unsafe { (*ty).tp_dealloc = Some(code_dealloc) };
+    }
+}
+
+/// Put back the original `tp_dealloc`, unless someone wrapped ours since (then ours stays, and
+/// passes every object through once no frame names it).
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn uninstall() {
+    let original = ORIGINAL_DEALLOC.load(Ordering::Relaxed);
+    if original == 0 {
+        return;
+    }
+    let ty = code_type();
+    // SAFETY: GIL held.
+    let current = unsafe { (*ty).tp_dealloc };
+    if current.map(|f| f as usize) == Some(code_dealloc as Dealloc as usize) {
+        // SAFETY: GIL held; `original` was read from this slot by `install`.
+        unsafe { (*ty).tp_dealloc = Some(std::mem::transmute::<usize, Dealloc>(original)) };
+        ORIGINAL_DEALLOC.store(0, Ordering::Relaxed);
+    }
+}
+
+unsafe extern "C" fn code_dealloc(obj: *mut pyo3_ffi::PyObject) {
+    // SAFETY: deallocation runs with the GIL held, and no tracer code holds a reference to the
+    // state while Python objects can die (see docs/architecture.md, "Re-entrancy").
+    unsafe { bury(obj.cast()) };
+    let original = ORIGINAL_DEALLOC.load(Ordering::Relaxed);
+    if original != 0 {
+        // SAFETY: the value was read from `PyCode_Type.tp_dealloc` by `install`.
+        let f = unsafe { std::mem::transmute::<usize, Dealloc>(original) };
+        // SAFETY: the interpreter asked for this object to be deallocated.
+        unsafe { f(obj) };
+    }
+}
+
+/// Resolve what the interned frames of a dying code object need and turn them into
+/// tombstones.
+///
+/// # Safety
+/// The GIL is held; `code` is a code object whose refcount reached zero but whose fields are
+/// intact; no reference to the state or the resolver is alive.
+unsafe fn bury(code: *mut c_void) {
+    let (layout, offsets, positions, suspended) = {
+        // SAFETY: per the contract; the reference ends before the resolver runs.
+        let Some(st) = (unsafe { state() }) else {
+            return;
+        };
+        if !st.codes.contains(code as usize) {
+            return;
+        }
+        let positions = st.codes.take(code as usize);
+        let offsets: Vec<isize> = positions
+            .iter()
+            .map(|&p| st.interner.frame_at(p).offset)
+            .collect();
+        let suspended = st.suspended;
+        // Resolving names may allocate (a str's UTF-8 cache): not the program's memory.
+        st.suspended = true;
+        (st.layout, offsets, positions, suspended)
+    };
+    // SAFETY: GIL held, no other resolver reference alive; `code` is intact.
+    let tombstones = unsafe { resolver().bury(layout, code, &offsets) };
+    // SAFETY: as above; the resolver reference has ended.
+    if let Some(st) = unsafe { state() } {
+        for (&pos, &frame) in positions.iter().zip(&tombstones) {
+            st.interner.set_frame_at(pos, frame);
+        }
+        st.suspended = suspended;
+    }
+}

@@ -1,0 +1,40 @@
+"""Real-library programs give the stdlib's numbers under heapscope: current and peak traced
+memory within 1 %, the same top-10 lines, and a ``heapscope run`` capture whose peak is within
+1 % of the stdlib's (``benchmarks/parity/``, the programs ``make bench`` measures at larger
+sizes). Each tracer runs in a fresh interpreter; see ``benchmarks/parity/measure.py``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import _parity  # noqa: E402
+
+PROGRAMS = _parity.programs()
+
+
+def test_there_are_five_programs() -> None:
+    # A graph library, a parser, a document renderer, a template engine, code factories.
+    assert [p.stem for p in PROGRAMS] == [
+        "codegen_factories",
+        "document_docutils",
+        "graph_networkx",
+        "parser_libcst",
+        "templates_jinja2",
+    ]
+
+
+@pytest.mark.parametrize("program", PROGRAMS, ids=[p.stem for p in PROGRAMS])
+def test_same_numbers_as_the_stdlib(program: Path) -> None:
+    parity = _parity.compare(program, dict(os.environ), scale=1)
+    std, ours = parity.stdlib, parity.heapscope
+    assert parity.error("current") <= 0.01, (std["current"], ours["current"])
+    assert parity.error("peak") <= 0.01, (std["peak"], ours["peak"])
+    assert parity.top_lines("heapscope") == parity.top_lines("stdlib")
+    assert parity.run_error() <= 0.01, (parity.run_peak, std["peak"])
