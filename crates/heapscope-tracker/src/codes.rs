@@ -5,8 +5,8 @@
 //! code, templates compiled and dropped, and that memory would then be reported as the
 //! program's). Instead heapscope wraps `PyCode_Type.tp_dealloc` while it traces: when a code
 //! object that interned frames name dies, its file name, function name and the line of each
-//! interned offset are resolved while it is still intact, and those frames are rewritten into
-//! tombstones (an odd "code" word that no live object can have, and the line). A new code
+//! interned offset are resolved while it is still intact, and those nodes of the frame tree
+//! are rewritten into tombstones (an odd "code" word that no live object can have, and the line). A new code
 //! object later allocated at the same address therefore never matches the old frames.
 //!
 //! One mechanism on every supported version: 3.11 has no code watchers, and 3.12+ watchers are
@@ -17,39 +17,36 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::HashMap;
 
+use crate::intern::NodeId;
 use crate::resolve::resolver;
 use crate::stack::RawFrame;
 use crate::state::state;
 
-/// End of a list of frame positions.
-const NONE: u32 = u32::MAX;
+/// End of a list of nodes.
+const NONE: NodeId = NodeId::MAX;
 
-/// Where each code object appears in the interner's arena: a list per code threaded through
-/// one vector parallel to the arena (4 bytes per interned frame).
+/// Which nodes of the interner's frame tree name each code object: a list per code threaded
+/// through one vector parallel to the nodes (4 bytes per node).
 #[derive(Default)]
 pub struct CodeFrames {
-    /// Code address -> the last arena position that names it.
-    heads: HashMap<usize, u32>,
-    /// Arena position -> the previous position naming the same code, or `NONE`.
-    next: Vec<u32>,
+    /// Code address -> the last node that names it.
+    heads: HashMap<usize, NodeId>,
+    /// Node -> the previous node naming the same code, or `NONE`.
+    next: Vec<NodeId>,
 }
 
 impl CodeFrames {
-    /// Note the frames of a newly interned traceback, which start at arena position `start`.
-    pub fn add(&mut self, start: u32, frames: &[RawFrame]) {
-        let end = start as usize + frames.len();
-        if self.next.len() < end {
-            self.next.resize(end, NONE);
+    /// Note a new node of the frame tree.
+    pub fn add(&mut self, node: NodeId, frame: RawFrame) {
+        if self.next.len() <= node as usize {
+            self.next.resize(node as usize + 1, NONE);
         }
-        for (i, frame) in frames.iter().enumerate() {
-            if frame.code.is_null() || frame.is_dead() {
-                continue;
-            }
-            let pos = start + i as u32;
-            let head = self.heads.entry(frame.code as usize).or_insert(NONE);
-            self.next[pos as usize] = *head;
-            *head = pos;
+        if frame.code.is_null() || frame.is_dead() {
+            return;
         }
+        let head = self.heads.entry(frame.code as usize).or_insert(NONE);
+        self.next[node as usize] = *head;
+        *head = node;
     }
 
     /// True if interned frames name this code object.
@@ -58,13 +55,13 @@ impl CodeFrames {
         self.heads.contains_key(&code)
     }
 
-    /// Forget a code object; returns the arena positions that name it.
-    pub fn take(&mut self, code: usize) -> Vec<u32> {
+    /// Forget a code object; returns the nodes that name it.
+    pub fn take(&mut self, code: usize) -> Vec<NodeId> {
         let mut out = Vec::new();
-        let mut pos = self.heads.remove(&code).unwrap_or(NONE);
-        while pos != NONE {
-            out.push(pos);
-            pos = self.next[pos as usize];
+        let mut node = self.heads.remove(&code).unwrap_or(NONE);
+        while node != NONE {
+            out.push(node);
+            node = self.next[node as usize];
         }
         out
     }
@@ -148,7 +145,7 @@ unsafe extern "C" fn code_dealloc(obj: *mut pyo3_ffi::PyObject) {
 /// The GIL is held; `code` is a code object whose refcount reached zero but whose fields are
 /// intact; no reference to the state or the resolver is alive.
 unsafe fn bury(code: *mut c_void) {
-    let (layout, offsets, positions, suspended) = {
+    let (layout, offsets, nodes, suspended) = {
         // SAFETY: per the contract; the reference ends before the resolver runs.
         let Some(st) = (unsafe { state() }) else {
             return;
@@ -156,23 +153,24 @@ unsafe fn bury(code: *mut c_void) {
         if !st.codes.contains(code as usize) {
             return;
         }
-        let positions = st.codes.take(code as usize);
-        let offsets: Vec<isize> = positions
+        let nodes = st.codes.take(code as usize);
+        let offsets: Vec<isize> = nodes
             .iter()
-            .map(|&p| st.interner.frame_at(p).offset)
+            .map(|&n| st.interner.node_frame(n).offset)
             .collect();
         let suspended = st.suspended;
         // Resolving names may allocate (a str's UTF-8 cache): not the program's memory.
         st.suspended = true;
-        (st.layout, offsets, positions, suspended)
+        (st.layout, offsets, nodes, suspended)
     };
     // SAFETY: GIL held, no other resolver reference alive; `code` is intact.
     let tombstones = unsafe { resolver().bury(layout, code, &offsets) };
     // SAFETY: as above; the resolver reference has ended.
     if let Some(st) = unsafe { state() } {
-        for (&pos, &frame) in positions.iter().zip(&tombstones) {
-            st.interner.set_frame_at(pos, frame);
+        for (&node, &frame) in nodes.iter().zip(&tombstones) {
+            st.interner.set_node_frame(node, frame);
         }
+        st.interner.on_code_death();
         st.suspended = suspended;
     }
 }

@@ -26,7 +26,9 @@ struct DrainState {
     /// generation: spares hashing the frame's strings for every frame of every new stack.
     by_index: Vec<FrameId>,
     generation: u64,
-    stack_ids: HashMap<(Vec<FrameId>, u64), StackId>,
+    /// Stacks by a 128-bit hash of their frame ids and thread (16 bytes a stack instead of a
+    /// copy of its frames: a collision has a chance of about 2^-128 per pair).
+    stack_ids: HashMap<u128, StackId>,
     last: Vec<StackCounters>,
     last_peak: Vec<(u64, u64)>,
 }
@@ -111,7 +113,7 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
         .map(|tb| {
             let tb = tb as TbId;
             (
-                st.interner.frames(tb).to_vec(),
+                st.interner.frames(tb).collect(),
                 st.interner.record(tb).thread,
             )
         })
@@ -178,13 +180,13 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
             })
             .collect();
         let next = ds.last.len() as StackId;
-        let key = (frames, *thread);
+        let key = stack_key(&frames, *thread);
         let id = if let Some(&id) = ds.stack_ids.get(&key) {
             id
         } else {
             delta.new_stacks.push(NewStack {
                 id: next,
-                frames: key.0.clone(),
+                frames,
                 thread_native_id: *thread,
             });
             ds.stack_ids.insert(key, next);
@@ -197,4 +199,33 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
         };
         ds.tb_to_stack.push(id);
     }
+}
+
+/// Two independent 64-bit hashes of a stack's frame ids and thread.
+fn stack_key(frames: &[FrameId], thread: u64) -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut a = crate::stack::mix(thread, frames.len() as u64);
+    let mut b =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
+    b.write_u64(thread);
+    for &f in frames {
+        a = crate::stack::mix(a, u64::from(f));
+        b.write_u32(f);
+    }
+    (u128::from(a) << 64) | u128::from(b.finish())
+}
+
+/// Bytes of memory held by the profiler's bookkeeping.
+pub fn drain_memory(_gil: Gil) -> usize {
+    // SAFETY: GIL held; only the GIL holder touches DRAIN.
+    let Some(ds) = (unsafe { (*DRAIN.0.get()).as_ref() }) else {
+        return 0;
+    };
+    ds.tb_to_stack.capacity() * size_of::<StackId>()
+        + ds.frame_ids.capacity() * (size_of::<(Frame, FrameId)>() + 1)
+        + ds.by_index.capacity() * size_of::<FrameId>()
+        + ds.stack_ids.capacity() * (size_of::<(u128, StackId)>() + 1)
+        + ds.last.capacity() * size_of::<StackCounters>()
+        + ds.last_peak.capacity() * size_of::<(u64, u64)>()
 }

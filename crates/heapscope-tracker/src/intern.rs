@@ -1,31 +1,73 @@
 //! Interned tracebacks: identical stacks are stored once and named by a dense `u32` id.
 //!
-//! Frames live in one arena; the index is a `hashbrown::HashTable` of ids keyed by the hash the
-//! stack walk already computed, so interning a known stack costs one probe and one slice compare.
+//! Frames live in a tree: one node per distinct (parent node, frame), the root side being the
+//! outermost frame a traceback keeps. A traceback is its innermost node plus a few words, so
+//! memory grows with distinct frames and shared prefixes (the import machinery, framework
+//! layers), not with stacks x depth.
+//!
+//! The hot path does not walk the tree: a stack is found by a 128-bit identity, the 64-bit hash
+//! the stack walk folded in and a second, independent 64-bit hash of the frames computed here
+//! with one wide multiply per frame (the frames are in L1 after the walk). Two stacks that
+//! differ but agree on both hashes, the thread, the depth and the total would be taken for one
+//! another: a chance of about 2^-128 per pair, far below that of a memory error.
+//!
+//! Frames name code objects by address, and a code object's address is reused once it dies.
+//! When one dies its nodes become tombstones (`codes.rs`) and the interner's epoch moves on: a
+//! traceback found by its hashes that was last checked in an earlier epoch is compared with the
+//! stack once, along its nodes, before it is trusted again; one that passes through a tombstone
+//! is taken out of the index, and the stack gets a traceback of its own.
 
 use hashbrown::HashTable;
 
-use crate::stack::{frames_eq, RawFrame};
+use crate::stack::{mix, RawFrame};
 
 /// Id of an interned traceback.
 pub type TbId = u32;
 
-/// One interned traceback: where its frames are in the arena.
+/// Id of a node of the frame tree.
+pub type NodeId = u32;
+
+/// The parent of an outermost frame.
+const NO_PARENT: NodeId = NodeId::MAX;
+
+/// One frame of the tree: 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    code: usize,
+    offset: i32,
+    parent: NodeId,
+}
+
+impl Node {
+    fn frame(&self) -> RawFrame {
+        RawFrame {
+            code: self.code as *mut std::ffi::c_void,
+            offset: self.offset as isize,
+        }
+    }
+}
+
+/// One interned traceback.
 #[derive(Debug, Clone, Copy)]
 pub struct TbRecord {
-    start: u32,
+    /// Innermost frame.
+    leaf: NodeId,
     len: u16,
     /// Frames the stack had, including those the limit cut off.
     pub total_nframe: u16,
     /// OS thread id in profile mode, 0 otherwise (so threads share tracebacks).
     pub thread: u64,
     hash: u64,
+    check: u64,
+    /// The interner's epoch when the frames were last known to be alive.
+    epoch: u32,
 }
 
 /// The traceback interner.
 #[derive(Default)]
 pub struct Interner {
-    arena: Vec<RawFrame>,
+    nodes: Vec<Node>,
+    node_index: HashTable<NodeId>,
     records: Vec<TbRecord>,
     index: HashTable<TbId>,
     /// The last traceback interned: loops allocate from the same place again and again, and
@@ -35,6 +77,10 @@ pub struct Interner {
     /// a few allocation sites finds each here without probing the index (perf: the index
     /// probe was a third of `record` on strings.py at limit 1).
     recent: Recent,
+    /// Nodes made by the last `intern` that returned a new traceback.
+    fresh: Vec<NodeId>,
+    /// Moves on whenever a code object that nodes name dies.
+    epoch: u32,
 }
 
 const RECENT: usize = 256;
@@ -47,8 +93,34 @@ impl Default for Recent {
     }
 }
 
+/// The second hash of a stack: a sum of one folded 64x64->128 multiply per frame, each
+/// independent of the others (no dependency chain), position-dependent through the frame's
+/// index.
+#[inline(always)]
+pub fn check_hash(frames: &[RawFrame]) -> u64 {
+    const K1: u64 = 0x2d35_8dcc_aa6c_78a5;
+    const K2: u64 = 0x8bb8_4b93_962e_acc9;
+    const K3: u64 = 0x4b33_a62e_d433_d4a3;
+    let mut acc = frames.len() as u64;
+    for (i, f) in frames.iter().enumerate() {
+        let a = (f.code as u64) ^ K1 ^ (i as u64).wrapping_mul(K3);
+        let b = (f.offset as u64) ^ K2;
+        let m = u128::from(a) * u128::from(b);
+        acc = acc.wrapping_add((m as u64) ^ ((m >> 64) as u64));
+    }
+    acc
+}
+
+fn node_hash(parent: NodeId, frame: RawFrame) -> u64 {
+    mix(
+        mix(u64::from(parent), frame.code as u64),
+        frame.offset as u64,
+    )
+}
+
 impl Interner {
-    /// The id of this traceback, interning it if new; `true` if it was new.
+    /// The id of this traceback, interning it if new; `true` if it was new (its new nodes are
+    /// then in [`Interner::fresh`]).
     #[inline]
     pub fn intern(
         &mut self,
@@ -58,47 +130,127 @@ impl Interner {
         hash: u64,
     ) -> (TbId, bool) {
         let hash = hash ^ thread;
-        let (arena, records) = (&self.arena, &self.records);
+        let check = check_hash(frames);
+        let records = &self.records;
         let same = |id: TbId| {
             let r = &records[id as usize];
             r.hash == hash
+                && r.check == check
                 && r.total_nframe == total_nframe
                 && r.thread == thread
                 && usize::from(r.len) == frames.len()
-                && frames_eq(
-                    &arena[r.start as usize..r.start as usize + frames.len()],
-                    frames,
-                )
         };
-        if let Some(id) = self.last.filter(|&id| same(id)) {
-            return (id, false);
-        }
         let slot = (hash >> 32) as usize % RECENT;
-        let seen = self.recent.0[slot];
-        if seen != TbId::MAX && same(seen) {
-            self.last = Some(seen);
-            return (seen, false);
+        let found = if let Some(id) = self.last.filter(|&id| same(id)) {
+            Some(id)
+        } else {
+            let seen = self.recent.0[slot];
+            if seen != TbId::MAX && same(seen) {
+                Some(seen)
+            } else {
+                self.index.find(hash, |&id| same(id)).copied()
+            }
+        };
+        if let Some(id) = found {
+            if self.records[id as usize].epoch == self.epoch || self.still_alive(id, frames) {
+                self.last = Some(id);
+                self.recent.0[slot] = id;
+                return (id, false);
+            }
         }
-        if let Some(&id) = self.index.find(hash, |&id| same(id)) {
-            self.last = Some(id);
-            self.recent.0[slot] = id;
-            return (id, false);
+        let id = self.insert(frames, total_nframe, thread, hash, check);
+        self.recent.0[slot] = id;
+        self.last = Some(id);
+        (id, true)
+    }
+
+    /// A code object died since the traceback was last checked: true if its frames are still
+    /// the stack's (none is a tombstone), else it is taken out of the index for good.
+    #[cold]
+    fn still_alive(&mut self, id: TbId, frames: &[RawFrame]) -> bool {
+        if self.frames(id).eq(frames.iter().copied()) {
+            self.records[id as usize].epoch = self.epoch;
+            return true;
+        }
+        let hash = self.records[id as usize].hash;
+        if let Ok(entry) = self.index.find_entry(hash, |&i| i == id) {
+            entry.remove();
+        }
+        self.last = None;
+        for seen in self.recent.0.iter_mut() {
+            if *seen == id {
+                *seen = TbId::MAX;
+            }
+        }
+        false
+    }
+
+    /// A code object that nodes name has died (its nodes are tombstones now).
+    pub fn on_code_death(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+    }
+
+    #[cold]
+    fn insert(
+        &mut self,
+        frames: &[RawFrame],
+        total_nframe: u16,
+        thread: u64,
+        hash: u64,
+        check: u64,
+    ) -> TbId {
+        self.fresh.clear();
+        let mut parent = NO_PARENT;
+        for &frame in frames.iter().rev() {
+            parent = self.node(parent, frame);
         }
         let id = self.records.len() as TbId;
         self.records.push(TbRecord {
-            start: self.arena.len() as u32,
+            leaf: parent,
             len: frames.len() as u16,
             total_nframe,
             thread,
             hash,
+            check,
+            epoch: self.epoch,
         });
-        self.arena.extend_from_slice(frames);
         let records = &self.records;
         self.index
             .insert_unique(hash, id, |&i| records[i as usize].hash);
-        self.recent.0[slot] = id;
-        self.last = Some(id);
-        (id, true)
+        id
+    }
+
+    /// The node for `frame` under `parent`, made if new.
+    fn node(&mut self, parent: NodeId, frame: RawFrame) -> NodeId {
+        let hash = node_hash(parent, frame);
+        let nodes = &self.nodes;
+        let found = self.node_index.find(hash, |&n| {
+            let node = &nodes[n as usize];
+            node.parent == parent
+                && node.code == frame.code as usize
+                && node.offset as isize == frame.offset
+        });
+        if let Some(&n) = found {
+            return n;
+        }
+        let n = self.nodes.len() as NodeId;
+        self.nodes.push(Node {
+            code: frame.code as usize,
+            offset: frame.offset as i32,
+            parent,
+        });
+        let nodes = &self.nodes;
+        self.node_index.insert_unique(hash, n, |&m| {
+            let node = &nodes[m as usize];
+            node_hash(node.parent, node.frame())
+        });
+        self.fresh.push(n);
+        n
+    }
+
+    /// The nodes made by the last `intern` that returned a new traceback.
+    pub fn fresh(&self) -> &[NodeId] {
+        &self.fresh
     }
 
     /// Number of interned tracebacks.
@@ -112,41 +264,131 @@ impl Interner {
     }
 
     /// The frames of an interned traceback, most recent first.
-    pub fn frames(&self, id: TbId) -> &[RawFrame] {
+    pub fn frames(&self, id: TbId) -> impl Iterator<Item = RawFrame> + '_ {
         let r = &self.records[id as usize];
-        &self.arena[r.start as usize..r.start as usize + usize::from(r.len)]
+        let mut node = r.leaf;
+        (0..r.len).map(move |_| {
+            let n = &self.nodes[node as usize];
+            node = n.parent;
+            n.frame()
+        })
     }
 
-    /// Arena position of the first frame of an interned traceback.
-    pub fn start(&self, id: TbId) -> u32 {
-        self.records[id as usize].start
+    /// The frame of a node.
+    pub fn node_frame(&self, node: NodeId) -> RawFrame {
+        self.nodes[node as usize].frame()
     }
 
-    /// The frame at an arena position.
-    pub fn frame_at(&self, pos: u32) -> RawFrame {
-        self.arena[pos as usize]
+    /// Replace the frame of a node (a dying code object's tombstone). The node keeps its
+    /// place in the index under the hash of the live frame, where no live frame can match it
+    /// any more.
+    pub fn set_node_frame(&mut self, node: NodeId, frame: RawFrame) {
+        let n = &mut self.nodes[node as usize];
+        n.code = frame.code as usize;
+        n.offset = frame.offset as i32;
     }
 
-    /// Replace the frame at an arena position (a dying code object's tombstone). The record
-    /// keeps the hash of the live frames, so no live stack can match it again.
-    pub fn set_frame_at(&mut self, pos: u32, frame: RawFrame) {
-        self.arena[pos as usize] = frame;
-    }
-
-    /// Forget everything.
+    /// Forget everything (the epoch goes on, so no cache can outlive the clear unnoticed).
     pub fn clear(&mut self) {
-        self.arena.clear();
-        self.records.clear();
-        self.index.clear();
-        self.last = None;
-        self.recent = Recent::default();
+        let epoch = self.epoch.wrapping_add(1);
+        *self = Interner {
+            epoch,
+            ..Interner::default()
+        };
     }
 
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
-        self.arena.capacity() * size_of::<RawFrame>()
+        self.nodes.capacity() * size_of::<Node>()
+            + self.node_index.capacity() * (size_of::<NodeId>() + 1)
             + self.records.capacity() * size_of::<TbRecord>()
             + self.index.capacity() * (size_of::<TbId>() + 1)
+            + self.fresh.capacity() * size_of::<NodeId>()
             + RECENT * size_of::<TbId>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn frame(code: usize, offset: isize) -> RawFrame {
+        RawFrame {
+            code: (code * 16) as *mut std::ffi::c_void,
+            offset,
+        }
+    }
+
+    fn walk_hash(frames: &[RawFrame], total: u16) -> u64 {
+        let h = frames.iter().fold(0, |h, f| {
+            mix(h, (f.code as u64).rotate_left(24) ^ f.offset as u64)
+        });
+        mix(h, u64::from(total))
+    }
+
+    proptest! {
+        /// The interner agrees with a plain map from stacks to ids, and gives every stack back.
+        #[test]
+        fn agrees_with_a_map_of_stacks(
+            stacks in prop::collection::vec(
+                (prop::collection::vec((0usize..6, -2isize..40), 1..12), 0u64..3),
+                1..300,
+            )
+        ) {
+            let mut interner = Interner::default();
+            let mut model: HashMap<(Vec<RawFrame>, u64), TbId> = HashMap::new();
+            for (stack, thread) in &stacks {
+                let frames: Vec<RawFrame> = stack.iter().map(|&(c, o)| frame(c, o)).collect();
+                let total = frames.len() as u16 + 1;
+                let (id, new) =
+                    interner.intern(&frames, total, *thread, walk_hash(&frames, total));
+                let key = (frames.clone(), *thread);
+                if let Some(&known) = model.get(&key) {
+                    prop_assert_eq!((id, new), (known, false));
+                } else {
+                    prop_assert!(new);
+                    prop_assert_eq!(id as usize, model.len());
+                    model.insert(key, id);
+                }
+            }
+            for ((frames, thread), id) in &model {
+                prop_assert_eq!(&interner.frames(*id).collect::<Vec<_>>(), frames);
+                prop_assert_eq!(interner.record(*id).thread, *thread);
+            }
+        }
+    }
+
+    #[test]
+    fn stacks_deeper_than_the_limit_share_their_kept_frames() {
+        // A recursion 1,000 deep seen with a limit of 64: each depth is a distinct traceback
+        // (its total differs) but they all keep the same 64 frames, stored once.
+        let mut interner = Interner::default();
+        let frames: Vec<RawFrame> = (0..64).map(|_| frame(1, 10)).collect();
+        for total in 64..1000u16 {
+            let (id, new) = interner.intern(&frames, total, 0, walk_hash(&frames, total));
+            assert!(new);
+            assert_eq!(interner.record(id).total_nframe, total);
+        }
+        assert_eq!(interner.nodes.len(), 64);
+    }
+
+    #[test]
+    fn memory_grows_with_distinct_frames_not_stacks_times_depth() {
+        // One million distinct 64-frame stacks that share a 62-frame prefix: two new nodes
+        // each, so about 100 bytes a stack instead of 64 x 16 = 1 KiB.
+        let mut interner = Interner::default();
+        let prefix: Vec<RawFrame> = (0..62).map(|i| frame(100 + i, 8)).collect();
+        let mut frames = vec![frame(0, 0), frame(0, 0)];
+        frames.extend_from_slice(&prefix);
+        for i in 0..1_000_000usize {
+            frames[0] = frame(1 + i % 1000, 2);
+            frames[1] = frame(2000 + i / 1000, 4);
+            let h = walk_hash(&frames, 64);
+            assert!(interner.intern(&frames, 64, 0, h).1);
+        }
+        let per_stack = interner.memory() / 1_000_000;
+        assert!(per_stack < 110, "{per_stack} bytes per stack");
     }
 }

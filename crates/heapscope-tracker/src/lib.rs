@@ -251,10 +251,14 @@ pub fn reset_peak(_gil: Gil) {
     }
 }
 
-/// Bytes of memory the tracer uses (`tracemalloc.get_tracemalloc_memory`).
-pub fn tracer_memory(_gil: Gil) -> usize {
-    // SAFETY: GIL held.
-    unsafe { state() }.map_or(0, |st| st.memory())
+/// Bytes of memory the tracer uses (`tracemalloc.get_tracemalloc_memory`): the live table,
+/// the interned stacks, the counters, the resolved names and the profiler's bookkeeping.
+pub fn tracer_memory(gil: Gil) -> usize {
+    // SAFETY: GIL held; the reference ends with the statement.
+    let traced = unsafe { state() }.map_or(0, |st| st.memory());
+    // SAFETY: GIL held, no other resolver reference alive.
+    let resolved = unsafe { resolve::resolver() }.memory();
+    traced + resolved + drain::drain_memory(gil)
 }
 
 /// Number of live traced blocks.

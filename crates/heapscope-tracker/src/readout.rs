@@ -24,7 +24,7 @@ fn copy_tracebacks(ids: impl Iterator<Item = TbId>) -> Option<Copied> {
     let tracebacks = ids
         .map(|tb| {
             (
-                st.interner.frames(tb).to_vec(),
+                st.interner.frames(tb).collect(),
                 st.interner.record(tb).total_nframe,
             )
         })

@@ -38,9 +38,11 @@ pub struct State {
     pub sampler: Option<Sampler>,
     /// Stack walks stop before this interpreter frame (the profiler's runner), if set.
     pub floor: usize,
-    /// Address of the block traced last, until the next `_Py_NewReference`: on the object just
-    /// allocated there it needs no second stack walk.
+    /// Address and size of the block traced last, until the next `_Py_NewReference`: on the
+    /// object just allocated there it needs no second stack walk (an object inside that block
+    /// can only be that block's object).
     pub last_traced: usize,
+    pub last_size: usize,
 }
 
 /// Blocks from the RAW domain, whose frees may come without the GIL.
@@ -93,6 +95,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         sampler: None,
         floor: 0,
         last_traced: 0,
+        last_size: 0,
     })
 }
 
@@ -212,6 +215,7 @@ impl State {
         }
         let addr = ptr as usize;
         self.last_traced = addr;
+        self.last_size = size as usize;
         let old = if raw {
             RAW.lock()
                 .as_mut()
@@ -266,7 +270,7 @@ impl State {
             .interner
             .intern(frames, captured.total_nframe, thread, captured.hash);
         if new {
-            self.on_new_traceback(tb);
+            self.on_new_traceback();
         }
         Some(tb)
     }
@@ -282,13 +286,16 @@ impl State {
         if !self.active || self.suspended {
             return;
         }
+        if (obj as usize).wrapping_sub(self.last_traced) < self.last_size {
+            // The object lies in the block just traced: it is the object allocated there, and
+            // its trace already has this stack. Consumed, so that the block's reuse from a
+            // free list later is not mistaken for it.
+            self.last_size = 0;
+            return;
+        }
         // SAFETY: per the contract, the object's type is set and alive.
         let addr = obj as usize - unsafe { (self.layout.object_presize)(obj) };
-        if addr == self.last_traced {
-            // The object just allocated: its trace already has this stack. Consumed, so that
-            // the block's reuse from a free list later is not mistaken for it.
-            self.last_traced = 0;
-        } else if self.table.may_hold(addr) {
+        if self.table.may_hold(addr) {
             // SAFETY: as above.
             unsafe { self.reattribute(addr) };
         }
@@ -311,10 +318,11 @@ impl State {
     }
 
     #[cold]
-    fn on_new_traceback(&mut self, tb: TbId) {
+    fn on_new_traceback(&mut self) {
         self.stats.push_tb();
-        self.codes
-            .add(self.interner.start(tb), self.interner.frames(tb));
+        for &node in self.interner.fresh() {
+            self.codes.add(node, self.interner.node_frame(node));
+        }
     }
 
     /// Forget the block at `ptr` if it is traced (GIL domains).

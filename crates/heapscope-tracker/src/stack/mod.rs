@@ -13,8 +13,6 @@ mod py311;
 /// One captured frame: a code object (borrowed: when it dies, interned copies become
 /// tombstones, see `codes.rs`) and the byte offset of the instruction the frame was executing,
 /// as `PyCode_Addr2Line` takes it.
-///
-/// Two machine words without padding, so runs of frames compare as plain memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct RawFrame {
@@ -52,27 +50,6 @@ impl RawFrame {
     pub fn dead_index(&self) -> u32 {
         (self.code as usize >> 1) as u32
     }
-}
-
-/// `a == b`: inline for short stacks, one memory comparison for long ones.
-#[inline(always)]
-pub fn frames_eq(a: &[RawFrame], b: &[RawFrame]) -> bool {
-    fn words(f: &[RawFrame]) -> &[usize] {
-        // SAFETY: RawFrame is repr(C) with two word-sized fields and no padding, so a slice of
-        // n frames is 2n initialised words.
-        unsafe { std::slice::from_raw_parts(f.as_ptr().cast::<usize>(), f.len() * 2) }
-    }
-    if a.len() != b.len() {
-        return false;
-    }
-    // Short stacks (limit 1, the stdlib's default) compare inline: a call to memcmp for one
-    // or two frames cost ~4% of a traced run (perf, records.py at limit 1).
-    if a.len() <= 4 {
-        return a.iter().zip(b).all(|(x, y)| {
-            ((x.code as usize ^ y.code as usize) | (x.offset ^ y.offset) as usize) == 0
-        });
-    }
-    words(a) == words(b)
 }
 
 /// What a stack walk found.
