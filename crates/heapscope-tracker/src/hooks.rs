@@ -154,6 +154,7 @@ extern "C" fn gil_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
         if let Some(st) = unsafe { state() } {
             // SAFETY: as above.
             unsafe { st.on_alloc(p, size, false) };
+            crate::reftrace::note_alloc(p);
         }
     }
     p
@@ -166,6 +167,7 @@ extern "C" fn gil_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut 
         if let Some(st) = unsafe { state() } {
             // SAFETY: as above; calloc succeeded, so the product did not overflow.
             unsafe { st.on_alloc(p, nelem.wrapping_mul(elsize), false) };
+            crate::reftrace::note_alloc(p);
         }
     }
     p
@@ -181,6 +183,7 @@ extern "C" fn gil_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *m
             }
             // SAFETY: as above.
             unsafe { st.on_alloc(p, size, false) };
+            crate::reftrace::note_alloc(p);
         }
     }
     p

@@ -14,6 +14,7 @@ mod fork;
 mod hooks;
 mod intern;
 mod readout;
+mod reftrace;
 mod resolve;
 mod sampling;
 mod spin;
@@ -24,6 +25,7 @@ mod table;
 
 pub use drain::{drain_profile, reset_drain};
 pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
+pub use reftrace::take_warning;
 pub use stack::SUPPORTED;
 
 use state::{init_state, release_codes, state, RawShared, CURRENT, PEAK, RAW};
@@ -40,8 +42,8 @@ pub enum TrackerError {
         supported: String,
     },
     /// The running interpreter's frames do not look like the layout heapscope expects.
-    #[error("heapscope cannot read this Python's frames (layout check failed for {0}): tracing disabled")]
-    LayoutMismatch(&'static str),
+    #[error("heapscope cannot read this Python's frames (layout check failed for {0}{1}): tracing disabled")]
+    LayoutMismatch(&'static str, String),
     /// A traceback limit outside [1; 65535].
     #[error("the number of frames must be in range [1; 65535]")]
     InvalidLimit,
@@ -117,9 +119,12 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
                 hooks::uninstall();
                 hooks::install(sampled);
             }
+            set_ref_tracer(!sampled);
         }
         return Ok(());
     }
+    (layout.check)(python_version_hex())
+        .map_err(|detail| TrackerError::LayoutMismatch(layout.name, format!(": {detail}")))?;
     check_layout(layout)?;
     *RAW.lock() = Some(RawShared::default());
     st.by_thread = options.by_thread;
@@ -127,8 +132,22 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
     unsafe { hooks::install(sampled) };
+    set_ref_tracer(!sampled);
     TRACING.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Install (full tracing) or remove (sampling, stop) the reference tracer that re-attributes
+/// objects reused from free lists (`reftrace.rs`; 3.13+, a no-op before).
+fn set_ref_tracer(on: bool) {
+    // SAFETY: the callers hold the GIL (a `Gil` token).
+    unsafe {
+        if on {
+            reftrace::install();
+        } else {
+            reftrace::uninstall();
+        }
+    }
 }
 
 /// Compare what the stack walk sees with what the interpreter reports for the caller's frame.
@@ -145,7 +164,7 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
         return if captured.nframe == 0 {
             Ok(())
         } else {
-            Err(TrackerError::LayoutMismatch(layout.name))
+            Err(TrackerError::LayoutMismatch(layout.name, String::new()))
         };
     }
     // SAFETY: live frame; PyFrame_GetCode returns a new reference we release.
@@ -156,7 +175,7 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
     if ok {
         Ok(())
     } else {
-        Err(TrackerError::LayoutMismatch(layout.name))
+        Err(TrackerError::LayoutMismatch(layout.name, String::new()))
     }
 }
 
@@ -167,6 +186,7 @@ pub fn stop(_gil: Gil) {
         Some(st) if st.active => {
             // SAFETY: GIL held, hooks installed.
             unsafe { hooks::uninstall() };
+            set_ref_tracer(false);
             st.active = false;
             st.floor = 0;
             TRACING.store(false, Ordering::Release);

@@ -93,15 +93,9 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
     })
 }
 
-extern "C" {
-    fn _PyThreadState_UncheckedGet() -> *mut c_void;
-}
-
-/// The thread state of the thread holding the GIL (the caller, when it holds it).
-pub fn current_tstate() -> *mut c_void {
-    // SAFETY: a plain read of the runtime's current thread state, valid from any thread.
-    unsafe { _PyThreadState_UncheckedGet() }
-}
+/// The thread state of the thread holding the GIL (the caller, when it holds it); the symbol
+/// depends on the version (`stack/mod.rs`).
+pub use crate::stack::current_tstate;
 
 impl State {
     /// Publish the totals for readers without the GIL.
@@ -191,7 +185,7 @@ impl State {
     /// # Safety
     /// As `on_alloc`.
     #[inline(never)]
-    unsafe fn record(&mut self, ptr: *mut c_void, size: u64, raw: bool) {
+    pub(crate) unsafe fn record(&mut self, ptr: *mut c_void, size: u64, raw: bool) {
         #[cfg(feature = "ablation")]
         let stage = crate::ablation::stage();
         #[cfg(feature = "ablation")]
