@@ -19,7 +19,7 @@ install-browser: ## Headless Chromium + playwright for the HTML report's browser
 	PYTHON=$(PYTHON) scripts/install-browser.sh
 
 build: ## Rebuild the native module in place (fast dev loop after `make install`)
-	cargo build --release -p heapscope-py
+	PYO3_PYTHON=$(PYTHON) cargo build --release -p heapscope-py
 	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
 
 test: install install-browser test-rust test-python ## Install, then run the whole test suite (Rust + Python)

@@ -13,6 +13,7 @@ mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod pool_probe;
 mod readout;
 mod reftrace;
 mod resolve;
@@ -126,6 +127,9 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     (layout.check)(python_version_hex())
         .map_err(|detail| TrackerError::LayoutMismatch(layout.name, format!(": {detail}")))?;
     check_layout(layout)?;
+    // SAFETY: GIL held, hooks not installed yet: the probe's blocks are not traced.
+    st.table
+        .set_pooled(unsafe { pool_probe::pool_layout_holds() });
     *RAW.lock() = Some(RawShared::default());
     st.by_thread = options.by_thread;
     st.active = true;

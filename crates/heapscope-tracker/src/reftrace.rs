@@ -16,7 +16,9 @@
 //!
 //! Fast path: `_Py_NewReference` runs right after the allocation of a fresh object, whose trace
 //! has just been taken with the same stack; the MEM/OBJ hooks remember the last block they
-//! traced ([`note_alloc`]), and an object within its pre-header of that block is skipped.
+//! traced ([`note_alloc`]), and an object within its pre-header of that block is skipped. The
+//! mark is consumed by the first reference event, so the same block reused from a free list
+//! with no allocation in between (CPython's own test does exactly that) takes the full path.
 
 use std::ffi::c_void;
 #[cfg(Py_3_13)]
@@ -88,7 +90,12 @@ mod imp {
 
     unsafe extern "C" fn trace_ref(op: *mut PyObject, event: c_int, _data: *mut c_void) -> c_int {
         if event == CREATE && !op.is_null() {
-            let fresh = (op as usize).wrapping_sub(LAST_ALLOC.load(Ordering::Relaxed));
+            // Consumed once: an object freed to a free list and reused before any other
+            // allocation must not pass for fresh a second time.
+            // (Load and store, not a swap: only the GIL holder writes the mark.)
+            let last = LAST_ALLOC.load(Ordering::Relaxed);
+            LAST_ALLOC.store(0, Ordering::Relaxed);
+            let fresh = (op as usize).wrapping_sub(last);
             if fresh > MAX_PRESIZE {
                 // SAFETY: the GIL is held (see `Previous`); the allocation hooks are not
                 // running (this is `_Py_NewReference`, after any allocation returned).
