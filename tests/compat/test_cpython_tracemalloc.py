@@ -57,9 +57,7 @@ def _load() -> types.ModuleType:
     assert patched != source, "the stdlib test file no longer has 'import tracemalloc'"
     assert _CHILD_IMPORT in patched and _CHILD_ALLOC0 in patched, "TestCommandLine changed"
     patched = patched.replace(_CHILD_IMPORT, "'import heapscope.tracemalloc as tracemalloc; ")
-    patched = patched.replace(
-        _CHILD_ALLOC0, "'import heapscope.tracemalloc; " + _CHILD_ALLOC0[1:]
-    )
+    patched = patched.replace(_CHILD_ALLOC0, "'import heapscope.tracemalloc; " + _CHILD_ALLOC0[1:])
     module = types.ModuleType("heapscope_compat_test_tracemalloc")
     module.__file__ = str(_SOURCE)
     sys.modules[module.__name__] = module

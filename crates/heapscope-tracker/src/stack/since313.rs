@@ -218,8 +218,7 @@ pub fn check<F: Facts>(version_hex: u64) -> Result<(), String> {
         let version: u64 = read(runtime, 8);
         if version >> 16 != version_hex >> 16 {
             return Err(format!(
-                "_Py_DebugOffsets is for version {:#x}, not {version_hex:#x}",
-                version
+                "_Py_DebugOffsets is for version {version:#x}, not {version_hex:#x}"
             ));
         }
         let free_threaded: u64 = read(runtime, 16);

@@ -57,7 +57,7 @@ impl LiveTable {
     /// may be.
     #[inline(always)]
     pub fn may_hold(&self, addr: usize) -> bool {
-        self.filter.as_ref().map_or(true, |f| f.may_hold(addr))
+        self.filter.as_ref().is_none_or(|f| f.may_hold(addr))
     }
 
     /// Forget a block; returns its figures if it was traced.
