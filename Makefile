@@ -30,6 +30,9 @@ test-rust: ## Rust unit tests (the tracer's link libpython, hence the library pa
 test-python: ## pytest through the installed package (PYTEST_ARGS=... passes arguments on)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+wheels: ## One wheel per supported CPython in dist/, each smoke-tested in a fresh venv without Rust (root)
+	PYTHON=$(PYTHON) scripts/wheels.sh
+
 test-versions: ## The Python suite on CPython 3.13, 3.14, 3.15 in a Debian root (root, debootstrap; builds ~/.cache/heapscope/sid-root once)
 	scripts/test-versions.sh
 

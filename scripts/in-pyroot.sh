@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command inside the Debian unstable root of scripts/make-pyroot.sh (CPython 3.13-3.15),
 # with this worktree at /src, the host's Rust toolchain (/root/.cargo, /root/.rustup) and the
-# host's DNS and CA bundle (for pip).
+# host's DNS and CA bundle (for pip). HEAPSCOPE_PYROOT_RUST=0 leaves Rust out.
 #
 #   scripts/in-pyroot.sh COMMAND...      e.g. scripts/in-pyroot.sh python3.14 -c 'print(1)'
 #
@@ -41,8 +41,11 @@ mkdir -p "$ROOT/proc" "$ROOT/etc/ssl/certs"
 mount -t proc proc "$ROOT/proc"
 mounted+=("$ROOT/proc")
 bind /dev "$ROOT/dev"
-bind "$HOME/.cargo" "$ROOT/root/.cargo"
-bind "$HOME/.rustup" "$ROOT/root/.rustup"
+# HEAPSCOPE_PYROOT_RUST=0: no Rust in the root (testing that wheels install without it).
+if [ "${HEAPSCOPE_PYROOT_RUST:-1}" != 0 ]; then
+    bind "$HOME/.cargo" "$ROOT/root/.cargo"
+    bind "$HOME/.rustup" "$ROOT/root/.rustup"
+fi
 bind "$SRC" "$ROOT/src"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp -L /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
