@@ -124,9 +124,13 @@ def test_traceback_frame_and_format(results: dict[str, dict[str, Any]]) -> None:
 def test_compare_to(results: dict[str, dict[str, Any]]) -> None:
     std, hs = results["stdlib"]["diff3"], results["heapscope"]["diff3"]
     assert [row[0] for row in hs] == [row[0] for row in std]
+    # Absolute slack per column (size, size_diff, count, count_diff): objects that each tracer's
+    # own Python code takes from a free list (ints have one from 3.14) leave a few small objects
+    # more or less on a workload line.
+    slack = (256, 256, 8, 8)
     for s_row, h_row in zip(std, hs, strict=True):
-        for s_value, h_value in zip(s_row[1:], h_row[1:], strict=True):
-            assert close(h_value, s_value, 0.05), (s_row, h_row)
+        for s_value, h_value, most in zip(s_row[1:], h_row[1:], slack, strict=True):
+            assert close(h_value, s_value, 0.05) or abs(h_value - s_value) <= most, (s_row, h_row)
 
 
 def test_traced_memory_within_one_percent(results: dict[str, dict[str, Any]]) -> None:
