@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= target
 CONSTRAINTS := requirements/constraints.txt
 PIP := $(PYTHON) -m pip install -q -c $(CONSTRAINTS)
 
-.PHONY: help install install-browser build test test-rust test-python lint fmt bench lock clean
+.PHONY: help install install-browser build test test-rust test-python test-versions wheels lint fmt bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ install-browser: ## Headless Chromium + playwright for the HTML report's browser
 	PYTHON=$(PYTHON) scripts/install-browser.sh
 
 build: ## Rebuild the native module in place (fast dev loop after `make install`)
-	cargo build --release -p heapscope-py
+	PYO3_PYTHON=$(PYTHON) cargo build --release -p heapscope-py
 	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
 
 test: install install-browser test-rust test-python ## Install, then run the whole test suite (Rust + Python)
@@ -27,8 +27,14 @@ test: install install-browser test-rust test-python ## Install, then run the who
 test-rust: ## Rust unit tests (the tracer's link libpython, hence the library path)
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --workspace --exclude heapscope-py
 
-test-python: ## pytest through the installed package
-	$(PYTHON) -m pytest
+test-python: ## pytest through the installed package (PYTEST_ARGS=... passes arguments on)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+wheels: ## One wheel per supported CPython in dist/, each smoke-tested in a fresh venv without Rust (root)
+	PYTHON=$(PYTHON) scripts/wheels.sh
+
+test-versions: ## The Python suite on CPython 3.13, 3.14, 3.15 in a Debian root (root, debootstrap; builds ~/.cache/heapscope/sid-root once)
+	scripts/test-versions.sh
 
 lint: ## rustfmt, clippy, ruff, mypy
 	cargo fmt --all --check

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, overload
 
-from heapscope import _native
+from heapscope import _native, _startup_tracing
 from heapscope._tracemalloc_filters import (
     BaseFilter,
     DomainFilter,
@@ -358,3 +358,8 @@ def _python_group_by(
         else:
             add(((frames[0][0], 0),), size)
     return list(stats.values())
+
+
+# `python -X tracemalloc` / PYTHONTRACEMALLOC: trace from import on, as the stdlib does from
+# startup (see heapscope._startup_tracing).
+_startup_tracing.start_if_requested(start, is_tracing)

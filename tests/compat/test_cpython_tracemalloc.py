@@ -1,7 +1,18 @@
 """CPython's own ``Lib/test/test_tracemalloc.py`` run against ``heapscope.tracemalloc``.
 
-The file that ships with this interpreter is loaded with one change, its ``import tracemalloc``
-line, and four of its classes become pytest test classes (each test method is a pytest item).
+The file that ships with this interpreter is loaded with only its imports of ``tracemalloc``
+changed: the module's own ``import tracemalloc`` line, and the ``import tracemalloc; ...`` code
+that TestCommandLine runs in child interpreters (which heapscope honours the ``-X tracemalloc``
+and ``PYTHONTRACEMALLOC`` switches of, see heapscope._startup_tracing). Five of its classes
+become pytest test classes (each test method is a pytest item).
+
+TestCommandLine, test by test: ``test_env_var_*`` and ``test_sys_xoptions`` check that
+heapscope.tracemalloc traces from import exactly when the interpreter was told to trace from
+startup, with the limit it was given. ``test_env_var_invalid`` and ``test_sys_xoptions_invalid``
+check the interpreter's own refusal of invalid values, before any module (heapscope included)
+is imported: they pass unchanged and test the interpreter, not heapscope. ``test_pymem_alloc0``
+runs with heapscope's tracer (imported in the child, started by ``-X tracemalloc``) around
+``PyMem_Malloc(0)``.
 """
 
 from __future__ import annotations
@@ -15,10 +26,18 @@ from pathlib import Path
 import pytest
 
 _SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_tracemalloc.py"
-_CLASSES = ("TestTraceback", "TestTracemallocEnabled", "TestSnapshot", "TestFilters")
-# Tests expected to fail, with the reason (none today: 3.11's free-list re-attribution is
-# reproduced by redirecting _Py_NewReference, see crates/heapscope-tracker/src/newref.rs).
+_CLASSES = (
+    "TestTraceback",
+    "TestTracemallocEnabled",
+    "TestSnapshot",
+    "TestFilters",
+    "TestCommandLine",
+)
+# Tests expected to fail, with the reason (none: free-list objects are re-attributed on every
+# version, through PyRefTracer on 3.13+ and a redirected _Py_NewReference on 3.11).
 _XFAIL: dict[str, str] = {}
+_CHILD_IMPORT = "'import tracemalloc; "
+_CHILD_ALLOC0 = "'import _testcapi; _testcapi.test_pymem_alloc0(); 1'"
 
 
 def _load() -> types.ModuleType:
@@ -27,6 +46,9 @@ def _load() -> types.ModuleType:
         "\nimport tracemalloc\n", "\nimport heapscope.tracemalloc as tracemalloc\n", 1
     )
     assert patched != source, "the stdlib test file no longer has 'import tracemalloc'"
+    assert _CHILD_IMPORT in patched and _CHILD_ALLOC0 in patched, "TestCommandLine changed"
+    patched = patched.replace(_CHILD_IMPORT, "'import heapscope.tracemalloc as tracemalloc; ")
+    patched = patched.replace(_CHILD_ALLOC0, "'import heapscope.tracemalloc; " + _CHILD_ALLOC0[1:])
     module = types.ModuleType("heapscope_compat_test_tracemalloc")
     module.__file__ = str(_SOURCE)
     sys.modules[module.__name__] = module
@@ -53,5 +75,6 @@ TestTraceback = _expose("TestTraceback")
 TestTracemallocEnabled = _expose("TestTracemallocEnabled")
 TestSnapshot = _expose("TestSnapshot")
 TestFilters = _expose("TestFilters")
+TestCommandLine = _expose("TestCommandLine")
 
 __all__ = list(_CLASSES)

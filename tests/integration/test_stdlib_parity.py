@@ -19,6 +19,8 @@ import pytest
 PROGRAM = textwrap.dedent(
     """
     import json, os, sys
+    if sys.version_info >= (3, 13):
+        import tokenize  # Traceback.format() imports it through linecache (see diff3)
     if os.environ["TRACER"] == "heapscope":
         import heapscope.tracemalloc as tracemalloc
         own = os.path.dirname(tracemalloc.__file__) + os.sep + "*"
@@ -55,7 +57,10 @@ PROGRAM = textwrap.dedent(
     d = words(10_000)
     del c
     snap2 = tracemalloc.take_snapshot().filter_traces(FILTERS)
-    diff = snap2.compare_to(snap1, "lineno")[:3]
+    # The workload's changes (tens of KiB and more): below them come a few hundred bytes of
+    # modules imported between the snapshots, which depend on what each tracer module imported
+    # before, and of each tracer's own objects; neither says anything about tracing.
+    diff = [s for s in snap2.compare_to(snap1, "lineno") if abs(s.size_diff) >= 10_000][:3]
     out["diff3"] = [
         [s.traceback[0].lineno, s.size, s.size_diff, s.count, s.count_diff] for s in diff
     ]
@@ -119,9 +124,13 @@ def test_traceback_frame_and_format(results: dict[str, dict[str, Any]]) -> None:
 def test_compare_to(results: dict[str, dict[str, Any]]) -> None:
     std, hs = results["stdlib"]["diff3"], results["heapscope"]["diff3"]
     assert [row[0] for row in hs] == [row[0] for row in std]
+    # Absolute slack per column (size, size_diff, count, count_diff): objects that each tracer's
+    # own Python code takes from a free list (ints have one from 3.14) leave a few small objects
+    # more or less on a workload line.
+    slack = (256, 256, 8, 8)
     for s_row, h_row in zip(std, hs, strict=True):
-        for s_value, h_value in zip(s_row[1:], h_row[1:], strict=True):
-            assert close(h_value, s_value, 0.05), (s_row, h_row)
+        for s_value, h_value, most in zip(s_row[1:], h_row[1:], slack, strict=True):
+            assert close(h_value, s_value, 0.05) or abs(h_value - s_value) <= most, (s_row, h_row)
 
 
 def test_traced_memory_within_one_percent(results: dict[str, dict[str, Any]]) -> None:

@@ -45,7 +45,7 @@ impl Filter {
     /// Whether the frame matches the pattern and line, ignoring `inclusive`.
     fn frame_matches(&self, filename: &str, lineno: u32) -> bool {
         self.pattern.matches(normalize_filename(filename))
-            && self.lineno.map_or(true, |l| l == i64::from(lineno))
+            && self.lineno.is_none_or(|l| l == i64::from(lineno))
     }
 
     /// tracemalloc's `Filter._match_frame`: the frame test, inverted for exclusive filters.

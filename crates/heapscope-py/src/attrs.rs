@@ -23,7 +23,7 @@ pub fn to_attr(
     if value.is_none() {
         return Ok(AttrValue::None);
     }
-    if let Ok(b) = value.downcast_exact::<PyBool>() {
+    if let Ok(b) = value.cast_exact::<PyBool>() {
         return Ok(AttrValue::Bool(b.is_true()));
     }
     if value.is_exact_instance_of::<PyInt>() {
@@ -33,23 +33,23 @@ pub fn to_attr(
             ))
         });
     }
-    if let Ok(f) = value.downcast_exact::<PyFloat>() {
+    if let Ok(f) = value.cast_exact::<PyFloat>() {
         return Ok(AttrValue::Float(f.value()));
     }
-    if let Ok(s) = value.downcast_exact::<PyString>() {
+    if let Ok(s) = value.cast_exact::<PyString>() {
         return Ok(AttrValue::Str(s.to_str()?.to_owned()));
     }
-    if let Ok(list) = value.downcast_exact::<PyList>() {
+    if let Ok(list) = value.cast_exact::<PyList>() {
         let mut items = Vec::with_capacity(list.len());
         for (i, item) in list.iter().enumerate() {
             items.push(to_attr(&item, name, &format!("{where_}[{i}]"), depth + 1)?);
         }
         return Ok(AttrValue::List(items));
     }
-    if let Ok(dict) = value.downcast_exact::<PyDict>() {
+    if let Ok(dict) = value.cast_exact::<PyDict>() {
         let mut items = Vec::with_capacity(dict.len());
         for (k, v) in dict.iter() {
-            let Ok(key) = k.downcast_exact::<PyString>() else {
+            let Ok(key) = k.cast_exact::<PyString>() else {
                 return Err(PyTypeError::new_err(format!(
                     "cannot dump snapshot attribute '{name}': the dict at {where_} has a key of \
                      type '{}'; only str keys are plain data",

@@ -53,7 +53,7 @@ fn start_capture(
 #[allow(clippy::needless_pass_by_value)]
 fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(), NativeError> {
     let drained = recorder::drain(gil(py))?;
-    Ok(py.allow_threads(|| recorder::write(drained, &thread_names))?)
+    Ok(py.detach(|| recorder::write(drained, &thread_names))?)
 }
 
 /// Final drain, stops the tracer, writes the closing record; returns (path, size in bytes).
@@ -65,7 +65,7 @@ fn stop_capture(
 ) -> Result<(PathBuf, u64), NativeError> {
     let drained = recorder::drain(gil(py))?;
     recorder::stop_tracer(gil(py));
-    Ok(py.allow_threads(|| recorder::finish(drained, &thread_names))?)
+    Ok(py.detach(|| recorder::finish(drained, &thread_names))?)
 }
 
 /// True while a capture is being recorded.
@@ -84,7 +84,7 @@ fn ignore_current_thread(py: Python<'_>) {
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)]
 fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError> {
-    let profile = py.allow_threads(|| {
+    let profile = py.detach(|| {
         let size = std::fs::metadata(&path).map_or(0, |m| m.len());
         let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(size);

@@ -76,7 +76,7 @@ pub fn core_err(err: CoreError) -> PyErr {
 pub fn tracker_error(e: TrackerError) -> PyErr {
     match e {
         TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
-        TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(_) => {
+        TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(..) => {
             HeapscopeError::new_err(e.to_string())
         }
     }
@@ -91,7 +91,7 @@ pub fn capture_err(err: CaptureError) -> PyErr {
         CaptureError::Write { source, .. } | CaptureError::Read { source, .. } => {
             let err = format_err(source);
             // Same exception class as the bare error, with the path in the message.
-            Python::with_gil(|py| PyErr::from_type(err.get_type(py), message))
+            Python::attach(|py| PyErr::from_type(err.get_type(py), message))
         }
         CaptureError::AlreadyCapturing | CaptureError::NotCapturing => {
             HeapscopeError::new_err(message)

@@ -17,13 +17,13 @@ use pyo3::types::{PyList, PyString, PyTuple};
 /// name, an int out of range):
 /// the caller then keeps tracemalloc's pure-Python behaviour for that snapshot.
 pub fn snapshot_from_raw(traces: &Bound<'_, PyAny>, traceback_limit: u32) -> Option<Snapshot> {
-    let list = traces.downcast_exact::<PyList>().ok()?;
+    let list = traces.cast_exact::<PyList>().ok()?;
     let mut builder = SnapshotBuilder::new(traceback_limit);
     // Tracebacks are shared tuple objects: convert each one once, keyed by identity.
     let mut seen: HashMap<(usize, u32), u32> = HashMap::new();
     let mut ids = Vec::new();
     for item in list.iter() {
-        let trace = item.downcast_exact::<PyTuple>().ok()?;
+        let trace = item.cast_exact::<PyTuple>().ok()?;
         if trace.len() != 4 {
             return None;
         }
@@ -35,19 +35,20 @@ pub fn snapshot_from_raw(traces: &Bound<'_, PyAny>, traceback_limit: u32) -> Opt
         let tb = if let Some(&tb) = seen.get(&key) {
             tb
         } else {
-            let frames = frames.downcast_exact::<PyTuple>().ok()?;
+            let frames = frames.cast_exact::<PyTuple>().ok()?;
             // The stdlib fails on tracebacks without frames (IndexError); so does the fallback.
             if frames.is_empty() {
                 return None;
             }
             ids.clear();
             for frame in frames.iter() {
-                let frame = frame.downcast_exact::<PyTuple>().ok()?;
+                let frame = frame.cast_exact::<PyTuple>().ok()?;
                 if frame.len() != 2 {
                     return None;
                 }
                 let name = frame.get_borrowed_item(0).ok()?;
-                let name = name.downcast_exact::<PyString>().ok()?.to_str().ok()?;
+                let name = name.cast_exact::<PyString>().ok()?;
+                let name = name.to_str().ok()?;
                 let lineno: u32 = frame.get_borrowed_item(1).ok()?.extract().ok()?;
                 ids.push(builder.frame(name, lineno));
             }

@@ -16,7 +16,7 @@ use crate::profile::PyProfile;
 fn render_html(py: Python<'_>, profile: &PyProfile, view: &str) -> PyResult<String> {
     let view = parse_view(view).map_err(from_report)?;
     let inner = Arc::clone(&profile.inner);
-    py.allow_threads(move || html::render(&inner, view))
+    py.detach(move || html::render(&inner, view))
         .map_err(from_report)
 }
 
@@ -33,13 +33,13 @@ fn export<'py>(
     let inner = Arc::clone(&profile.inner);
     let bytes = match format {
         "pprof" => py
-            .allow_threads(move || pprof::render(&inner, view))
+            .detach(move || pprof::render(&inner, view))
             .map_err(from_report)?,
         "speedscope" => py
-            .allow_threads(move || speedscope::render(&inner, view))
+            .detach(move || speedscope::render(&inner, view))
             .map_err(from_report)?,
         "collapsed" => py
-            .allow_threads(move || collapsed::render(&inner, view))
+            .detach(move || collapsed::render(&inner, view))
             .into_bytes(),
         other => return Err(from_report(ReportError::UnknownFormat(other.to_owned()))),
     };

@@ -77,7 +77,7 @@ impl NativeSnapshot {
         cumulative: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let key = KeyType::parse(key_type).map_err(core_err)?;
-        let groups = py.allow_threads(|| stats::statistics(&self.inner, key, cumulative));
+        let groups = py.detach(|| stats::statistics(&self.inner, key, cumulative));
         let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
         let out = PyList::empty(py);
         for g in groups.map_err(core_err)? {
@@ -95,8 +95,7 @@ impl NativeSnapshot {
         cumulative: bool,
     ) -> PyResult<Bound<'py, PyList>> {
         let key = KeyType::parse(key_type).map_err(core_err)?;
-        let diffs =
-            py.allow_threads(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
+        let diffs = py.detach(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
         let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
         let out = PyList::empty(py);
         for d in diffs.map_err(core_err)? {
@@ -114,7 +113,7 @@ impl NativeSnapshot {
             .map(to_filter)
             .collect::<Option<Vec<_>>>()?;
         Some(Self::from_core(
-            py.allow_threads(|| filter_traces(&self.inner, &filters)),
+            py.detach(|| filter_traces(&self.inner, &filters)),
         ))
     }
 
@@ -136,7 +135,7 @@ impl NativeSnapshot {
         }
         let mut file = snapshot_io::to_file(&self.inner, plain);
         file.traceback_limit = traceback_limit;
-        py.allow_threads(|| snapshot_file::write_path(&path, &file))
+        py.detach(|| snapshot_file::write_path(&path, &file))
             .map_err(format_err)
     }
 
@@ -145,7 +144,7 @@ impl NativeSnapshot {
     #[allow(clippy::needless_pass_by_value)]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, Bound<'_, PyDict>)> {
         let file = py
-            .allow_threads(|| snapshot_file::read_path(&path))
+            .detach(|| snapshot_file::read_path(&path))
             .map_err(format_err)?;
         let (snapshot, attrs) = snapshot_io::from_file(file);
         let dict = PyDict::new(py);

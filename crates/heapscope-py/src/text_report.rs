@@ -29,7 +29,7 @@ fn render_report(
 ) -> PyResult<String> {
     let opts = options(at, by, top)?;
     let inner = &profile.inner;
-    py.allow_threads(|| {
+    py.detach(|| {
         if json {
             return Ok(render_json(inner, &opts));
         }
@@ -51,7 +51,7 @@ fn render_diff(
 ) -> PyResult<String> {
     let view = parse_view(at).map_err(PyValueError::new_err)?;
     let (a, b) = (&a.inner, &b.inner);
-    py.allow_threads(|| {
+    py.detach(|| {
         let mut out = Vec::new();
         render_diff_text(a, b, view, top, &mut out).map_err(NativeError::from)?;
         Ok(String::from_utf8_lossy(&out).into_owned())

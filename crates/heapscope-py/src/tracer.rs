@@ -6,7 +6,7 @@ use heapscope_tracker::Gil;
 use std::sync::Arc;
 
 use heapscope_core::profile::{Meta, Profile};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
@@ -41,7 +41,21 @@ fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Optio
 #[pyo3(signature = (nframe = 1, *, sample_rate = None))]
 fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
-    tracker::start(gil(py), limit, options(false, sample_rate)?).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(false, sample_rate)?).map_err(tracker_error)?;
+    warn_ref_tracer(py)
+}
+
+/// The tracer's one warning about another reference tracer, as a RuntimeWarning.
+fn warn_ref_tracer(py: Python<'_>) -> PyResult<()> {
+    match tracker::take_warning() {
+        Some(message) => PyErr::warn(
+            py,
+            &py.get_type::<PyRuntimeWarning>(),
+            &std::ffi::CString::new(message).unwrap_or_default(),
+            1,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// Start tracing for the profiler: tracebacks are also keyed by thread.
@@ -50,7 +64,8 @@ fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> 
 fn _start_profiling(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
     tracker::reset_drain(gil(py));
-    tracker::start(gil(py), limit, options(true, sample_rate)?).map_err(tracker_error)
+    tracker::start(gil(py), limit, options(true, sample_rate)?).map_err(tracker_error)?;
+    warn_ref_tracer(py)
 }
 
 /// The sampling rate in force (bytes per sample), or None when every block is traced.
@@ -61,8 +76,9 @@ fn _get_sample_rate(py: Python<'_>) -> Option<u64> {
 
 /// Stop tracing and forget every trace.
 #[pyfunction]
-fn stop(py: Python<'_>) {
+fn stop(py: Python<'_>) -> PyResult<()> {
     tracker::stop(gil(py));
+    warn_ref_tracer(py)
 }
 
 /// True while tracing.

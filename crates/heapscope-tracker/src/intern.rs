@@ -121,7 +121,7 @@ fn node_hash(parent: NodeId, frame: RawFrame) -> u64 {
 impl Interner {
     /// The id of this traceback, interning it if new; `true` if it was new (its new nodes are
     /// then in [`Interner::fresh`]).
-    #[inline]
+    #[inline(always)]
     pub fn intern(
         &mut self,
         frames: &[RawFrame],
@@ -131,6 +131,30 @@ impl Interner {
     ) -> (TbId, bool) {
         let hash = hash ^ thread;
         let check = check_hash(frames);
+        if let Some(id) = self.last {
+            let r = &self.records[id as usize];
+            if r.hash == hash
+                && r.check == check
+                && r.epoch == self.epoch
+                && r.total_nframe == total_nframe
+                && r.thread == thread
+                && usize::from(r.len) == frames.len()
+            {
+                return (id, false);
+            }
+        }
+        self.find_or_insert(frames, total_nframe, thread, hash, check)
+    }
+
+    #[inline(always)]
+    fn find_or_insert(
+        &mut self,
+        frames: &[RawFrame],
+        total_nframe: u16,
+        thread: u64,
+        hash: u64,
+        check: u64,
+    ) -> (TbId, bool) {
         let records = &self.records;
         let same = |id: TbId| {
             let r = &records[id as usize];

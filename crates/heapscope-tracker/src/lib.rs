@@ -15,7 +15,9 @@ mod fork;
 mod hooks;
 mod intern;
 mod newref;
+mod pool_probe;
 mod readout;
+mod reftrace;
 mod resolve;
 mod sampling;
 mod spin;
@@ -26,6 +28,7 @@ mod table;
 
 pub use drain::{drain_profile, reset_drain};
 pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
+pub use reftrace::take_warning;
 pub use stack::SUPPORTED;
 
 use state::{init_state, state, RawShared, CURRENT, PEAK, RAW};
@@ -42,8 +45,8 @@ pub enum TrackerError {
         supported: String,
     },
     /// The running interpreter's frames do not look like the layout heapscope expects.
-    #[error("heapscope cannot read this Python's frames (layout check failed for {0}): tracing disabled")]
-    LayoutMismatch(&'static str),
+    #[error("heapscope cannot read this Python's frames (layout check failed for {0}{1}): tracing disabled")]
+    LayoutMismatch(&'static str, String),
     /// A traceback limit outside [1; 65535].
     #[error("the number of frames must be in range [1; 65535]")]
     InvalidLimit,
@@ -119,10 +122,16 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
                 hooks::uninstall();
                 hooks::install(sampled);
             }
+            set_ref_tracer(!sampled);
         }
         return Ok(());
     }
+    (layout.check)(python_version_hex())
+        .map_err(|detail| TrackerError::LayoutMismatch(layout.name, format!(": {detail}")))?;
     check_layout(layout)?;
+    // SAFETY: GIL held, hooks not installed yet: the probe's blocks are not traced.
+    st.table
+        .set_pooled(unsafe { pool_probe::pool_layout_holds() });
     *RAW.lock() = Some(RawShared::default());
     st.by_thread = options.by_thread;
     st.active = true;
@@ -130,13 +139,27 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     // SAFETY: GIL held, hooks not installed (active was false).
     unsafe {
         codes::install();
-        if layout.name == "3.11" {
-            newref::install();
-        }
         hooks::install(sampled);
     }
+    set_ref_tracer(!sampled);
     TRACING.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Install (full tracing) or remove (sampling, stop) what re-attributes objects reused from
+/// free lists: the reference tracer on 3.13+ (`reftrace.rs`), the redirected
+/// `_Py_NewReference` on 3.11 (`newref.rs`); each is a no-op on the other versions.
+fn set_ref_tracer(on: bool) {
+    // SAFETY: the callers hold the GIL (a `Gil` token).
+    unsafe {
+        if on {
+            reftrace::install();
+            newref::install();
+        } else {
+            reftrace::uninstall();
+            newref::uninstall();
+        }
+    }
 }
 
 /// Compare what the stack walk sees with what the interpreter reports for the caller's frame.
@@ -153,7 +176,7 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
         return if captured.nframe == 0 {
             Ok(())
         } else {
-            Err(TrackerError::LayoutMismatch(layout.name))
+            Err(TrackerError::LayoutMismatch(layout.name, String::new()))
         };
     }
     // SAFETY: live frame; PyFrame_GetCode returns a new reference we release.
@@ -164,7 +187,7 @@ fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError>
     if ok {
         Ok(())
     } else {
-        Err(TrackerError::LayoutMismatch(layout.name))
+        Err(TrackerError::LayoutMismatch(layout.name, String::new()))
     }
 }
 
@@ -176,9 +199,9 @@ pub fn stop(_gil: Gil) {
             // SAFETY: GIL held, hooks installed.
             unsafe {
                 hooks::uninstall();
-                newref::uninstall();
                 codes::uninstall();
             }
+            set_ref_tracer(false);
             st.active = false;
             st.floor = 0;
             TRACING.store(false, Ordering::Release);

@@ -81,8 +81,8 @@ unsafe fn protect(addr: usize, len: usize, writable: bool) -> bool {
     unsafe { libc::mprotect(start as *mut c_void, end - start, prot) == 0 }
 }
 
-/// Redirect `_Py_NewReference` (3.11 only; a no-op elsewhere or if the function does not look
-/// patchable). Returns whether the redirection is in place.
+/// Redirect `_Py_NewReference` (3.11 on x86-64 only; a no-op elsewhere or if the function does
+/// not look patchable). Returns whether the redirection is in place.
 ///
 /// # Safety
 /// The GIL is held (no other thread can be creating an object meanwhile).
@@ -92,12 +92,12 @@ pub unsafe fn install() -> bool {
     if slot.is_some() {
         return true;
     }
-    if !cfg!(target_arch = "x86_64") || symbol(c"_Py_RefTotal") != 0 {
+    if !cfg!(all(target_arch = "x86_64", Py_3_11, not(Py_3_12))) || symbol(c"_Py_RefTotal") != 0 {
         // Debug builds count references in `_Py_NewReference`: not replaced.
         return false;
     }
     let target = symbol(c"_Py_NewReference");
-    if target == 0 || !function_size(target).is_some_and(|n| n >= PATCH_LEN) {
+    if target == 0 || function_size(target).is_none_or(|n| n < PATCH_LEN) {
         return false;
     }
     STDLIB_CONFIG.store(symbol(c"_Py_tracemalloc_config"), Ordering::Relaxed);

@@ -99,15 +99,9 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
     })
 }
 
-extern "C" {
-    fn _PyThreadState_UncheckedGet() -> *mut c_void;
-}
-
-/// The thread state of the thread holding the GIL (the caller, when it holds it).
-pub fn current_tstate() -> *mut c_void {
-    // SAFETY: a plain read of the runtime's current thread state, valid from any thread.
-    unsafe { _PyThreadState_UncheckedGet() }
-}
+/// The thread state of the thread holding the GIL (the caller, when it holds it); the symbol
+/// depends on the version (`stack/mod.rs`).
+pub use crate::stack::current_tstate;
 
 impl State {
     /// Publish the totals for readers without the GIL.
@@ -197,7 +191,7 @@ impl State {
     /// # Safety
     /// As `on_alloc`.
     #[inline(never)]
-    unsafe fn record(&mut self, ptr: *mut c_void, size: u64, raw: bool) {
+    pub(crate) unsafe fn record(&mut self, ptr: *mut c_void, size: u64, raw: bool) {
         #[cfg(feature = "ablation")]
         let stage = crate::ablation::stage();
         #[cfg(feature = "ablation")]
@@ -283,7 +277,7 @@ impl State {
     /// As `on_alloc`; `obj` is an object whose type is set.
     #[inline(always)]
     pub unsafe fn on_new_reference(&mut self, obj: *mut c_void) {
-        if !self.active || self.suspended {
+        if !self.active || self.suspended || self.sampler.is_some() {
             return;
         }
         if (obj as usize).wrapping_sub(self.last_traced) < self.last_size {

@@ -9,6 +9,10 @@ use std::ffi::c_void;
 use crate::TrackerError;
 
 mod py311;
+mod py313;
+mod py314;
+mod py315;
+mod since313;
 
 /// One captured frame: a code object (borrowed: when it dies, interned copies become
 /// tombstones, see `codes.rs`) and the byte offset of the instruction the frame was executing,
@@ -68,6 +72,10 @@ pub struct Captured {
 pub struct FrameLayout {
     /// The versions this layout serves, for messages.
     pub name: &'static str,
+    /// Compare the layout's facts with what the running interpreter (of `version_hex`,
+    /// `PY_VERSION_HEX`) publishes about itself, before any hook is installed; `Err` says
+    /// what differs.
+    pub check: fn(version_hex: u64) -> Result<(), String>,
     /// Walk the stack of `tstate` (a `PyThreadState*` of the calling thread, which holds the
     /// GIL or whose frames are otherwise frozen), writing at most `out.len()` frames, and
     /// stopping before the interpreter frame `floor` (null: walk to the bottom).
@@ -85,18 +93,52 @@ pub struct FrameLayout {
 }
 
 /// The versions heapscope implements, for error messages.
-pub const SUPPORTED: &str = "3.11";
+pub const SUPPORTED: &str = "3.11, 3.13, 3.14, 3.15";
+
+/// True when this module was built for a free-threaded (`Py_GIL_DISABLED`) interpreter: the
+/// tracer's hooks rely on the GIL (docs/architecture.md), so such builds refuse to start.
+pub const FREE_THREADED: bool = cfg!(Py_GIL_DISABLED);
 
 /// The layout of the running interpreter, or an error naming the supported versions.
+///
+/// 3.12 has a layout of its own that no test here can run (no 3.12 interpreter is
+/// reachable), so it is refused rather than shipped untested.
 pub fn layout_for(version_hex: u64) -> Result<&'static FrameLayout, TrackerError> {
     let (major, minor) = ((version_hex >> 24) & 0xff, (version_hex >> 16) & 0xff);
+    let unsupported = |found: String| TrackerError::UnsupportedPython {
+        found,
+        supported: SUPPORTED.to_string(),
+    };
+    if FREE_THREADED {
+        return Err(unsupported(format!(
+            "{major}.{minor} (free-threaded build)"
+        )));
+    }
     match (major, minor) {
         (3, 11) => Ok(&py311::LAYOUT),
-        _ => Err(TrackerError::UnsupportedPython {
-            found: format!("{major}.{minor}"),
-            supported: SUPPORTED.to_string(),
-        }),
+        (3, 13) => Ok(&py313::LAYOUT),
+        (3, 14) => Ok(&py314::LAYOUT),
+        (3, 15) => Ok(&py315::LAYOUT),
+        _ => Err(unsupported(format!("{major}.{minor}"))),
     }
+}
+
+/// The thread state of the thread holding the GIL (the caller, when it holds it), without
+/// the checks of `PyThreadState_Get`. The symbol is `_PyThreadState_UncheckedGet` up to
+/// 3.12 and `PyThreadState_GetUnchecked` from 3.13 on (the old name became a macro), so it is
+/// chosen when the module is built for a version.
+#[inline(always)]
+pub fn current_tstate() -> *mut c_void {
+    #[cfg(not(Py_3_13))]
+    extern "C" {
+        fn _PyThreadState_UncheckedGet() -> *mut c_void;
+    }
+    // SAFETY: a plain read of the runtime's current thread state, valid from any thread.
+    #[cfg(not(Py_3_13))]
+    return unsafe { _PyThreadState_UncheckedGet() };
+    // SAFETY: as above.
+    #[cfg(Py_3_13)]
+    return unsafe { pyo3_ffi::PyThreadState_GetUnchecked().cast() };
 }
 
 /// Folds one value into a running hash (the FxHash step: cheap, and good enough as the
@@ -112,14 +154,25 @@ mod tests {
 
     #[test]
     fn other_versions_get_a_clear_error() {
-        assert!(layout_for(0x030b_07f0).is_ok());
-        let err = layout_for(0x030c_00f0)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert_eq!(
-            err,
-            "heapscope does not support Python 3.12: supported versions are 3.11"
-        );
+        for hex in [0x030b_07f0, 0x030d_12f0, 0x030e_0af0, 0x030f_02f0] {
+            assert!(layout_for(hex).is_ok(), "{hex:#x}");
+        }
+        for (hex, found) in [
+            (0x030c_00f0, "3.12"),
+            (0x030a_00f0, "3.10"),
+            (0x0310_00a0, "3.16"),
+        ] {
+            let err = layout_for(hex)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert_eq!(
+                err,
+                format!(
+                    "heapscope does not support Python {found}: supported versions are \
+                     3.11, 3.13, 3.14, 3.15"
+                )
+            );
+        }
     }
 }

@@ -23,13 +23,16 @@ pub struct LiveTable {
     hashed: Hashed,
     /// In sampling mode: which addresses may be in the table.
     filter: Option<AddrFilter>,
+    /// Every block goes to the hashed part: the running allocator does not lay blocks out as
+    /// the pool records assume (see [`LiveTable::set_pooled`]).
+    unpooled: bool,
 }
 
 impl LiveTable {
     /// Record a block; returns the previous figures if the address was already traced.
     #[inline]
     pub fn insert(&mut self, addr: usize, size: u64, tb: TbId) -> Option<(u64, TbId)> {
-        let pooled = if Pools::may_fit(addr, size, tb) {
+        let pooled = if !self.unpooled && Pools::may_fit(addr, size, tb) {
             self.pools.insert(addr, size, tb)
         } else {
             Inserted::Elsewhere
@@ -54,7 +57,7 @@ impl LiveTable {
     /// may be.
     #[inline(always)]
     pub fn may_hold(&self, addr: usize) -> bool {
-        self.filter.as_ref().map_or(true, |f| f.may_hold(addr))
+        self.filter.as_ref().is_none_or(|f| f.may_hold(addr))
     }
 
     /// Forget a block; returns its figures if it was traced.
@@ -116,6 +119,23 @@ impl LiveTable {
         }
     }
 
+    /// Use the pool records for small blocks (`true`, the default) or only the hashed part.
+    /// Takes effect only while the table is empty (at start), so no block changes part.
+    pub fn set_pooled(&mut self, on: bool) {
+        if self.len() == 0 {
+            self.unpooled = !on;
+        }
+    }
+
+    /// True if every `(address, requested size)` of blocks just allocated sits where the pool
+    /// records expect pymalloc to put it (see `pools.rs`).
+    pub fn pool_layout_holds(blocks: &[(usize, usize)]) -> bool {
+        !blocks.is_empty()
+            && blocks
+                .iter()
+                .all(|&(addr, size)| Pools::on_grid(addr, size as u64))
+    }
+
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
         self.pools.memory()
@@ -127,6 +147,27 @@ impl LiveTable {
 #[cfg(test)]
 mod tests {
     use super::LiveTable;
+
+    #[test]
+    fn pool_layout_probe() {
+        let pool = 0x7f00_0000_0000usize;
+        // Blocks 0..3 of a 48-byte pool, and of a 496-byte one.
+        let good: Vec<_> = (0..4)
+            .map(|i| (pool + 48 + i * 48, 48))
+            .chain((0..4).map(|i| (pool + 0x4000 + 48 + i * 496, 490)))
+            .collect();
+        assert!(LiveTable::pool_layout_holds(&good));
+        // glibc-like 64-byte spacing, debug-hook offsets, the pool header, oversized requests.
+        for bad in [
+            vec![(pool + 48, 48), (pool + 112, 48)],
+            vec![(pool + 48 + 16, 48)],
+            vec![(pool + 16, 16)],
+            vec![(pool + 48, 600)],
+            vec![],
+        ] {
+            assert!(!LiveTable::pool_layout_holds(&bad), "{bad:?}");
+        }
+    }
     use proptest::prelude::*;
     use std::collections::HashMap;
 

@@ -127,6 +127,16 @@ impl Pools {
             && u64::from(tb) < TB_LIMIT
     }
 
+    /// True if `addr` is a block start of the pool class serving `size`-byte requests.
+    pub fn on_grid(addr: usize, size: u64) -> bool {
+        if size == 0 || size > SMALL_LIMIT || addr & ((1 << ALIGN_SHIFT) - 1) != 0 {
+            return false;
+        }
+        let block = (size.div_ceil(1 << ALIGN_SHIFT) << ALIGN_SHIFT) as usize;
+        let offset = addr & (POOL_SIZE - 1);
+        offset >= POOL_OVERHEAD && (offset - POOL_OVERHEAD) % block == 0
+    }
+
     #[inline(always)]
     fn find(&mut self, pool: u64) -> Option<u32> {
         if self.last.0 == pool && self.last.1 != NONE {

@@ -1,0 +1,51 @@
+//! CPython 3.13's frame facts (`Include/internal/pycore_frame.h`, `cpython/pystate.h`,
+//! `cpython/code.h`): `f_executable` is a plain `PyObject*`, `FRAME_OWNED_BY_CSTACK` is 3.
+
+use super::since313::{self as walk, shared_debug_offsets, Facts};
+use super::FrameLayout;
+
+pub struct Py313;
+
+const SHARED: [(&str, usize, usize); 5] = shared_debug_offsets(232, 240, 248, 280, 296);
+
+impl Facts for Py313 {
+    const TSTATE_CURRENT_FRAME: usize = 72;
+    const TSTATE_NATIVE_THREAD_ID: usize = 160;
+    const FRAME_OWNER: usize = 70;
+    const EXECUTABLE_TAG_BITS: usize = 0;
+    const CODE_FIRSTTRACEABLE: usize = 184;
+    const CODE_CODE_ADAPTIVE: usize = 200;
+    const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)] = &[
+        SHARED[0],
+        SHARED[1],
+        SHARED[2],
+        SHARED[3],
+        SHARED[4],
+        (
+            "thread_state.current_frame",
+            184,
+            Self::TSTATE_CURRENT_FRAME,
+        ),
+        (
+            "thread_state.native_thread_id",
+            200,
+            Self::TSTATE_NATIVE_THREAD_ID,
+        ),
+        ("interpreter_frame.owner", 264, Self::FRAME_OWNER),
+        (
+            "code_object.co_code_adaptive",
+            344,
+            Self::CODE_CODE_ADAPTIVE,
+        ),
+    ];
+}
+
+pub static LAYOUT: FrameLayout = FrameLayout {
+    name: "3.13",
+    check: walk::check::<Py313>,
+    capture: walk::capture::<Py313>,
+    current_frame: walk::current_frame::<Py313>,
+    native_thread_id: walk::native_thread_id::<Py313>,
+    code_names: walk::code_names,
+    object_presize: walk::object_presize,
+};

@@ -1,0 +1,52 @@
+//! CPython 3.15's frame facts (`Include/internal/pycore_interpframe_structs.h`,
+//! `cpython/pystate.h`, `cpython/code.h`): as 3.14 (tagged `f_executable`, owners from 3 on are
+//! the interpreter's), but `native_thread_id` moved; there is no `FRAME_OWNED_BY_CSTACK`.
+
+use super::since313::{self as walk, shared_debug_offsets, Facts};
+use super::FrameLayout;
+
+pub struct Py315;
+
+const SHARED: [(&str, usize, usize); 5] = shared_debug_offsets(320, 328, 336, 384, 400);
+
+impl Facts for Py315 {
+    const TSTATE_CURRENT_FRAME: usize = 72;
+    const TSTATE_NATIVE_THREAD_ID: usize = 184;
+    const FRAME_OWNER: usize = 74;
+    const EXECUTABLE_TAG_BITS: usize = 0b11;
+    const CODE_FIRSTTRACEABLE: usize = 192;
+    const CODE_CODE_ADAPTIVE: usize = 208;
+    const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)] = &[
+        SHARED[0],
+        SHARED[1],
+        SHARED[2],
+        SHARED[3],
+        SHARED[4],
+        (
+            "thread_state.current_frame",
+            208,
+            Self::TSTATE_CURRENT_FRAME,
+        ),
+        (
+            "thread_state.native_thread_id",
+            248,
+            Self::TSTATE_NATIVE_THREAD_ID,
+        ),
+        ("interpreter_frame.owner", 352, Self::FRAME_OWNER),
+        (
+            "code_object.co_code_adaptive",
+            448,
+            Self::CODE_CODE_ADAPTIVE,
+        ),
+    ];
+}
+
+pub static LAYOUT: FrameLayout = FrameLayout {
+    name: "3.15",
+    check: walk::check::<Py315>,
+    capture: walk::capture::<Py315>,
+    current_frame: walk::current_frame::<Py315>,
+    native_thread_id: walk::native_thread_id::<Py315>,
+    code_names: walk::code_names,
+    object_presize: walk::object_presize,
+};

@@ -1,0 +1,236 @@
+//! The frame walk shared by CPython 3.13, 3.14 and 3.15 (`_PyInterpreterFrame` behind
+//! `tstate->current_frame`, `instr_ptr` at the instruction being executed), parameterised by
+//! each version's facts ([`Facts`], in `py313.rs`, `py314.rs`, `py315.rs`), and the check of
+//! those facts against the running interpreter's `_Py_DebugOffsets`.
+//!
+//! Offsets were read with `offsetof` from each version's internal headers
+//! (`scripts/frame-offsets.sh 3.X` in the Python root); `start()` compares every one the
+//! interpreter publishes in `_PyRuntime.debug_offsets` before installing any hook.
+
+use std::ffi::c_void;
+
+use super::{mix, Captured, RawFrame};
+
+/// What differs between the versions this walk serves.
+pub trait Facts {
+    /// `offsetof(PyThreadState, current_frame)`.
+    const TSTATE_CURRENT_FRAME: usize;
+    /// `offsetof(PyThreadState, native_thread_id)`.
+    const TSTATE_NATIVE_THREAD_ID: usize;
+    /// `offsetof(_PyInterpreterFrame, owner)`.
+    const FRAME_OWNER: usize;
+    /// Tag bits of `f_executable` (a `_PyStackRef` from 3.14 on, a plain pointer in 3.13).
+    const EXECUTABLE_TAG_BITS: usize;
+    /// `offsetof(PyCodeObject, _co_firsttraceable)`.
+    const CODE_FIRSTTRACEABLE: usize;
+    /// `offsetof(PyCodeObject, co_code_adaptive)`.
+    const CODE_CODE_ADAPTIVE: usize;
+    /// Offsets inside `_Py_DebugOffsets` of the fields [`check`] compares, with the value each
+    /// must hold (the offset this module uses).
+    const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)];
+}
+
+/// `offsetof(_PyInterpreterFrame, f_executable)` (3.13-3.15).
+pub const FRAME_EXECUTABLE: usize = 0;
+/// `offsetof(_PyInterpreterFrame, previous)` (3.13-3.15).
+pub const FRAME_PREVIOUS: usize = 8;
+/// `offsetof(_PyInterpreterFrame, instr_ptr)` (3.13-3.15).
+pub const FRAME_INSTR_PTR: usize = 56;
+/// `offsetof(PyCodeObject, co_filename)` (3.11-3.15).
+pub const CODE_FILENAME: usize = 112;
+/// `offsetof(PyCodeObject, co_qualname)` (3.11-3.15).
+pub const CODE_QUALNAME: usize = 128;
+/// `FRAME_OWNED_BY_GENERATOR` (3.11-3.15).
+const FRAME_OWNED_BY_GENERATOR: u8 = 1;
+/// Owners from this value on are not Python frames: 3.13's `FRAME_OWNED_BY_CSTACK` (3), 3.14's
+/// `FRAME_OWNED_BY_INTERPRETER` (3) and `FRAME_OWNED_BY_CSTACK` (4), 3.15's
+/// `FRAME_OWNED_BY_INTERPRETER` (3). `_PyFrame_IsIncomplete` treats them as incomplete.
+const FIRST_NON_PYTHON_OWNER: u8 = 3;
+/// `sizeof(_Py_CODEUNIT)`.
+const CODE_UNIT: isize = 2;
+
+#[inline(always)]
+unsafe fn read<T: Copy>(base: *const c_void, offset: usize) -> T {
+    // SAFETY: callers pass a live interpreter struct and an offset of a field of type T.
+    unsafe { base.cast::<u8>().add(offset).cast::<T>().read() }
+}
+
+/// The frame's code object (`_PyFrame_GetCode`: `f_executable` with its tag bits cleared).
+#[inline(always)]
+unsafe fn code<F: Facts>(frame: *const c_void) -> *mut c_void {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*`.
+    let bits: usize = unsafe { read(frame, FRAME_EXECUTABLE) };
+    (bits & !F::EXECUTABLE_TAG_BITS) as *mut c_void
+}
+
+/// Byte offset of the instruction being executed (`_PyInterpreterFrame_LASTI` times
+/// `sizeof(_Py_CODEUNIT)`, what `PyUnstable_InterpreterFrame_GetLine` gives `PyCode_Addr2Line`).
+#[inline(always)]
+unsafe fn offset<F: Facts>(frame: *const c_void, code: *const c_void) -> isize {
+    // SAFETY: `frame` is a live Python frame whose code object is `code`.
+    let instr: *const u8 = unsafe { read(frame, FRAME_INSTR_PTR) };
+    instr as isize - (code as isize + F::CODE_CODE_ADAPTIVE as isize)
+}
+
+/// `_PyFrame_IsIncomplete`: owned by the interpreter or the C stack, or not past its first
+/// traceable instruction. Reads the code object only for Python frames.
+#[inline(always)]
+unsafe fn incomplete<F: Facts>(frame: *const c_void) -> bool {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*`; its code object is read only when the
+    // owner says it is a Python frame (then `f_executable` is a live code object).
+    unsafe {
+        let owner: u8 = read(frame, F::FRAME_OWNER);
+        if owner >= FIRST_NON_PYTHON_OWNER {
+            return true;
+        }
+        if owner == FRAME_OWNED_BY_GENERATOR {
+            return false;
+        }
+        let code = code::<F>(frame);
+        let firsttraceable = read::<i32>(code, F::CODE_FIRSTTRACEABLE) as isize;
+        offset::<F>(frame, code) < firsttraceable * CODE_UNIT
+    }
+}
+
+/// The innermost interpreter frame of `tstate` (null if none).
+pub unsafe fn current_frame<F: Facts>(tstate: *mut c_void) -> *const c_void {
+    if tstate.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: `tstate` is a live thread state.
+    unsafe { read(tstate, F::TSTATE_CURRENT_FRAME) }
+}
+
+/// The stdlib's `traceback_get_frames`: every complete frame from the innermost outwards,
+/// incomplete ones (anywhere in the chain) skipped and not counted.
+pub unsafe fn capture<F: Facts>(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+) -> Captured {
+    let mut captured = Captured {
+        nframe: 0,
+        total_nframe: 0,
+        hash: 0,
+    };
+    // SAFETY: `tstate` is the calling thread's live thread state (or null); the interpreter
+    // keeps its frame chain valid while this thread is inside an allocator call.
+    unsafe {
+        let mut frame = current_frame::<F>(tstate);
+        let mut hash = 0u64;
+        let mut n = 0usize;
+        let mut total = 0u32;
+        let limit = out.len();
+        while !frame.is_null() && frame != floor {
+            if !incomplete::<F>(frame) {
+                if n < limit {
+                    let code = code::<F>(frame);
+                    let off = offset::<F>(frame, code);
+                    out[n] = RawFrame { code, offset: off };
+                    hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+                    n += 1;
+                }
+                total += 1;
+            }
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        captured.nframe = n;
+        captured.total_nframe = total.min(u32::from(u16::MAX)) as u16;
+        captured.hash = mix(hash, u64::from(captured.total_nframe));
+    }
+    captured
+}
+
+/// The OS thread id stored in a `PyThreadState*`.
+pub unsafe fn native_thread_id<F: Facts>(tstate: *mut c_void) -> u64 {
+    if tstate.is_null() {
+        return 0;
+    }
+    // SAFETY: `tstate` is a live `PyThreadState*`; `native_thread_id` is an `unsigned long`.
+    unsafe { read::<u64>(tstate, F::TSTATE_NATIVE_THREAD_ID) }
+}
+
+/// Borrowed `co_filename` and `co_qualname` of a live code object.
+pub unsafe fn code_names(code: *mut c_void) -> (*mut c_void, *mut c_void) {
+    // SAFETY: `code` is a live `PyCodeObject*`; both fields are `PyObject*` (str).
+    unsafe { (read(code, CODE_FILENAME), read(code, CODE_QUALNAME)) }
+}
+
+/// `_PyType_PreHeaderSize` (3.12+): the GC header, and two words (managed dict and weak
+/// references) for types with `Py_TPFLAGS_PREHEADER`.
+pub unsafe fn object_presize(obj: *mut c_void) -> usize {
+    const HAVE_GC: std::ffi::c_ulong = 1 << 14;
+    /// `Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF`.
+    const PREHEADER: std::ffi::c_ulong = (1 << 4) | (1 << 3);
+    // SAFETY: `obj` is a live object; its type is alive while it is.
+    let flags = unsafe { pyo3_ffi::PyType_GetFlags(pyo3_ffi::Py_TYPE(obj.cast())) };
+    let gc = if flags & HAVE_GC != 0 { 16 } else { 0 };
+    let preheader = if flags & PREHEADER != 0 { 16 } else { 0 };
+    gc + preheader
+}
+
+/// The shared fields' places in `_Py_DebugOffsets`, for [`Facts::DEBUG_OFFSETS`] lists.
+pub const fn shared_debug_offsets(
+    frame_previous: usize,
+    frame_executable: usize,
+    frame_instr_ptr: usize,
+    code_filename: usize,
+    code_qualname: usize,
+) -> [(&'static str, usize, usize); 5] {
+    [
+        ("interpreter_frame.previous", frame_previous, FRAME_PREVIOUS),
+        (
+            "interpreter_frame.executable",
+            frame_executable,
+            FRAME_EXECUTABLE,
+        ),
+        (
+            "interpreter_frame.instr_ptr",
+            frame_instr_ptr,
+            FRAME_INSTR_PTR,
+        ),
+        ("code_object.filename", code_filename, CODE_FILENAME),
+        ("code_object.qualname", code_qualname, CODE_QUALNAME),
+    ]
+}
+
+/// Compare this module's offsets with those the running interpreter publishes in
+/// `_PyRuntime.debug_offsets` (3.13+): the cookie, the version (major.minor), a GIL build,
+/// then every listed field. Returns what differs, for the error message.
+pub fn check<F: Facts>(version_hex: u64) -> Result<(), String> {
+    const COOKIE: &[u8; 8] = b"xdebugpy";
+    // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the process's globals,
+    // where the interpreter's `_PyRuntime` is when a Python runs this code.
+    let runtime = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) };
+    if runtime.is_null() {
+        return Err("no _PyRuntime symbol".to_string());
+    }
+    let runtime = runtime.cast_const();
+    // SAFETY: `_Py_DebugOffsets` is the first member of `_PyRuntimeState` from 3.13 on and
+    // starts with an 8-byte cookie then u64 fields; the caller chose this check because the
+    // running version is 3.13+, and every offset read lies inside the struct (the lists come
+    // from offsetof on that version's headers).
+    unsafe {
+        let cookie: [u8; 8] = read(runtime, 0);
+        if &cookie != COOKIE {
+            return Err("no _Py_DebugOffsets cookie in _PyRuntime".to_string());
+        }
+        let version: u64 = read(runtime, 8);
+        if version >> 16 != version_hex >> 16 {
+            return Err(format!(
+                "_Py_DebugOffsets is for version {version:#x}, not {version_hex:#x}"
+            ));
+        }
+        let free_threaded: u64 = read(runtime, 16);
+        if free_threaded != 0 {
+            return Err("a free-threaded build".to_string());
+        }
+        for &(name, at, expected) in F::DEBUG_OFFSETS {
+            let found: u64 = read(runtime, at);
+            if found != expected as u64 {
+                return Err(format!("{name} is at {found}, expected {expected}"));
+            }
+        }
+    }
+    Ok(())
+}
