@@ -191,7 +191,15 @@ def _record(att: Attachment, duration: float | None, live: bool) -> None:
         if live:
             from heapscope.cli._live import run_ui
 
-            run_ui(att.output, tick=att.beat, done=lambda: _window_over(att, deadline))
+            run_ui(
+                att.output,
+                title=f"process {att.target.pid}",
+                note="the target's output is its own; q closes this UI, recording goes on",
+                tick=att.beat,
+                status=lambda: "detached" if _window_over(att, deadline) else None,
+            )
+            if not _window_over(att, deadline):
+                print("heapscope: UI closed; still recording (Ctrl-C detaches)", file=sys.stderr)
         while not _window_over(att, deadline):
             att.beat()
             time.sleep(0.05)
