@@ -126,6 +126,7 @@ impl CaptureTail {
 
 #[cfg(test)]
 mod tests {
+    use std::error::Error;
     use std::io::Write;
 
     use heapscope_format::capture::{CaptureWriter, Record, SampleEntry};
@@ -141,47 +142,48 @@ mod tests {
     }
 
     #[test]
-    fn follows_records_as_they_are_written_even_cut_mid_record() {
+    fn follows_records_as_they_are_written_even_cut_mid_record() -> Result<(), Box<dyn Error>> {
         let dir = std::env::temp_dir().join(format!("heapscope-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir)?;
         let path = dir.join("live.hsc");
         let _ = std::fs::remove_file(&path);
         let mut tail = CaptureTail::new(&path);
-        assert_eq!(tail.poll().unwrap(), 0, "no file yet");
+        assert_eq!(tail.poll()?, 0, "no file yet");
         assert!(tail.profile().is_none());
 
         let mut bytes = Vec::new();
-        let mut w = CaptureWriter::new(&mut bytes, &Header::default()).unwrap();
-        w.write(&sample(1)).unwrap();
-        w.write(&sample(2)).unwrap();
-        w.finish(3).unwrap();
+        let mut w = CaptureWriter::new(&mut bytes, &Header::default())?;
+        w.write(&sample(1))?;
+        w.write(&sample(2))?;
+        w.finish(3)?;
         // The records' boundaries, found by reading the whole file once.
-        let mut reader = CaptureReader::new(bytes.as_slice()).unwrap();
+        let mut reader = CaptureReader::new(bytes.as_slice())?;
         let mut ends = vec![reader.offset()];
-        while reader.next_record().unwrap().is_some() {
+        while reader.next_record()?.is_some() {
             ends.push(reader.offset());
         }
         assert_eq!(ends.len(), 4);
 
-        let mut file = File::create(&path).unwrap();
+        let mut file = File::create(&path)?;
         // Header plus half of the first sample record.
         let half = (ends[0] + ends[1]) as usize / 2;
-        file.write_all(&bytes[..half]).unwrap();
-        file.flush().unwrap();
-        assert_eq!(tail.poll().unwrap(), 0);
+        file.write_all(&bytes[..half])?;
+        file.flush()?;
+        assert_eq!(tail.poll()?, 0);
         assert!(tail.recent_samples(10).is_empty());
-        file.write_all(&bytes[half..ends[2] as usize]).unwrap();
-        file.flush().unwrap();
-        assert_eq!(tail.poll().unwrap(), 2);
+        file.write_all(&bytes[half..ends[2] as usize])?;
+        file.flush()?;
+        assert_eq!(tail.poll()?, 2);
         let samples = tail.recent_samples(10);
         assert_eq!(samples.iter().map(|s| s.t_ms).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(tail.recent_samples(1)[0].traced_bytes, 20);
         assert!(!tail.ended());
-        file.write_all(&bytes[ends[2] as usize..]).unwrap();
-        file.flush().unwrap();
-        assert_eq!(tail.poll().unwrap(), 1);
+        file.write_all(&bytes[ends[2] as usize..])?;
+        file.flush()?;
+        assert_eq!(tail.poll()?, 1);
         assert!(tail.ended());
-        assert_eq!(tail.poll().unwrap(), 0);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(tail.poll()?, 0);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }
