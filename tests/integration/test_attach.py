@@ -321,3 +321,52 @@ def test_gdb_missing(tmp_path: Path, subprocess_env: dict[str, str], target: Tar
     assert "gdb is not installed" in message
     assert "apt-get install gdb" in message
     assert target.state().startswith("False")
+
+
+def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    script = tmp_path / "sleeper.py"
+    ready = tmp_path / "ready"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            open({str(ready)!r}, "w").close()
+            time.sleep(4)  # blocked in C: no pending call runs meanwhile
+            native = sys.modules.get("heapscope._native")
+            print("tracing" if native is not None and native.is_tracing() else "untraced")
+            print("agent" if "heapscope._attach_agent" in sys.modules else "no agent")
+            """
+        )
+    )
+    sleeper = subprocess.Popen(
+        [sys.executable, str(script)], env=subprocess_env, stdout=subprocess.PIPE, text=True
+    )
+    while not ready.exists():
+        time.sleep(0.01)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heapscope",
+            "attach",
+            str(sleeper.pid),
+            "--start-timeout",
+            "1",
+            "--duration",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "ran no Python code in its main thread for 1 s" in proc.stderr
+    out, _ = sleeper.communicate(timeout=30)
+    assert sleeper.returncode == 0
+    assert out.splitlines() == ["untraced", "no agent"]
+    assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{sleeper.pid}-*"))

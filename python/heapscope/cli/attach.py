@@ -246,7 +246,13 @@ def execute(args: argparse.Namespace) -> int:
         att = Attachment(target, workdir, output)
         att.beat()
         route = inject(target.pid, target.version, bootstrap_source(str(workdir)), workdir)
-        _wait_started(att, args.start_timeout)
+        try:
+            _wait_started(att, args.start_timeout)
+        except KeyboardInterrupt:
+            # The bootstrap, if it runs later, does nothing; an agent that just started stops.
+            _write(workdir / "cancel", "", target)
+            att.request_stop()
+            raise AttachError("interrupted before tracing started") from None
         version = ".".join(map(str, target.version))
         until = f"for {args.duration:g} s" if args.duration else "until Ctrl-C"
         print(
