@@ -2,10 +2,10 @@
 
 ``heapscope attach`` makes the target's main thread run a small stdlib-only bootstrap
 (:func:`bootstrap_source`) at a safe point of its eval loop (a pending call through gdb, or
-``sys.remote_exec`` on 3.14+). The bootstrap imports this module and calls :func:`start`, which
-records a capture and returns at once; a watcher thread stops the capture and takes the hooks
-out when the ``stop`` file appears, the duration ends, or the ``heapscope attach`` process stops
-touching its heartbeat file. An ``atexit`` handler finishes the capture if the target exits.
+``sys.remote_exec`` on 3.14+). The bootstrap starts a thread that imports this module and calls
+:func:`start`, which records a capture and returns; a watcher thread stops the capture and
+takes the hooks out when the ``stop`` file appears, the duration ends, or the ``heapscope
+attach`` process stops touching its heartbeat file. An ``atexit`` handler finishes the capture if the target exits.
 
 The work directory holds the whole conversation (every file written atomically):
 
@@ -41,18 +41,15 @@ def bootstrap_source(workdir: str) -> str:
     """The code injected into the target: stdlib only, binds no name in ``__main__``, never
     raises (a pending call that raised would surface as an error in the target's code)."""
     body = f"""
-import json, os, sys
+import json, os, sys, threading
 w = {workdir!r}
 def status(d):
     tmp = os.path.join(w, "status.tmp")
     with open(tmp, "w") as f:
         json.dump(d, f)
     os.replace(tmp, os.path.join(w, "status"))
-try:
-    if os.path.exists(os.path.join(w, "cancel")):
-        import shutil
-        shutil.rmtree(w, ignore_errors=True)
-    else:
+def run():
+    try:
         try:
             import heapscope._attach_agent as agent
         except BaseException as exc:
@@ -60,11 +57,18 @@ try:
                     + str(exc), "executable": sys.executable, "path": sys.path}})
         else:
             agent.start(w)
-except BaseException as exc:
-    try:
-        status({{"state": "error", "kind": "agent", "message": repr(exc)}})
-    except BaseException:
-        pass
+    except BaseException as exc:
+        try:
+            status({{"state": "error", "kind": "agent", "message": repr(exc)}})
+        except BaseException:
+            pass
+if os.path.exists(os.path.join(w, "cancel")):
+    import shutil
+    shutil.rmtree(w, ignore_errors=True)
+else:
+    # Importing heapscope and starting the tracer take ~0.1 s: off the main thread, which
+    # goes back to the program at once.
+    threading.Thread(target=run, name="heapscope-attach-start", daemon=True).start()
 """
     run = f"exec({body!r}, {{'__name__': '__heapscope_attach__'}})"
     return f"try:\n    {run}\nexcept BaseException:\n    pass\n"

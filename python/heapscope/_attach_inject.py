@@ -91,7 +91,11 @@ def _gdb(pid: int, source: str) -> None:
         source_file.write_bytes(data)
         script = Path(tmp) / "inject.gdb"
         script.write_text(_GDB_SCRIPT.format(size=size, source=source_file))
+        # The target stays stopped while gdb reads symbols: separate debug files (libc's,
+        # often installed) tripled that stop (~600 -> ~220 ms measured), and the calls below
+        # need only the dynamic symbols, so gdb looks for none.
         command = [gdb, "-nx", "-batch", "-iex", "set debuginfod enabled off"]
+        command += ["-iex", "set auto-load off", "-iex", f"set debug-file-directory {tmp}"]
         command += ["-p", str(pid), "-x", str(script)]
         try:
             proc = subprocess.run(
