@@ -5,7 +5,8 @@
 ``sys.remote_exec`` on 3.14+). The bootstrap starts a thread that imports this module and calls
 :func:`start`, which records a capture and returns; a watcher thread stops the capture and
 takes the hooks out when the ``stop`` file appears, the duration ends, or the ``heapscope
-attach`` process stops touching its heartbeat file. An ``atexit`` handler finishes the capture if the target exits.
+attach`` process stops touching its heartbeat file. An ``atexit`` handler finishes the
+capture if the target exits.
 
 The work directory holds the whole conversation (every file written atomically):
 
