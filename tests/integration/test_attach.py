@@ -26,15 +26,24 @@ pytestmark = pytest.mark.skipif(
 
 LEAKER = textwrap.dedent(
     """
-    import os, sys, threading, time
+    import ctypes, os, sys, threading, time
     kept = []
     def leak_here():
         kept.append(bytearray(4096))
+    class Allocator(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_void_p) for n in ("ctx", "malloc", "calloc", "realloc", "free")]
+    def allocators():
+        found = []
+        for domain in range(3):  # RAW, MEM, OBJ
+            a = Allocator()
+            ctypes.pythonapi.PyMem_GetAllocator(ctypes.c_int(domain), ctypes.byref(a))
+            found.append(f"{a.malloc:x}.{a.free:x}")
+        return "/".join(found)
     def status():
         native = sys.modules.get("heapscope._native")
         tracing = native.is_tracing() if native is not None else False
         names = sorted(t.name for t in threading.enumerate())
-        return f"{tracing} {','.join(names)}"
+        return f"{tracing} {allocators()} {','.join(names)}"
     out = sys.argv[1]
     end = time.monotonic() + float(sys.argv[2])
     with open(out + ".tmp", "w") as f:
@@ -108,7 +117,9 @@ def _leak_rows(capture: Path, env: dict[str, str], at: str) -> list[dict[str, ob
 def test_attach_records_the_leak_then_detaches_twice(
     tmp_path: Path, subprocess_env: dict[str, str], target: Target
 ) -> None:
-    assert target.state().startswith("False")
+    state = target.state()
+    assert state.startswith("False")
+    untraced_allocators = state.split()[1]
     for n in range(2):  # attaching twice in a row works
         out = tmp_path / f"attach{n}.hsc"
         proc = subprocess.Popen(
@@ -130,9 +141,11 @@ def test_attach_records_the_leak_then_detaches_twice(
         deadline = time.monotonic() + 20
         while not target.state().startswith("True"):
             assert time.monotonic() < deadline, "the target never started tracing"
-        # While attached: the tracer's threads run in the target.
+        # While attached: the tracer's hooks and threads are in the target.
         assert "heapscope-sampl" in _threads_of(target.pid)
-        assert "heapscope-attach" in target.state()
+        state = target.state()
+        assert "heapscope-attach" in state
+        assert state.split()[1] != untraced_allocators
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert "via gdb" in err or "via sys.remote_exec" in err
@@ -141,6 +154,8 @@ def test_attach_records_the_leak_then_detaches_twice(
         assert target.proc.poll() is None
         state = target.state()
         assert state.startswith("False"), state
+        # The allocators are the interpreter's own again (PyMem_GetAllocator, all domains).
+        assert state.split()[1] == untraced_allocators
         assert "heapscope" not in state
         assert not [t for t in _threads_of(target.pid) if t.startswith("heapscope")]
         rows = _leak_rows(out, subprocess_env, "end")
