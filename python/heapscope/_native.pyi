@@ -9,6 +9,7 @@ __all__ = [
     "SUPPORTED_PYTHON",
     "FileFormatError",
     "HeapscopeError",
+    "LiveCapture",
     "NativeSnapshot",
     "Profile",
     "__version__",
@@ -118,6 +119,7 @@ def ignore_current_thread() -> None: ...
 def load_capture(path: str | PathLike[str]) -> Profile: ...
 
 # Following a capture while it is written (live.rs).
+@final
 class LiveCapture:
     def __new__(cls, path: str | PathLike[str]) -> LiveCapture: ...
     def poll(self) -> int: ...
