@@ -60,7 +60,8 @@ def run():
             agent.start(w)
     except BaseException as exc:
         try:
-            status({{"state": "error", "kind": "agent", "message": repr(exc)}})
+            status({{"state": "error", "kind": "agent", "message": type(exc).__name__
+                    + ": " + str(exc)}})
         except BaseException:
             pass
 if os.path.exists(os.path.join(w, "cancel")):
