@@ -385,3 +385,44 @@ def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
     assert sleeper.returncode == 0
     assert out.splitlines() == ["untraced", "no agent"]
     assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{sleeper.pid}-*"))
+
+
+def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
+    out = tmp_path / "interrupted.hsc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
+        env=subprocess_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not target.state().startswith("True"):
+        assert time.monotonic() < deadline
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"detached from process {target.pid}" in err
+    assert target.state().startswith("False")
+    assert _leak_rows(out, subprocess_env, "end")
+
+
+def test_killed_attach_command_lets_the_target_detach_itself(
+    tmp_path: Path, subprocess_env: dict[str, str], target: Target
+) -> None:
+    out = tmp_path / "orphan.hsc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
+        env=subprocess_env,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not target.state().startswith("True"):
+        assert time.monotonic() < deadline
+    proc.kill()  # no stop file, no more heartbeats
+    proc.wait()
+    deadline = time.monotonic() + 30  # the heartbeat times out after 10 s
+    while not target.state().startswith("False"):
+        assert time.monotonic() < deadline, "the agent did not detach on its own"
+    assert target.proc.poll() is None
+    assert report_json(out, subprocess_env)["meta"]["truncated"] is False
