@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -30,6 +31,9 @@ from heapscope import __version__, _native
 from heapscope._capture import CaptureSession
 
 __all__ = ["bootstrap_source", "start"]
+
+#: The detach reason when ``heapscope attach`` stopped touching the heartbeat file.
+HEARTBEAT_LOST = "heapscope attach went away"
 
 #: How often the watcher looks at the stop file, the deadline and the heartbeat.
 POLL_INTERVAL = 0.1
@@ -109,7 +113,7 @@ class _Attached:
             elif self.deadline is not None and time.monotonic() >= self.deadline:
                 reason = "duration"
             elif self._heartbeat_stale():
-                reason = "heapscope attach went away"
+                reason = HEARTBEAT_LOST
             else:
                 time.sleep(POLL_INTERVAL)
                 continue
@@ -138,6 +142,8 @@ class _Attached:
                 size=self.session.size,
                 tracing=_native.is_tracing(),
             )
+            if reason == HEARTBEAT_LOST:  # nobody is left to read the status or remove it
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _at_exit() -> None:

@@ -426,3 +426,5 @@ def test_killed_attach_command_lets_the_target_detach_itself(
         assert time.monotonic() < deadline, "the agent did not detach on its own"
     assert target.proc.poll() is None
     assert report_json(out, subprocess_env)["meta"]["truncated"] is False
+    time.sleep(0.5)
+    assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{target.pid}-*"))
