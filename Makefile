@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= target
 CONSTRAINTS := requirements/constraints.txt
 PIP := $(PYTHON) -m pip install -q -c $(CONSTRAINTS)
 
-.PHONY: help install install-browser build test test-rust test-python test-versions wheels lint fmt bench lock clean
+.PHONY: help install install-browser install-tools build test test-rust test-python test-versions wheels lint fmt bench lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -18,11 +18,15 @@ install: ## Install heapscope (editable) with its pinned test dependencies (requ
 install-browser: ## Headless Chromium + playwright for the HTML report's browser tests (apt, pip)
 	PYTHON=$(PYTHON) scripts/install-browser.sh
 
+install-tools: ## gdb, tmux and strace for the attach and live-UI tests (apt)
+	scripts/install-tools.sh
+
 build: ## Rebuild the native module in place (fast dev loop after `make install`)
 	PYO3_PYTHON=$(PYTHON) cargo build --release -p heapscope-py
-	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE)
+	# Replaced, not overwritten: a running interpreter that has the old file mapped keeps it.
+	cp $(CARGO_TARGET_DIR)/release/libheapscope_native.so $(NATIVE).tmp && mv -f $(NATIVE).tmp $(NATIVE)
 
-test: install install-browser test-rust test-python ## Install, then run the whole test suite (Rust + Python)
+test: install install-browser install-tools test-rust test-python ## Install, then run the whole test suite (Rust + Python)
 
 test-rust: ## Rust unit tests (the tracer's link libpython, hence the library path)
 	LD_LIBRARY_PATH=$(PY_LIBDIR) cargo test --workspace --exclude heapscope-py

@@ -13,7 +13,8 @@ extras="$("$VENV/bin/python" - <<'PY'
 import tomllib
 with open("pyproject.toml", "rb") as f:
     project = tomllib.load(f)
-deps = [d for group in project["project"]["optional-dependencies"].values() for d in group]
+deps = list(project["project"].get("dependencies", []))
+deps += [d for group in project["project"]["optional-dependencies"].values() for d in group]
 deps += project["build-system"]["requires"]
 print("\n".join(deps))
 PY

@@ -28,7 +28,10 @@ def _thread_names() -> list[tuple[int, str]]:
 
 
 class CaptureSession:
-    """One capture being recorded: start it, let it run, stop it once."""
+    """One capture being recorded: start it, let it run, stop it once.
+
+    ``flush_interval``: seconds between two writes (``--live`` readers want a shorter one).
+    """
 
     def __init__(
         self,
@@ -38,8 +41,10 @@ class CaptureSession:
         trace_limit: int = DEFAULT_TRACE_LIMIT,
         force: bool = False,
         sample_rate: int | None = None,
+        flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
         self.path = Path(path)
+        self.flush_interval = flush_interval
         self.sample_rate = sample_rate
         self.command = list(sys.argv if command is None else command)
         self.trace_limit = trace_limit
@@ -55,6 +60,8 @@ class CaptureSession:
         if not 1 <= self.trace_limit <= 65535:
             raise ValueError(f"the trace limit must be in 1..65535, not {self.trace_limit}")
         self._pid = os.getpid()
+        if not 0 < self.flush_interval <= 60:
+            raise ValueError(f"the flush interval must be in (0, 60] s, not {self.flush_interval}")
         if self.sample_rate is not None and self.sample_rate <= 0:
             raise ValueError(
                 f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
@@ -83,7 +90,7 @@ class CaptureSession:
         if self._stop.is_set():
             return
         _native.ignore_current_thread()
-        while not self._stop.wait(FLUSH_INTERVAL):
+        while not self._stop.wait(self.flush_interval):
             try:
                 _native.flush_capture(_thread_names())
             except BaseException as exc:  # reported by stop()

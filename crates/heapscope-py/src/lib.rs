@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 mod attrs;
 mod capture;
 mod errors;
+mod live;
 mod profile;
 mod raw;
 mod report;
@@ -20,6 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tracer::register(m)?;
     snapshot::register(m)?;
     capture::register(m)?;
+    live::register(m)?;
     report::register(m)?;
     text_report::register(m)?;
     Ok(())

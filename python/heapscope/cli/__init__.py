@@ -16,6 +16,7 @@ from heapscope.errors import HeapscopeError
 
 COMMANDS: dict[str, str] = {
     "run": "run a Python program under the profiler and record a capture file",
+    "attach": "record a capture of a running Python process for a while, then detach",
     "report": "print the top allocations of a capture file",
     "diff": "compare two capture files line by line",
     "flamegraph": "write a self-contained interactive HTML report of a capture file",

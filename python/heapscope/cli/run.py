@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from heapscope import _native
-from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
+from heapscope._capture import DEFAULT_TRACE_LIMIT, FLUSH_INTERVAL, CaptureSession
 from heapscope.errors import HeapscopeError
 
 _OUR_FILES = (str(Path(__file__).resolve().parent.parent), runpy.__file__, "<frozen runpy>")
@@ -41,6 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="sample one block per BYTES allocated on average, with sizes scaled to unbiased "
         "estimates (production mode; e.g. 524288). Default: record every block",
+    )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="watch memory in a terminal UI while the program runs (its output goes to "
+        "FILE.out beside the capture; q closes the UI, the program runs on)",
+    )
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=FLUSH_INTERVAL,
+        metavar="SECONDS",
+        help=f"seconds between two writes of the capture (default {FLUSH_INTERVAL})",
     )
     parser.add_argument(
         "-m",
@@ -79,6 +92,12 @@ def execute(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(name)
     if output.exists() and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
+    if args.live:
+        from heapscope.cli._live_run import run_live
+
+        return run_live(
+            output.resolve(), command, trace_limit=args.trace_limit, sample_rate=args.sample_rate
+        )
     # Compiled before recording starts, as the interpreter compiles a script before running it.
     try:
         code, main = _compile_script(argv[0]) if module is None else (None, None)
@@ -96,6 +115,7 @@ def execute(args: argparse.Namespace) -> int:
         trace_limit=args.trace_limit,
         force=True,
         sample_rate=args.sample_rate,
+        flush_interval=args.flush_interval,
     )
     # heapscope's own start-up leaves garbage and moves the collector's counters: collect it
     # first, so that the program's collections happen where they would from a clean start.

@@ -7,6 +7,8 @@
 
 mod recorder;
 mod replay;
+mod tail;
 
 pub use recorder::Recorder;
 pub use replay::{replay, replay_file};
+pub use tail::CaptureTail;

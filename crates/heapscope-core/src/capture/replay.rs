@@ -45,7 +45,7 @@ fn with_path(e: &std::io::Error, path: &Path) -> FormatError {
     ))
 }
 
-struct State {
+pub(super) struct State {
     profile: Profile,
     frame_ids: HashMap<u32, FrameId>,
     stack_ids: HashMap<u32, StackId>,
@@ -59,7 +59,7 @@ struct State {
 }
 
 impl State {
-    fn new(header: &Header) -> Self {
+    pub(super) fn new(header: &Header) -> Self {
         let meta = Meta {
             command: header.command.clone(),
             python_version: header.python_version.clone(),
@@ -103,7 +103,7 @@ impl State {
             .ok_or(CorruptKind::UndefinedReference("stack"))
     }
 
-    fn apply(&mut self, record: Record) -> Result<(), CorruptKind> {
+    pub(super) fn apply(&mut self, record: Record) -> Result<(), CorruptKind> {
         match record {
             Record::Frames(frames) => {
                 for f in frames {
@@ -189,9 +189,15 @@ impl State {
         Ok(())
     }
 
-    fn finish(mut self, truncated: bool) -> Profile {
-        trim_runner_frames(&mut self.profile);
-        let p = &mut self.profile;
+    fn finish(self, truncated: bool) -> Profile {
+        self.profile_now(truncated)
+    }
+
+    /// The profile as the records applied so far describe it (the state stays usable).
+    pub(super) fn profile_now(&self, truncated: bool) -> Profile {
+        let mut profile = self.profile.clone();
+        trim_runner_frames(&mut profile);
+        let p = &mut profile;
         p.meta.truncated = truncated || self.end_time.is_none();
         p.meta.duration_ms = self.end_time.unwrap_or(self.last_time);
         p.timeline.sort_by_key(|s| s.t_ms);
@@ -225,7 +231,17 @@ impl State {
                 });
             }
         }
-        self.profile
+        profile
+    }
+
+    /// The timeline samples applied so far, in file order.
+    pub(super) fn timeline(&self) -> &[Sample] {
+        &self.profile.timeline
+    }
+
+    /// True once the closing record was applied.
+    pub(super) fn ended(&self) -> bool {
+        self.end_time.is_some()
     }
 }
 

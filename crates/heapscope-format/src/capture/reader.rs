@@ -64,6 +64,21 @@ impl<R: Read> CaptureReader<R> {
         Ok(reader)
     }
 
+    /// Continues reading a capture whose header (and records up to `offset`) an earlier reader
+    /// of the same file already read: `input` must be positioned at `offset`, the end of a
+    /// complete record. This is how a capture still being written is tailed.
+    pub fn resume(input: R, header: Header, version: u16, offset: u64) -> Self {
+        CaptureReader {
+            input,
+            header,
+            version,
+            offset,
+            payload: Vec::new(),
+            done: false,
+            truncated: false,
+        }
+    }
+
     /// The header of the file.
     pub fn header(&self) -> &Header {
         &self.header

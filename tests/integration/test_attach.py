@@ -1,0 +1,430 @@
+"""``heapscope attach``: real targets started with plain ``python``, real gdb."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ._helpers import heapscope, report_json
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("gdb") is None
+    and sys.version_info < (3, 14)
+    and not os.environ.get("CI"),  # CI installs gdb (scripts/install-tools.sh): fail there
+    reason="gdb is not installed (make install-tools)",
+)
+
+LEAKER = textwrap.dedent(
+    """
+    import ctypes, os, sys, threading, time
+    kept = []
+    def leak_here():
+        kept.append(bytearray(4096))
+    class Allocator(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_void_p) for n in ("ctx", "malloc", "calloc", "realloc", "free")]
+    def allocators():
+        found = []
+        for domain in range(3):  # RAW, MEM, OBJ
+            a = Allocator()
+            ctypes.pythonapi.PyMem_GetAllocator(ctypes.c_int(domain), ctypes.byref(a))
+            found.append(f"{a.malloc:x}.{a.free:x}")
+        return "/".join(found)
+    def status():
+        native = sys.modules.get("heapscope._native")
+        tracing = native.is_tracing() if native is not None else False
+        names = sorted(t.name for t in threading.enumerate())
+        return f"{tracing} {allocators()} {','.join(names)}"
+    out = sys.argv[1]
+    end = time.monotonic() + float(sys.argv[2])
+    with open(out + ".tmp", "w") as f:
+        f.write("ready")
+    os.replace(out + ".tmp", out)
+    while time.monotonic() < end:
+        leak_here()
+        with open(out + ".tmp", "w") as f:
+            f.write(status())
+        os.replace(out + ".tmp", out)
+        time.sleep(0.005)
+    """
+)
+
+
+def _threads_of(pid: int) -> list[str]:
+    names = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names.append((task / "comm").read_text().strip())
+    return names
+
+
+class Target:
+    """A plain ``python`` process that leaks 4 KiB every few ms and reports its state."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], seconds: float, *flags: str):
+        script = tmp_path / "leaker.py"
+        script.write_text(LEAKER)
+        self.state_file = tmp_path / "state"
+        self.proc = subprocess.Popen(
+            [sys.executable, *flags, str(script), str(self.state_file), str(seconds)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while not self.state_file.exists():
+            assert self.proc.poll() is None, self.proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def state(self) -> str:
+        time.sleep(0.1)  # a few loop turns
+        return self.state_file.read_text()
+
+    def close(self) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        _out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def target(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Target]:
+    t = Target(tmp_path, subprocess_env, 120)
+    yield t
+    t.close()
+
+
+def _leak_rows(capture: Path, env: dict[str, str], at: str) -> list[dict[str, object]]:
+    rows = report_json(capture, env, "--at", at, "-n", "5")["rows"]
+    return [r for r in rows if r["function"] == "leak_here"]
+
+
+def test_attach_records_the_leak_then_detaches_twice(
+    tmp_path: Path, subprocess_env: dict[str, str], target: Target
+) -> None:
+    state = target.state()
+    assert state.startswith("False")
+    untraced_allocators = state.split()[1]
+    for n in range(2):  # attaching twice in a row works
+        out = tmp_path / f"attach{n}.hsc"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "heapscope",
+                "attach",
+                str(target.pid),
+                "--duration",
+                "2",
+                "-o",
+                str(out),
+            ],
+            env=subprocess_env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not target.state().startswith("True"):
+            assert time.monotonic() < deadline, "the target never started tracing"
+        # While attached: the tracer's hooks and threads are in the target.
+        assert "heapscope-sampl" in _threads_of(target.pid)
+        state = target.state()
+        assert "heapscope-attach" in state
+        assert state.split()[1] != untraced_allocators
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "via gdb" in err or "via sys.remote_exec" in err
+        assert f"detached from process {target.pid}" in err
+        # After: alive, hooks out, no heapscope thread left.
+        assert target.proc.poll() is None
+        state = target.state()
+        assert state.startswith("False"), state
+        # The allocators are the interpreter's own again (PyMem_GetAllocator, all domains).
+        assert state.split()[1] == untraced_allocators
+        assert "heapscope" not in state
+        assert not [t for t in _threads_of(target.pid) if t.startswith("heapscope")]
+        rows = _leak_rows(out, subprocess_env, "end")
+        assert rows, report_json(out, subprocess_env)
+        # ~2 s of 4 KiB blocks every ~5 ms: hundreds of blocks, all still held.
+        assert rows[0]["line"] == 5
+        assert int(str(rows[0]["count"])) > 50
+
+
+def test_target_that_exits_while_attached(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    t = Target(tmp_path, subprocess_env, 2.5)
+    out = tmp_path / "exit.hsc"
+    proc = heapscope("attach", str(t.pid), "-o", out, cwd=tmp_path, env=subprocess_env)
+    status, err = t.close()
+    assert status == 0, err
+    assert proc.returncode == 0, proc.stderr
+    assert "the target exited" in proc.stderr
+    assert _leak_rows(out, subprocess_env, "end")
+    assert report_json(out, subprocess_env)["meta"]["truncated"] is False
+
+
+def test_target_killed_while_attached(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    t = Target(tmp_path, subprocess_env, 120)
+    out = tmp_path / "killed.hsc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heapscope", "attach", str(t.pid), "-o", str(out)],
+        env=subprocess_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not t.state().startswith("True"):
+        assert time.monotonic() < deadline
+    time.sleep(2)  # at least one flush
+    os.kill(t.pid, signal.SIGKILL)
+    t.close()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "readable up to its last flush" in err
+    assert _leak_rows(out, subprocess_env, "end")
+    assert report_json(out, subprocess_env)["meta"]["truncated"] is True
+
+
+def _attach_fails(tmp_path: Path, env: dict[str, str], pid: int, *prefix: str) -> str:
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-m", "heapscope", "attach", str(pid), "--duration", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("heapscope: error: ")
+    assert not list(tmp_path.glob("*.hsc"))
+    return lines[0]
+
+
+def test_not_a_python_process(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        message = _attach_fails(tmp_path, subprocess_env, sleeper.pid)
+        assert f"process {sleeper.pid} is not a Python process" in message
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_no_such_process(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert f"no process {gone.pid}" in _attach_fails(tmp_path, subprocess_env, gone.pid)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="needs root and setpriv to run a target as another user and drop CAP_SYS_PTRACE",
+)
+def test_ptrace_denied(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    # A process of another user, and us without CAP_SYS_PTRACE: the kernel refuses ptrace
+    # (as in a container without the capability).
+    other = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"]
+    )
+    try:
+        time.sleep(0.2)
+        no_cap = ("setpriv", "--bounding-set=-sys_ptrace", "--inh-caps=-sys_ptrace")
+        message = _attach_fails(tmp_path, subprocess_env, other.pid, *no_cap)
+        assert f"ptrace of process {other.pid} is not permitted" in message
+        assert "CAP_SYS_PTRACE" in message
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_heapscope_not_importable_in_target(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    env = dict(subprocess_env)
+    env.pop("PYTHONPATH", None)
+    t = Target(tmp_path, env, 120, "-S", "-E")  # no site-packages: no heapscope
+    try:
+        message = _attach_fails(tmp_path, subprocess_env, t.pid)
+        assert "heapscope is not importable in process" in message
+        assert "ModuleNotFoundError" in message
+        assert t.proc.poll() is None
+        assert t.state().startswith("False")
+        assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{t.pid}-*"))
+    finally:
+        t.close()
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def test_already_recorded(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "heapscope",
+            "attach",
+            str(target.pid),
+            "--duration",
+            "4",
+            "-o",
+            str(tmp_path / "first.hsc.keep"),
+        ],
+        env=subprocess_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not target.state().startswith("True"):
+            assert time.monotonic() < deadline
+        message = _attach_fails(tmp_path, subprocess_env, target.pid)
+        assert "already being recorded by heapscope" in message
+    finally:
+        _, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+
+
+def test_already_traced_by_a_debugger(
+    tmp_path: Path, subprocess_env: dict[str, str], target: Target
+) -> None:
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (a second tracer to attach)")
+    tracer = subprocess.Popen(
+        [strace, "-qq", "-e", "trace=none", "-p", str(target.pid)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while "TracerPid:\t0" in Path(f"/proc/{target.pid}/status").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        message = _attach_fails(tmp_path, subprocess_env, target.pid)
+        assert f"is already traced by process {tracer.pid}" in message
+    finally:
+        tracer.terminate()
+        tracer.wait()
+
+
+def test_gdb_missing(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
+    if sys.version_info >= (3, 14):
+        pytest.skip("3.14+ attaches with sys.remote_exec, without gdb")
+    env = dict(subprocess_env, PATH=str(tmp_path / "empty-bin"))
+    message = _attach_fails(tmp_path, env, target.pid)
+    assert "gdb is not installed" in message
+    assert "apt-get install gdb" in message
+    assert target.state().startswith("False")
+
+
+def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    script = tmp_path / "sleeper.py"
+    ready = tmp_path / "ready"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            open({str(ready)!r}, "w").close()
+            time.sleep(4)  # blocked in C: no pending call runs meanwhile
+            native = sys.modules.get("heapscope._native")
+            print("tracing" if native is not None and native.is_tracing() else "untraced")
+            print("agent" if "heapscope._attach_agent" in sys.modules else "no agent")
+            """
+        )
+    )
+    sleeper = subprocess.Popen(
+        [sys.executable, str(script)], env=subprocess_env, stdout=subprocess.PIPE, text=True
+    )
+    while not ready.exists():
+        time.sleep(0.01)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "heapscope",
+            "attach",
+            str(sleeper.pid),
+            "--start-timeout",
+            "1",
+            "--duration",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "ran no Python code in its main thread for 1 s" in proc.stderr
+    out, _ = sleeper.communicate(timeout=30)
+    assert sleeper.returncode == 0
+    assert out.splitlines() == ["untraced", "no agent"]
+    assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{sleeper.pid}-*"))
+
+
+def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
+    out = tmp_path / "interrupted.hsc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
+        env=subprocess_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not target.state().startswith("True"):
+        assert time.monotonic() < deadline
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"detached from process {target.pid}" in err
+    assert target.state().startswith("False")
+    assert _leak_rows(out, subprocess_env, "end")
+
+
+def test_killed_attach_command_lets_the_target_detach_itself(
+    tmp_path: Path, subprocess_env: dict[str, str], target: Target
+) -> None:
+    out = tmp_path / "orphan.hsc"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
+        env=subprocess_env,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not target.state().startswith("True"):
+        assert time.monotonic() < deadline
+    proc.kill()  # no stop file, no more heartbeats
+    proc.wait()
+    deadline = time.monotonic() + 30  # the heartbeat times out after 10 s
+    while not target.state().startswith("False"):
+        assert time.monotonic() < deadline, "the agent did not detach on its own"
+    assert target.proc.poll() is None
+    assert report_json(out, subprocess_env)["meta"]["truncated"] is False
+    time.sleep(0.5)
+    assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{target.pid}-*"))
