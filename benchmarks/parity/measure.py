@@ -54,7 +54,11 @@ def main() -> None:
     import tracemalloc
 
     values: Any = heapscope.tracemalloc if tracer == "heapscope" else tracemalloc
-    snapshot = values.Snapshot(traces, limit)
+    # The tracers' own work while tracing (``_get_traces`` builds its list) is not the program's.
+    own = [os.path.abspath(__file__), os.path.dirname(heapscope.tracemalloc.__file__) + "/*"]
+    snapshot = values.Snapshot(traces, limit).filter_traces(
+        [values.Filter(False, pattern) for pattern in own]
+    )
     top = [
         [stat.traceback[0].filename, stat.traceback[0].lineno, stat.size, stat.count]
         for stat in snapshot.statistics("lineno")[:10]
