@@ -99,6 +99,8 @@ def outcome(launch: dict[str, Any], trace: dict[str, Any] | None, capture: int |
     code = launch.get("returncode")
     if code == EXIT_NA and trace is not None and trace.get("status") == "n/a":
         return Outcome("n/a", detail=str(trace.get("reason", "")))
+    if launch.get("timed_out"):
+        return Outcome("crash", detail=f"timed out after {TIMEOUT_S} s")
     if code != 0 or (trace is not None and trace.get("status") != "ok"):
         tail = "\n".join(str(launch.get("stderr", "")).strip().splitlines()[-8:])
         return Outcome("crash", detail=f"exit {code}\n{tail}")
@@ -120,13 +122,16 @@ def run_once(config: str, program: Path, args: list[str], env: dict[str, str]) -
         cmd = [
             sys.executable,
             str(LAUNCH),
+            "--timeout",
+            str(TIMEOUT_S),
             str(launched),
             *command(config, program, args, result, capture),
         ]
         try:
-            subprocess.run(cmd, env=env, cwd=tmp, timeout=TIMEOUT_S, check=True)
+            # The launcher kills the program at TIMEOUT_S; this one is only a backstop.
+            subprocess.run(cmd, env=env, cwd=tmp, timeout=TIMEOUT_S + 60, check=True)
         except subprocess.TimeoutExpired:
-            return Outcome("crash", detail=f"timed out after {TIMEOUT_S} s: {' '.join(cmd)}")
+            return Outcome("crash", detail=f"launcher hung: {' '.join(cmd)}")
         except subprocess.CalledProcessError as exc:
             return Outcome("crash", detail=f"launcher failed ({exc.returncode}): {' '.join(cmd)}")
         launch = json.loads(launched.read_text())
@@ -254,9 +259,10 @@ def render(results: list[AppResult], configs: list[str], rounds: int) -> str:
     """The applications' tables: cost, capture and tracer memory, issue-16 targets."""
     shown = [UNTRACED, *(c for c in configs if c != UNTRACED)]
     cost = [[r.app, *(_cell(r, c) for c in shown)] for r in results]
+    rounds_text = "1 round" if rounds == 1 else f"median of {rounds} rounds"
     title = (
-        f"Applications: wall time over untraced, peak RSS added over untraced (median of {rounds}"
-        " rounds, each run a fresh process)"
+        "Applications: wall time over untraced, peak RSS added over untraced"
+        f" ({rounds_text}, each run a fresh process)"
     )
     out = [table(["program", *shown], cost, title)]
     memory = [

@@ -4,6 +4,8 @@ the section over small programs made here (no timing asserted)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,6 +51,8 @@ def test_outcome_na_and_crash() -> None:
     assert crash.status == "crash"
     assert "ValueError: x" in crash.detail
     assert "exit 1" in crash.detail
+    killed = _apps.outcome({"returncode": -9, "timed_out": True, "stderr": ""}, None, None)
+    assert (killed.status, killed.detail) == ("crash", f"timed out after {_apps.TIMEOUT_S} s")
 
 
 def test_medians_ratios_and_added_rss() -> None:
@@ -97,6 +101,41 @@ def test_render_prints_every_table_and_why_a_column_is_na() -> None:
     assert "90.0 / 200.0" in text
     assert "issue 16 targets" in text
     assert "(n/a memray: No module named 'memray')" in text
+
+
+def _launch(tmp_path: Path, *args: str) -> dict[str, object]:
+    result = tmp_path / "launch.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(_apps.LAUNCH),
+            *args[:-1],
+            str(result),
+            sys.executable,
+            "-c",
+            args[-1],
+        ],
+        check=True,
+        timeout=30,
+    )
+    launch: dict[str, object] = json.loads(result.read_text())
+    return launch
+
+
+def test_launcher_measures_peak_rss_and_exit_status(tmp_path: Path) -> None:
+    code = "import sys; b = bytearray(200 * 2**20); sys.stderr.write('bye'); sys.exit(4)"
+    launch = _launch(tmp_path, code)
+    assert launch["returncode"] == 4
+    assert launch["timed_out"] is False
+    assert launch["stderr"] == "bye"
+    assert isinstance(launch["maxrss"], int)
+    assert 200 * MIB < launch["maxrss"] < 400 * MIB
+
+
+def test_launcher_kills_at_its_timeout(tmp_path: Path) -> None:
+    launch = _launch(tmp_path, "--timeout", "1", "import time; time.sleep(60)")
+    assert launch["timed_out"] is True
+    assert launch["returncode"] == -9
 
 
 def test_command_lines() -> None:
