@@ -11,6 +11,7 @@ beside the process's RSS for the in-process tracers; then the targets of issue 1
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -341,5 +342,12 @@ def section(
     chosen = configs or CONFIGS
     apps = programs() if apps is None else apps
     arg = APP_ARGS.get(size)
+    load = os.getloadavg()[0]
     results, crashes = measure(apps, chosen, [] if arg is None else [arg], rounds, env)
-    return Section(render(results, chosen, rounds), figures(results), crashes)
+    text = render(results, chosen, rounds)
+    # Tracing suffers more than untraced runs from other processes: a busy machine must show.
+    cores = os.cpu_count() or 1
+    text += (
+        f"\n(1-min load average {load:.1f} before, {os.getloadavg()[0]:.1f} after; {cores} cores)"
+    )
+    return Section(text, figures(results), crashes)

@@ -178,5 +178,6 @@ def test_section_runs_small_programs(tmp_path: Path, subprocess_env: dict[str, s
     assert "(n/a untraced: needs_missing.py: No module named 'heapscope_no_such_module')" in (
         section.text
     )
+    assert "load average" in section.text.splitlines()[-1]
     assert set(section.figures) == {"apps_run_time", "apps_run_vs_memray", "apps_hs_vs_stdlib"}
     assert section.figures["apps_run_time"] is None  # heapscope run was not among the configs
