@@ -5,8 +5,9 @@ command's stdout goes to /dev/null, its stderr to the tail in the result; past t
 is killed (SIGKILL). The peak RSS is the child's ``ru_maxrss`` from ``os.wait4``. Linux carries
 the parent's high-water mark over into a child at ``exec`` (the child starts on the parent's
 address space), so the parent must be a small process: this one imports only what it needs
-(~10 MiB), far below any application measured. The result is one JSON object: ``returncode``,
-``wall`` (seconds), ``maxrss`` (bytes), ``timed_out``, ``stderr`` (its last 4,000 characters).
+(~12 MiB of peak RSS, carried into every child), far below any application measured. The
+result is one JSON object: ``returncode``, ``wall`` (seconds), ``maxrss`` (bytes),
+``timed_out``, ``stderr`` (its last 4,000 characters).
 """
 
 from __future__ import annotations
