@@ -1,4 +1,5 @@
-"""heapscope benchmarks: tracing overhead, tracer memory, snapshot speed, sampling accuracy.
+"""heapscope benchmarks: tracing overhead, tracer memory, snapshot speed, sampling accuracy,
+parity with the stdlib and the cost on real applications.
 
 Prints tables with the stdlib's tracemalloc beside heapscope. Configurations whose module is
 not importable yet are reported as n/a. Exits 1 only if a run crashed; the figures against
@@ -14,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _apps
 import _inspect
 import _overhead
 import _parity
@@ -21,7 +23,7 @@ from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workload
 from _report import fmt, table, verdict
 from _runner import child_env, heapscope_location
 
-SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity"]
+SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity", "apps"]
 PARITY_SCALE = {"quick": 1, "full": 4}
 
 
@@ -33,6 +35,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--size", choices=list(SIZES), default="full", help="workload sizes")
     p.add_argument("--workloads", help="comma-separated workload names (default: all)")
     p.add_argument("--configs", help="comma-separated configurations (default: all)")
+    p.add_argument("--apps", help="comma-separated applications (default: all in apps/)")
     p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated sections")
     p.add_argument("--sample-rate", type=int, default=DEFAULT_SAMPLE_RATE, help="bytes/sample")
     p.add_argument("-v", "--verbose", action="store_true", help="per-line accuracy details")
@@ -58,7 +61,9 @@ def main(argv: list[str]) -> int:
     """Run the selected sections, print their tables and a summary; 1 if anything crashed."""
     opts = parse_args(argv)
     names = _select(opts.workloads, workloads(), "workloads")
-    config_names = _select(opts.configs, [c.name for c in CONFIGS], "configurations")
+    known_configs = list(dict.fromkeys([*(c.name for c in CONFIGS), *_apps.CONFIGS]))
+    config_names = _select(opts.configs, known_configs, "configurations")
+    apps = _select(opts.apps, [p.stem for p in _apps.programs()], "applications")
     configs = [c for c in CONFIGS if c.name in config_names]
     sections = _select(opts.sections, SECTIONS, "sections")
     tracers = [t for t in ("stdlib", "heapscope") if any(c.tracer == t for c in configs)]
@@ -84,6 +89,10 @@ def main(argv: list[str]) -> int:
         extra.append(_inspect.accuracy(names, opts.size, opts.sample_rate, env, opts.verbose))
     if "parity" in sections:
         extra.append(_parity.section(env, PARITY_SCALE.get(opts.size, 1)))
+    if "apps" in sections:
+        app_configs = [c for c in _apps.CONFIGS if c in config_names]
+        programs = [p for p in _apps.programs() if p.stem in apps]
+        extra.append(_apps.section(env, opts.size, opts.rounds, app_configs, programs))
     for section in extra:
         print("\n" + section.text)
         figures.update(section.figures)
@@ -127,6 +136,21 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         ["snapshot statistics mismatches", fmt(figures.get("mismatches"), "d"), "0"],
         ["parity: worst current/peak/run diff", fmt(figures.get("parity_worst"), ".2%"), "<= 1%"],
         ["parity: top-10 lines identical", fmt(figures.get("parity_top_same"), ".0f"), "1"],
+        [
+            "apps: hs run time, worst program",
+            fmt(figures.get("apps_run_time"), ".2f", "x"),
+            f"<= {_apps.TIME_TARGET}x",
+        ],
+        [
+            "apps: hs run added RSS / memray's, worst",
+            fmt(figures.get("apps_run_vs_memray"), ".2f"),
+            f"<= {_apps.RUN_VS_MEMRAY_TARGET}",
+        ],
+        [
+            "apps: hs-64 added RSS / stdlib-64's, worst",
+            fmt(figures.get("apps_hs_vs_stdlib"), ".2f"),
+            f"<= {_apps.HS_VS_STD_TARGET}",
+        ],
     ]
     checks = [
         verdict(g("heapscope-64"), 1.8),
@@ -142,6 +166,9 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         verdict(figures.get("mismatches"), 0),
         verdict(figures.get("parity_worst"), 0.01),
         verdict(figures.get("parity_top_same"), 1, higher_is_better=True),
+        verdict(figures.get("apps_run_time"), _apps.TIME_TARGET),
+        verdict(figures.get("apps_run_vs_memray"), _apps.RUN_VS_MEMRAY_TARGET),
+        verdict(figures.get("apps_hs_vs_stdlib"), _apps.HS_VS_STD_TARGET),
     ]
     rows = [[*r, c] for r, c in zip(rows, checks, strict=True)]
     return table(["heapscope target", "measured", "target", "status"], rows, "Summary")
