@@ -1,7 +1,7 @@
 """CPython's own ``Lib/test/test_tracemalloc.py`` run against ``heapscope.tracemalloc``.
 
 The file that ships with this interpreter is loaded with one change, its ``import tracemalloc``
-line, and four of its classes become pytest test classes (each test method is a pytest item).
+line, and five of its classes become pytest test classes (each test method is a pytest item).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 _SOURCE = Path(sysconfig.get_paths()["stdlib"]) / "test" / "test_tracemalloc.py"
-_CLASSES = ("TestTraceback", "TestTracemallocEnabled", "TestSnapshot", "TestFilters")
+_CLASSES = ("TestTraceback", "TestTracemallocEnabled", "TestSnapshot", "TestFilters", "TestCAPI")
 _XFAIL = {
     "test_new_reference": (
         "CPython 3.11 re-attributes an object reused from a free list through an "
@@ -57,5 +57,8 @@ TestTraceback = _expose("TestTraceback")
 TestTracemallocEnabled = _expose("TestTracemallocEnabled")
 TestSnapshot = _expose("TestSnapshot")
 TestFilters = _expose("TestFilters")
+# PyTraceMalloc_Track / Untrack through _testcapi: heapscope's versions are what the extension
+# calls while tracing (its GOT slots are patched), _PyTraceMalloc_GetTraceback too.
+TestCAPI = _expose("TestCAPI")
 
 __all__ = list(_CLASSES)

@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 
 #[cfg(feature = "ablation")]
 mod ablation;
+mod domains;
 mod drain;
 mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod native;
 mod readout;
 mod resolve;
 mod sampling;
@@ -23,7 +25,7 @@ mod stats;
 mod table;
 
 pub use drain::{drain_profile, reset_drain};
-pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
+pub use readout::{object_traceback, peak_traces, snapshot, traceback_at, PeakTrace};
 pub use stack::SUPPORTED;
 
 use state::{init_state, release_codes, state, RawShared, CURRENT, PEAK, RAW};
@@ -128,6 +130,8 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     // SAFETY: GIL held, hooks not installed (active was false).
     unsafe { hooks::install(sampled) };
     TRACING.store(true, Ordering::Release);
+    // What extensions report through PyTraceMalloc_Track reaches the tracer from now on.
+    native::install();
     Ok(())
 }
 
@@ -165,6 +169,7 @@ pub fn stop(_gil: Gil) {
     // SAFETY: GIL held; the reference is dropped before Python code can run.
     let codes = match unsafe { state() } {
         Some(st) if st.active => {
+            native::uninstall();
             // SAFETY: GIL held, hooks installed.
             unsafe { hooks::uninstall() };
             st.active = false;
@@ -184,6 +189,12 @@ fn forget_codes(codes: Vec<usize>) {
         resolve::resolver().clear();
         release_codes(codes);
     }
+}
+
+/// Number of GOT slots of loaded objects pointing at heapscope's `PyTraceMalloc_Track` family
+/// and `dlopen`/`dlclose` replacements (0 when not tracing).
+pub fn interposed_slots() -> usize {
+    native::patched_slots()
 }
 
 /// True while tracing.
@@ -250,7 +261,10 @@ pub fn tracer_memory(_gil: Gil) -> usize {
 
 /// Number of live traced blocks.
 pub fn trace_count(_gil: Gil) -> usize {
-    let raw = RAW.lock().as_ref().map_or(0, |r| r.table.len());
+    let raw = RAW
+        .lock()
+        .as_ref()
+        .map_or(0, |r| r.table.len() + r.domains.len());
     // SAFETY: GIL held.
     unsafe { state() }.map_or(0, |st| st.table.len()) + raw
 }

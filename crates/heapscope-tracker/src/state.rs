@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hashbrown::HashSet;
 
+use crate::domains::DomainTable;
 use crate::intern::{Interner, TbId};
 use crate::sampling::Sampler;
 use crate::spin::SpinLock;
@@ -46,6 +47,8 @@ pub struct State {
 pub struct RawShared {
     pub table: LiveTable,
     pub pending: Vec<(u64, TbId)>,
+    /// Blocks reported by extensions (`PyTraceMalloc_Track`), by domain.
+    pub domains: DomainTable,
 }
 
 pub struct GilCell(UnsafeCell<Option<State>>);
@@ -199,41 +202,10 @@ impl State {
             return;
         }
         self.apply_pending();
-        // We hold the GIL, so the current thread state is ours and alive.
-        let tstate = current_tstate();
-        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+        // SAFETY: per this function's contract.
+        let Some(tb) = (unsafe { self.traceback_here() }) else {
             return;
-        }
-        // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
-        let mut captured = unsafe {
-            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
         };
-        if captured.nframe == 0 {
-            self.scratch[0] = RawFrame::UNKNOWN;
-            captured = Captured {
-                nframe: 1,
-                total_nframe: 1,
-                hash: 1,
-            };
-        }
-        #[cfg(feature = "ablation")]
-        if stage == 1 {
-            std::hint::black_box(captured);
-            return;
-        }
-        let thread = if self.by_thread {
-            // SAFETY: as above.
-            unsafe { (self.layout.native_thread_id)(tstate) }
-        } else {
-            0
-        };
-        let frames = &self.scratch[..captured.nframe];
-        let (tb, new) = self
-            .interner
-            .intern(frames, captured.total_nframe, thread, captured.hash);
-        if new {
-            self.on_new_traceback(tb);
-        }
         #[cfg(feature = "ablation")]
         if stage == 2 {
             return;
@@ -251,6 +223,53 @@ impl State {
         }
         self.stats.alloc(tb, size);
         self.publish();
+    }
+
+    /// The interned traceback of the calling thread's stack, or `None` if the thread is
+    /// ignored (or an ablation build stops before interning).
+    ///
+    /// # Safety
+    /// As `on_alloc`.
+    #[inline(always)]
+    pub unsafe fn traceback_here(&mut self) -> Option<TbId> {
+        #[cfg(feature = "ablation")]
+        let stage = crate::ablation::stage();
+        // We hold the GIL, so the current thread state is ours and alive.
+        let tstate = current_tstate();
+        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+            return None;
+        }
+        // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
+        let mut captured = unsafe {
+            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
+        };
+        if captured.nframe == 0 {
+            self.scratch[0] = RawFrame::UNKNOWN;
+            captured = Captured {
+                nframe: 1,
+                total_nframe: 1,
+                hash: 1,
+            };
+        }
+        #[cfg(feature = "ablation")]
+        if stage == 1 {
+            std::hint::black_box(captured);
+            return None;
+        }
+        let thread = if self.by_thread {
+            // SAFETY: as above.
+            unsafe { (self.layout.native_thread_id)(tstate) }
+        } else {
+            0
+        };
+        let frames = &self.scratch[..captured.nframe];
+        let (tb, new) = self
+            .interner
+            .intern(frames, captured.total_nframe, thread, captured.hash);
+        if new {
+            self.on_new_traceback(tb);
+        }
+        Some(tb)
     }
 
     #[cold]
@@ -298,6 +317,7 @@ impl State {
         if let Some(r) = RAW.lock().as_mut() {
             r.table.clear();
             r.pending.clear();
+            r.domains.clear();
         }
         PENDING.store(false, Ordering::Release);
         self.publish();
@@ -306,7 +326,10 @@ impl State {
 
     /// Bytes of memory the tracer holds.
     pub fn memory(&self) -> usize {
-        let raw = RAW.lock().as_ref().map_or(0, |r| r.table.memory());
+        let raw = RAW
+            .lock()
+            .as_ref()
+            .map_or(0, |r| r.table.memory() + r.domains.memory());
         self.interner.memory()
             + self.stats.memory()
             + self.table.memory()

@@ -1,0 +1,130 @@
+//! Blocks that C extensions report with `PyTraceMalloc_Track(domain, ptr, size)` (numpy's array
+//! buffers in domain 389047, for instance), keyed by (domain, address) as the stdlib keys them.
+//!
+//! `PyTraceMalloc_Track` takes the GIL (as the stdlib does) before reading the stack, so the
+//! traceback and the counters are the GIL holder's; `PyTraceMalloc_Untrack` may come from any
+//! thread without it, so the table lives beside the RAW table under its lock, and an untracked
+//! block's figures go through the same queue of pending frees the next GIL holder applies.
+
+use std::sync::atomic::Ordering;
+
+use hashbrown::HashMap;
+
+use crate::intern::TbId;
+use crate::state::{State, PENDING, RAW};
+
+/// Tracked blocks: (domain, address) -> (size, traceback).
+#[derive(Default)]
+pub struct DomainTable {
+    map: HashMap<(u32, usize), (u64, TbId)>,
+}
+
+impl DomainTable {
+    /// Record a block; returns the previous figures if it was already tracked.
+    pub fn insert(&mut self, domain: u32, addr: usize, size: u64, tb: TbId) -> Option<(u64, TbId)> {
+        self.map.insert((domain, addr), (size, tb))
+    }
+
+    /// Forget a block; returns its figures if it was tracked.
+    pub fn remove(&mut self, domain: u32, addr: usize) -> Option<(u64, TbId)> {
+        self.map.remove(&(domain, addr))
+    }
+
+    /// The figures of a tracked block.
+    pub fn get(&self, domain: u32, addr: usize) -> Option<(u64, TbId)> {
+        self.map.get(&(domain, addr)).copied()
+    }
+
+    /// Every tracked block as (domain, size, traceback).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64, TbId)> + '_ {
+        self.map.iter().map(|(&(d, _), &(s, tb))| (d, s, tb))
+    }
+
+    /// Number of tracked blocks.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Forget every block.
+    pub fn clear(&mut self) {
+        self.map = HashMap::new();
+    }
+
+    /// Bytes of memory held.
+    pub fn memory(&self) -> usize {
+        self.map.capacity() * (size_of::<((u32, usize), (u64, TbId))>() + 1)
+    }
+}
+
+impl State {
+    /// `PyTraceMalloc_Track`: trace `size` bytes at `addr` in `domain` with the caller's stack,
+    /// replacing the block's previous trace if it had one (a block tracked twice keeps only the
+    /// new trace). Domain 0 is the interpreter's own: a block of the PyMem table at that address
+    /// is replaced too.
+    ///
+    /// # Safety
+    /// The GIL is held; `self` is the only live reference to the state.
+    pub unsafe fn track(&mut self, domain: u32, addr: usize, size: usize) {
+        if !self.active {
+            return;
+        }
+        self.apply_pending();
+        let old = RAW
+            .lock()
+            .as_mut()
+            .and_then(|r| r.domains.remove(domain, addr));
+        if let Some((s, tb)) = old {
+            self.stats.free(tb, s);
+        }
+        if domain == 0 {
+            if let Some((s, tb)) = self.table.remove(addr) {
+                self.stats.free(tb, s);
+            }
+        }
+        let weight = match (&mut self.sampler, self.suspended) {
+            (_, true) => None,
+            (None, false) => Some(size as u64),
+            (Some(sampler), false) => sampler.sample(size as u64),
+        };
+        // SAFETY: per this function's contract.
+        let tb = weight.and_then(|_| unsafe { self.traceback_here() });
+        if let (Some(weight), Some(tb)) = (weight, tb) {
+            if let Some(r) = RAW.lock().as_mut() {
+                r.domains.insert(domain, addr, weight, tb);
+            }
+            self.stats.alloc(tb, weight);
+        }
+        self.publish();
+    }
+}
+
+/// `PyTraceMalloc_Untrack`: forget a tracked block (a no-op for a block not tracked). Any
+/// thread, with or without the GIL; the counters are updated by the next GIL holder.
+pub fn untrack(domain: u32, addr: usize) {
+    let mut raw = RAW.lock();
+    if let Some(r) = raw.as_mut() {
+        if let Some(entry) = r.domains.remove(domain, addr) {
+            r.pending.push(entry);
+            PENDING.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DomainTable;
+
+    #[test]
+    fn a_block_is_keyed_by_domain_and_address() {
+        let mut t = DomainTable::default();
+        assert_eq!(t.insert(5, 0x1000, 10, 1), None);
+        assert_eq!(t.insert(6, 0x1000, 20, 2), None);
+        assert_eq!(t.insert(5, 0x1000, 30, 3), Some((10, 1)));
+        assert_eq!(t.get(6, 0x1000), Some((20, 2)));
+        assert_eq!(t.remove(5, 0x1000), Some((30, 3)));
+        assert_eq!(t.remove(5, 0x1000), None);
+        assert_eq!(t.len(), 1);
+        let all: Vec<_> = t.iter().collect();
+        assert_eq!(all, vec![(6, 20, 2)]);
+    }
+}
