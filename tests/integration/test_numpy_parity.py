@@ -44,6 +44,7 @@ PROGRAM = textwrap.dedent(
         tracemalloc.Filter(False, "<unknown>"),
     ]
 
+    NUMPY_DOMAIN = 389047
     tracemalloc.start(int(os.environ["NFRAME"]))
     if late:
         import numpy as np
@@ -76,7 +77,7 @@ PROGRAM = textwrap.dedent(
     current, peak = tracemalloc.get_traced_memory()
 
     snapshot = tracemalloc.take_snapshot().filter_traces(FILTERS)
-    numpy_only = snapshot.filter_traces([tracemalloc.DomainFilter(True, %d)])
+    numpy_only = snapshot.filter_traces([tracemalloc.DomainFilter(True, NUMPY_DOMAIN)])
     stats = snapshot.statistics("lineno")
     out = {
         "current": current,
@@ -91,7 +92,6 @@ PROGRAM = textwrap.dedent(
     tracemalloc.stop()
     json.dump(out, sys.stdout)
     """
-    % NUMPY_DOMAIN
 )
 
 
