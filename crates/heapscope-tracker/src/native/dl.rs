@@ -183,6 +183,7 @@ unsafe fn link_map_of(addr: usize) -> *mut c_void {
 unsafe fn origin_of(map: *mut c_void) -> Option<Vec<u8>> {
     // SAFETY: the first two fields of glibc's public `struct link_map` are l_addr and l_name.
     let name = unsafe { (*map.cast::<LinkMap>()).name };
+    // SAFETY: a non-null l_name points at a NUL-terminated string (empty for the executable).
     let path = if name.is_null() || unsafe { *name } == 0 {
         std::fs::read_link("/proc/self/exe")
             .ok()?
@@ -243,10 +244,8 @@ unsafe fn search_dirs(handle: *mut c_void) -> Vec<Vec<u8>> {
     }
     // SAFETY: the entries follow the header (aligned as the C struct's flexible array).
     let entries = unsafe {
-        let first = head
-            .cast::<u8>()
-            .add(size_of::<SerInfo>())
-            .cast::<SerPath>();
+        // The header is 16 bytes, a multiple of the entries' alignment.
+        let first = head.add(1).cast::<SerPath>();
         std::slice::from_raw_parts(first, (*head).cnt as usize)
     };
     entries

@@ -53,7 +53,7 @@ impl Interposer {
     /// same signature as the symbol it replaces.
     pub unsafe fn scan(&mut self) -> usize {
         let mut seen: Vec<ObjectKey> = Vec::new();
-        let mut patched = 0;
+        let mut count = 0;
         let (names, replacements, page) = (&self.names, &self.replacements, self.page);
         let objects = &mut self.objects;
         let each = |obj: &ObjectInfo, dynamic: &Dynamic| {
@@ -77,13 +77,13 @@ impl Interposer {
                     });
                 }
             }
-            patched += patches.len();
+            count += patches.len();
             objects.insert(obj.key, patches);
         };
         // SAFETY: the callback only reads and writes mapped memory, never loads objects.
         unsafe { for_each_object(self.own, each) };
         self.objects.retain(|k, _| seen.contains(k));
-        patched
+        count
     }
 
     /// Put every patched slot of the objects still loaded back as it was (a slot someone else
