@@ -91,3 +91,31 @@ def test_end_holds_only_the_kept_array(capture: Path) -> None:
     assert close(_size(report, "KEEP"), 4 * MB), _size(report, "KEEP")
     assert _size(report, "PEAK") == 0
     assert _size(report, "GROW") == 0
+
+
+def test_reports_show_the_numpy_domain(capture: Path) -> None:
+    report = report_json(capture, _env(), "--at", "peak", "-n", "1000")
+    rows = [r for r in report["rows"] if r["file"].endswith("prog.py")]
+    big = next(r for r in rows if r["line"] == line_of("PEAK") and r["size"] > MB)
+    assert big["domain"] == 389047
+    assert {r["domain"] for r in rows} <= {0, 389047}
+    text = heapscope("report", capture, "--at", "peak", cwd=capture.parent, env=_env())
+    assert f"prog.py:{line_of('PEAK')} [domain 389047]" in text.stdout
+    folded = heapscope(
+        "export",
+        "-f",
+        "collapsed",
+        "-o",
+        "-",
+        "--at",
+        "peak",
+        capture,
+        cwd=capture.parent,
+        env=_env(),
+    )
+    assert folded.returncode == 0, folded.stderr
+    leaf = f"prog.py:{line_of('PEAK')});[domain 389047] "
+    assert any(leaf in line for line in folded.stdout.splitlines()), folded.stdout[:2000]
+    html = heapscope("flamegraph", "-o", "numpy.html", capture, cwd=capture.parent, env=_env())
+    assert html.returncode == 0, html.stderr
+    assert "[domain 389047]" in (capture.parent / "numpy.html").read_text()

@@ -87,7 +87,7 @@ impl State {
             (Some(sampler), false) => sampler.sample(size as u64),
         };
         // SAFETY: per this function's contract.
-        let tb = weight.and_then(|_| unsafe { self.traceback_here() });
+        let tb = weight.and_then(|_| unsafe { self.traceback_here(domain) });
         if let (Some(weight), Some(tb)) = (weight, tb) {
             if let Some(r) = RAW.lock().as_mut() {
                 r.domains.insert(domain, addr, weight, tb);

@@ -26,7 +26,7 @@ struct DrainState {
     /// generation: spares hashing the frame's strings for every frame of every new stack.
     by_index: Vec<FrameId>,
     generation: u64,
-    stack_ids: HashMap<(Vec<FrameId>, u64), StackId>,
+    stack_ids: HashMap<(Vec<FrameId>, u64, u32), StackId>,
     last: Vec<StackCounters>,
     last_peak: Vec<(u64, u64)>,
 }
@@ -44,7 +44,8 @@ pub fn reset_drain(_gil: Gil) {
 
 struct Copied {
     layout: &'static crate::stack::FrameLayout,
-    new_tbs: Vec<(Vec<RawFrame>, u64)>,
+    /// Frames, thread and domain of each traceback interned since the last drain.
+    new_tbs: Vec<(Vec<RawFrame>, u64, u32)>,
     figures: Vec<[u64; 6]>,
     totals: [u64; 4],
 }
@@ -110,9 +111,11 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
     let new_tbs = (ds.tb_to_stack.len()..st.interner.len())
         .map(|tb| {
             let tb = tb as TbId;
+            let record = st.interner.record(tb);
             (
                 st.interner.frames(tb).to_vec(),
-                st.interner.record(tb).thread,
+                record.thread,
+                record.domain,
             )
         })
         .collect();
@@ -147,7 +150,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
         ds.generation = r.generation();
         ds.by_index.clear();
     }
-    for (raw, thread) in &c.new_tbs {
+    for (raw, thread, domain) in &c.new_tbs {
         let frames: Vec<FrameId> = raw
             .iter()
             .map(|&f| {
@@ -177,7 +180,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
             })
             .collect();
         let next = ds.last.len() as StackId;
-        let key = (frames, *thread);
+        let key = (frames, *thread, *domain);
         let id = if let Some(&id) = ds.stack_ids.get(&key) {
             id
         } else {
@@ -185,6 +188,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
                 id: next,
                 frames: key.0.clone(),
                 thread_native_id: *thread,
+                domain: *domain,
             });
             ds.stack_ids.insert(key, next);
             ds.last.push(StackCounters {

@@ -203,7 +203,7 @@ impl State {
         }
         self.apply_pending();
         // SAFETY: per this function's contract.
-        let Some(tb) = (unsafe { self.traceback_here() }) else {
+        let Some(tb) = (unsafe { self.traceback_here(0) }) else {
             return;
         };
         #[cfg(feature = "ablation")]
@@ -225,13 +225,13 @@ impl State {
         self.publish();
     }
 
-    /// The interned traceback of the calling thread's stack, or `None` if the thread is
-    /// ignored (or an ablation build stops before interning).
+    /// The interned traceback of the calling thread's stack for a block of `domain`, or `None`
+    /// if the thread is ignored (or an ablation build stops before interning).
     ///
     /// # Safety
     /// As `on_alloc`.
     #[inline(always)]
-    pub unsafe fn traceback_here(&mut self) -> Option<TbId> {
+    pub unsafe fn traceback_here(&mut self, domain: u32) -> Option<TbId> {
         #[cfg(feature = "ablation")]
         let stage = crate::ablation::stage();
         // We hold the GIL, so the current thread state is ours and alive.
@@ -263,9 +263,9 @@ impl State {
             0
         };
         let frames = &self.scratch[..captured.nframe];
-        let (tb, new) = self
-            .interner
-            .intern(frames, captured.total_nframe, thread, captured.hash);
+        let (tb, new) =
+            self.interner
+                .intern(frames, captured.total_nframe, thread, domain, captured.hash);
         if new {
             self.on_new_traceback(tb);
         }
