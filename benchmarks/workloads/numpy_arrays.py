@@ -3,6 +3,7 @@
 Every array buffer is reported through PyTraceMalloc_Track/Untrack (numpy's domain 389047), so
 this measures the cost of that route beside the interpreter's own allocations.
 """
+
 import sys
 
 import numpy as np
