@@ -142,3 +142,34 @@ unsafe fn write_slot(slot: usize, value: usize, relro: bool, page: usize) -> Opt
     }
     Some(old)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Interposer;
+
+    extern "C" fn fake_getpgrp() -> libc::pid_t {
+        -4242
+    }
+
+    /// The test binary calls `getpgrp` through its own GOT: patching every object (no object
+    /// excluded) sends the call to the replacement, restoring sends it back.
+    #[test]
+    fn patches_and_restores_a_got_slot() {
+        let real = (fake_getpgrp as *const ()) as usize;
+        let mut interposer = Interposer::new(&[(c"getpgrp", real)], 0);
+        // SAFETY: only this test patches getpgrp; the replacement has its signature.
+        let patched = unsafe { interposer.scan() };
+        assert!(patched >= 1, "no GOT slot for getpgrp found");
+        assert_eq!(interposer.patched(), patched);
+        // SAFETY: a plain libc call (to our replacement now).
+        assert_eq!(unsafe { libc::getpgrp() }, -4242);
+        // A second scan patches nothing new.
+        // SAFETY: as above.
+        assert_eq!(unsafe { interposer.scan() }, 0);
+        // SAFETY: as above.
+        unsafe { interposer.restore() };
+        assert_eq!(interposer.patched(), 0);
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::getpgrp() }, unsafe { libc::getpgid(0) });
+    }
+}

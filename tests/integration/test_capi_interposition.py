@@ -1,0 +1,105 @@
+"""A C library loaded with ctypes after tracing started calls ``PyTraceMalloc_Track`` and
+``PyTraceMalloc_Untrack``: heapscope records the block in its domain with the caller's line,
+with and without the GIL, and ``stop()`` gives the calls back to the interpreter (-2).
+
+The library is compiled here with the system's C compiler.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+SOURCE = """
+#include <Python.h>
+int track(unsigned int domain, void *ptr, size_t size) {
+    return PyTraceMalloc_Track(domain, (uintptr_t)ptr, size);
+}
+int untrack(unsigned int domain, void *ptr) {
+    return PyTraceMalloc_Untrack(domain, (uintptr_t)ptr);
+}
+"""
+
+PROGRAM = textwrap.dedent(
+    """
+    import ctypes, sys
+    import heapscope.tracemalloc as tm
+    from heapscope import _native
+
+    def load(kind):
+        lib = kind(sys.argv[1])
+        for f in (lib.track, lib.untrack):
+            f.restype = ctypes.c_int
+        lib.track.argtypes = [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
+        lib.untrack.argtypes = [ctypes.c_uint, ctypes.c_void_p]
+        return lib
+
+    def in_domain(domain):
+        snap = tm.take_snapshot().filter_traces([tm.DomainFilter(True, domain)])
+        return [(t.size, t.traceback[0].lineno) for t in snap.traces]
+
+    tm.start(1)
+    held = load(ctypes.PyDLL)       # loaded after start: patched by the dlopen replacement
+    nogil = load(ctypes.CDLL)       # the same object; calls release the GIL
+    address = 0x5000_0000
+    assert held.track(7, address, 1000) == 0; line_a = sys._getframe().f_lineno
+    assert in_domain(7) == [(1000, line_a)], in_domain(7)
+    assert nogil.track(7, address, 3000) == 0; line_b = sys._getframe().f_lineno
+    assert in_domain(7) == [(3000, line_b)], in_domain(7)
+    before = tm.get_traced_memory()[0]
+    assert nogil.untrack(7, address) == 0
+    after = tm.get_traced_memory()[0]
+    assert before - after > 2000, (before, after)  # the 3000 bytes, less what the call took
+    assert nogil.untrack(7, address) == 0   # unknown block: a no-op
+    assert in_domain(7) == []
+    assert _native._interposed_slots() > 0
+    tm.stop()
+    assert _native._interposed_slots() == 0
+    assert held.track(7, address, 1000) == -2   # the interpreter's: its tracemalloc is off
+    assert held.untrack(7, address) == -2
+    print("ok")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    tmp = tmp_path_factory.mktemp("capi")
+    (tmp / "trackme.c").write_text(SOURCE)
+    out = tmp / "libtrackme.so"
+    include = sysconfig.get_paths()["include"]
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-O1", f"-I{include}", "-o", str(out), str(tmp / "trackme.c")],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_a_library_loaded_after_start_reports_to_heapscope(library: Path) -> None:
+    import heapscope
+
+    root = str(Path(heapscope.__file__).resolve().parent.parent)
+    script = library.parent / "program.py"
+    script.write_text(PROGRAM)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(library)],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
