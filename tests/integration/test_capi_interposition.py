@@ -103,3 +103,48 @@ def test_a_library_loaded_after_start_reports_to_heapscope(library: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+LATE_UNTRACK = """
+import codecs
+import heapscope.tracemalloc as tracemalloc
+import _testcapi
+
+class Tracked:
+    def __init__(self, domain, size):
+        self.domain = domain
+        self.ptr = id(self)
+        _testcapi.tracemalloc_track(domain, self.ptr, size)
+
+    def __del__(self, untrack=_testcapi.tracemalloc_untrack):
+        untrack(self.domain, self.ptr)
+
+tracemalloc.start()
+obj = Tracked(5, 1024 * 1024)
+# Destroyed late at exit (test.support.late_deletion of 3.13): held by a codec search function.
+cycle = [obj]
+cycle.append(cycle)
+def search(encoding):
+    return None
+search.reference = cycle
+codecs.register(search)
+del obj, cycle
+"""
+
+
+def test_untrack_late_at_exit(tmp_path: Path) -> None:
+    """CPython 3.13's test_late_untrack, with heapscope tracing until the end."""
+    pytest.importorskip("_testcapi")
+    import heapscope
+
+    root = str(Path(heapscope.__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", LATE_UNTRACK],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

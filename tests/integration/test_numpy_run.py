@@ -6,6 +6,8 @@ exit. numpy is imported by the program, after tracing started (the ``dlopen`` ro
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +121,28 @@ def test_reports_show_the_numpy_domain(capture: Path) -> None:
     html = heapscope("flamegraph", "-o", "numpy.html", capture, cwd=capture.parent, env=_env())
     assert html.returncode == 0, html.stderr
     assert "[domain 389047]" in (capture.parent / "numpy.html").read_text()
+
+
+TRACKED = """\
+import numpy as np
+import heapscope
+
+with heapscope.Tracker("block.hsc"):
+    kept = np.zeros(1024 * 1024 // 8)  # KEPT
+    tmp = np.ones(3 * 1024 * 1024 // 8)  # TEMP
+    del tmp
+"""
+
+
+def test_tracker_records_numpy_buffers(tmp_path: Path) -> None:
+    (tmp_path / "block.py").write_text(TRACKED)
+    proc = subprocess.run(
+        [sys.executable, "block.py"], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    end = report_json(tmp_path / "block.hsc", _env(), "--at", "end", "-n", "1000")
+    kept = [r for r in end["rows"] if r["line"] == 5 and r["file"].endswith("block.py")]
+    assert any(r["domain"] == 389047 and close(r["size"], MB) for r in kept), kept
+    meta = end["meta"]
+    assert isinstance(meta, dict)
+    assert meta["peak_bytes"] >= 4 * MB
