@@ -148,3 +148,66 @@ def test_untrack_late_at_exit(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+RACE = """
+import threading, time, _testcapi
+import heapscope.tracemalloc as tm
+
+done = threading.Event()
+
+def worker(k):
+    objs = [object() for _ in range(50)]
+    n = 0
+    while not done.is_set():
+        for o in objs:
+            for call in (
+                lambda: _testcapi.tracemalloc_track(9, id(o), 100 + k, bool(n & 1)),
+                lambda: _testcapi.tracemalloc_untrack(9, id(o)),
+            ):
+                try:
+                    call()
+                except RuntimeError:
+                    pass  # not tracing at that moment (-2), as with the stdlib
+            n += 1
+
+threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+for t in threads:
+    t.start()
+start = time.time()
+cycles = 0
+while time.time() - start < 1.5:
+    tm.start(5, sample_rate=4096 if cycles % 3 == 0 else None)
+    time.sleep(0.005)
+    tm.take_snapshot()
+    tm.clear_traces()
+    tm.stop()
+    cycles += 1
+tm.start(5)
+time.sleep(0.05)
+done.set()
+for t in threads:
+    t.join()
+left = tm.take_snapshot().filter_traces([tm.DomainFilter(True, 9)])
+assert len(left.traces) == 0, len(left.traces)  # every track was followed by its untrack
+tm.stop()
+print(cycles)
+"""
+
+
+def test_track_and_untrack_race_with_start_and_stop(tmp_path: Path) -> None:
+    """Threads track and untrack (with and without the GIL) while tracing starts and stops."""
+    pytest.importorskip("_testcapi")
+    import heapscope
+
+    root = str(Path(heapscope.__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", RACE],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) > 10
