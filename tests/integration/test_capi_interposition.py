@@ -211,3 +211,66 @@ def test_track_and_untrack_race_with_start_and_stop(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) > 10
+
+
+LOADER = """
+#include <dlfcn.h>
+static int call(const char *name) {
+    void *h = dlopen(name, RTLD_NOW);
+    if (!h) return -1;
+    int (*f)(void) = (int (*)(void))dlsym(h, "b_value");
+    return f ? f() : -2;
+}
+int by_runpath(void) { return call("libhsb.so"); }
+int by_origin(void) { return call("$ORIGIN/sub/libhsb.so"); }
+"""
+
+LOADER_PROGRAM = """
+import ctypes, sys
+import heapscope.tracemalloc as tm
+from heapscope import _native
+
+tm.start()
+before = _native._interposed_slots()
+lib = ctypes.CDLL(sys.argv[1])   # its dlopen slot now points at heapscope's
+assert _native._interposed_slots() > before
+print(lib.by_runpath(), lib.by_origin())
+tm.stop()
+"""
+
+
+def test_dlopen_from_a_patched_library_keeps_its_search_path(tmp_path: Path) -> None:
+    """A library that dlopens a bare name found through its own DT_RUNPATH ($ORIGIN/sub), or a
+    name with $ORIGIN, still finds it when its dlopen goes through heapscope's replacement."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "b.c").write_text("int b_value(void) { return 42; }\n")
+    (tmp_path / "a.c").write_text(LOADER)
+    build = [cc, "-shared", "-fPIC", "-O1", "-o"]
+    subprocess.run([*build, str(tmp_path / "sub" / "libhsb.so"), str(tmp_path / "b.c")], check=True)
+    subprocess.run(
+        [
+            *build,
+            str(tmp_path / "libhsa.so"),
+            str(tmp_path / "a.c"),
+            "-Wl,-rpath,$ORIGIN/sub",
+            "-Wl,--enable-new-dtags",
+            "-ldl",
+        ],
+        check=True,
+    )
+    import heapscope
+
+    root = str(Path(heapscope.__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADER_PROGRAM, str(tmp_path / "libhsa.so")],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["42", "42"]

@@ -7,7 +7,9 @@
 //! that object. Called from here, the loader would use heapscope's module instead, so the
 //! replacement finds its caller (an assembly entry reads the return address) and reproduces
 //! that part of the lookup: an object already loaded under that name, then the caller's search
-//! directories (`dlinfo(RTLD_DI_SERINFO)`), then the loader's own lookup (cache, defaults).
+//! directories from `LD_LIBRARY_PATH` and its `DT_RPATH`/`DT_RUNPATH` in the loader's order
+//! (`dlinfo(RTLD_DI_SERINFO)`), then the loader's own lookup (cache, default directories: the
+//! same for every caller; heapscope's module has no `DT_RPATH`/`DT_RUNPATH` of its own).
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 
@@ -15,6 +17,7 @@ use std::ffi::{c_char, c_int, c_void, CStr, CString};
 const RTLD_DL_LINKMAP: c_int = 2;
 /// `RTLD_DI_SERINFOSIZE` of `dlinfo`.
 const RTLD_DI_SERINFOSIZE: c_int = 5;
+
 
 #[repr(C)]
 struct SerPath {
@@ -137,7 +140,7 @@ unsafe fn open_as(filename: *const c_char, flags: c_int, caller: usize) -> *mut 
         return h;
     }
     // SAFETY: `caller_map` is a loaded object's link map, which is also its handle.
-    for dir in unsafe { search_dirs(caller_map) } {
+    for dir in unsafe { caller_dirs(caller_map) } {
         let mut path = dir;
         path.push(b'/');
         path.extend_from_slice(name);
@@ -150,6 +153,32 @@ unsafe fn open_as(filename: *const c_char, flags: c_int, caller: usize) -> *mut 
     }
     // SAFETY: as above; also sets the error dlerror reports if nothing was found.
     unsafe { libc::dlopen(filename, flags) }
+}
+
+/// The directories the caller searches before the ones every object searches: its list less
+/// the default directories at its end (the tail it shares with heapscope's module, which has no
+/// `DT_RPATH`/`DT_RUNPATH`). The loader's own lookup covers the rest, the cache first.
+///
+/// # Safety
+/// `caller` is a loaded object's handle.
+unsafe fn caller_dirs(caller: *mut c_void) -> Vec<Vec<u8>> {
+    // SAFETY: per the contract.
+    let mut theirs = unsafe { search_dirs(caller) };
+    // SAFETY: a plain query about an address of this module.
+    let own_map = unsafe { link_map_of(dlopen_replacement()) };
+    if own_map.is_null() {
+        return theirs;
+    }
+    // SAFETY: our own module is loaded.
+    let ours = unsafe { search_dirs(own_map) };
+    let shared = theirs
+        .iter()
+        .rev()
+        .zip(ours.iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    theirs.truncate(theirs.len() - shared);
+    theirs
 }
 
 /// The link map of the object holding `addr`, or null.
@@ -216,8 +245,8 @@ fn replace_origin(name: &[u8], origin: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The directories the loader searches for the dependencies of the object `handle`, in order
-/// (`LD_LIBRARY_PATH`, its `DT_RPATH`/`DT_RUNPATH`, the system directories; not the cache).
+/// The directories the loader searches for the dependencies of the object `handle`, in its
+/// order (`DT_RPATH`, `LD_LIBRARY_PATH`, `DT_RUNPATH`, the default directories; not the cache).
 ///
 /// # Safety
 /// `handle` is a loaded object's handle.
