@@ -156,4 +156,31 @@ fn blocks_of_an_extension_domain_are_rows_of_their_own() {
     let mut out = Vec::new();
     render_text(&p, &ReportOptions::default(), &mut out).expect("render");
     assert!(String::from_utf8_lossy(&out).contains("prog.py:3 [domain 389047]"));
+    // speedscope: the stack ends with a `[domain N]` frame after the profile's own frames.
+    let doc: serde_json::Value = serde_json::from_slice(
+        &heapscope_report::speedscope::render(&p, View::Peak).expect("speedscope"),
+    )
+    .expect("json");
+    let frames = doc["shared"]["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), p.frames.len() + 1);
+    assert_eq!(frames[p.frames.len()]["name"], "[domain 389047]");
+    let peak_samples = doc["profiles"][0]["samples"].as_array().expect("samples");
+    assert!(peak_samples
+        .iter()
+        .any(|s| s == &serde_json::json!([2, 0, 4])));
+    // pprof: a numeric `domain` label.
+    let msg = heapscope_report::pprof::to_message(&p, View::Peak);
+    let domain_key = msg
+        .string_table
+        .iter()
+        .position(|s| s == "domain")
+        .expect("domain string") as i64;
+    let labelled: Vec<i64> = msg
+        .sample
+        .iter()
+        .flat_map(|s| s.label.iter())
+        .filter(|l| l.key == domain_key)
+        .map(|l| l.num)
+        .collect();
+    assert_eq!(labelled, vec![389_047]);
 }

@@ -18,7 +18,6 @@ const RTLD_DL_LINKMAP: c_int = 2;
 /// `RTLD_DI_SERINFOSIZE` of `dlinfo`.
 const RTLD_DI_SERINFOSIZE: c_int = 5;
 
-
 #[repr(C)]
 struct SerPath {
     name: *const c_char,
