@@ -13,6 +13,19 @@ use hashbrown::HashMap;
 use crate::intern::TbId;
 use crate::state::{State, PENDING, RAW};
 
+/// The interner's per-traceback owner key: the OS thread id (profile mode; a `pid_t`, so 32
+/// bits) in the low half, the domain in the high half. Tracebacks of one stack in two domains
+/// are two tracebacks, so counters, peaks and the profiler's stacks keep domains apart.
+pub fn owner_key(thread: u64, domain: u32) -> u64 {
+    debug_assert!(u32::try_from(thread).is_ok(), "thread ids are pid_t");
+    thread | (u64::from(domain) << 32)
+}
+
+/// `(thread, domain)` of an owner key.
+pub fn split_owner(key: u64) -> (u64, u32) {
+    (key & u64::from(u32::MAX), (key >> 32) as u32)
+}
+
 /// Tracked blocks: (domain, address) -> (size, traceback).
 #[derive(Default)]
 pub struct DomainTable {
@@ -113,6 +126,19 @@ pub fn untrack(domain: u32, addr: usize) {
 #[cfg(test)]
 mod tests {
     use super::DomainTable;
+
+    #[test]
+    fn owner_keys_split_back() {
+        use super::{owner_key, split_owner};
+        assert_eq!(split_owner(owner_key(0, 0)), (0, 0));
+        assert_eq!(owner_key(0, 0), 0);
+        assert_eq!(owner_key(77, 0), 77);
+        assert_eq!(
+            split_owner(owner_key(4_194_303, 389_047)),
+            (4_194_303, 389_047)
+        );
+        assert_eq!(split_owner(owner_key(12, u32::MAX)), (12, u32::MAX));
+    }
 
     #[test]
     fn a_block_is_keyed_by_domain_and_address() {

@@ -111,12 +111,8 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
     let new_tbs = (ds.tb_to_stack.len()..st.interner.len())
         .map(|tb| {
             let tb = tb as TbId;
-            let record = st.interner.record(tb);
-            (
-                st.interner.frames(tb).to_vec(),
-                record.thread,
-                record.domain,
-            )
+            let (thread, domain) = crate::domains::split_owner(st.interner.record(tb).thread);
+            (st.interner.frames(tb).to_vec(), thread, domain)
         })
         .collect();
     let figures = st

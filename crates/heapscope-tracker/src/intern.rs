@@ -20,9 +20,6 @@ pub struct TbRecord {
     /// OS thread id in profile mode, 0 otherwise (so threads share tracebacks).
     pub thread: u64,
     hash: u64,
-    /// The tracemalloc domain of the blocks allocated here: 0 for the interpreter's own,
-    /// what an extension passed to `PyTraceMalloc_Track` otherwise.
-    pub domain: u32,
 }
 
 /// The traceback interner.
@@ -58,17 +55,15 @@ impl Interner {
         frames: &[RawFrame],
         total_nframe: u16,
         thread: u64,
-        domain: u32,
         hash: u64,
     ) -> (TbId, bool) {
-        let hash = hash ^ thread ^ (u64::from(domain) << 40);
+        let hash = hash ^ thread;
         let (arena, records) = (&self.arena, &self.records);
         let same = |id: TbId| {
             let r = &records[id as usize];
             r.hash == hash
                 && r.total_nframe == total_nframe
                 && r.thread == thread
-                && r.domain == domain
                 && usize::from(r.len) == frames.len()
                 && frames_eq(
                     &arena[r.start as usize..r.start as usize + frames.len()],
@@ -96,7 +91,6 @@ impl Interner {
             total_nframe,
             thread,
             hash,
-            domain,
         });
         self.arena.extend_from_slice(frames);
         let records = &self.records;

@@ -263,9 +263,11 @@ impl State {
             0
         };
         let frames = &self.scratch[..captured.nframe];
-        let (tb, new) =
-            self.interner
-                .intern(frames, captured.total_nframe, thread, domain, captured.hash);
+        // The domain goes into the interner's owner key beside the thread (`domains.rs`).
+        let owner = crate::domains::owner_key(thread, domain);
+        let (tb, new) = self
+            .interner
+            .intern(frames, captured.total_nframe, owner, captured.hash);
         if new {
             self.on_new_traceback(tb);
         }
