@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use hashbrown::HashMap;
 
 use crate::intern::TbId;
-use crate::state::{State, PENDING, RAW};
+use crate::state::{Dest, State, PENDING, RAW};
 
 /// The interner's per-traceback owner key: the OS thread id (profile mode; a `pid_t`, so 32
 /// bits) in the low half, the domain in the high half. Tracebacks of one stack in two domains
@@ -99,13 +99,9 @@ impl State {
             (None, false) => Some(size as u64),
             (Some(sampler), false) => sampler.sample(size as u64),
         };
-        // SAFETY: per this function's contract.
-        let tb = weight.and_then(|_| unsafe { self.traceback_here(domain) });
-        if let (Some(weight), Some(tb)) = (weight, tb) {
-            if let Some(r) = RAW.lock().as_mut() {
-                r.domains.insert(domain, addr, weight, tb);
-            }
-            self.stats.alloc(tb, weight);
+        if let Some(weight) = weight {
+            // SAFETY: per this function's contract.
+            unsafe { self.record(addr as *mut std::ffi::c_void, weight, Dest::tracked(domain)) };
         }
         self.publish();
     }
