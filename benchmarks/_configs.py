@@ -45,6 +45,7 @@ SIZES: dict[str, dict[str, int | None]] = {
     "full": {},
     "quick": {
         "json_roundtrip": 5,
+        "numpy_arrays": 15_000,
         "records": 40_000,
         "strings": 30_000,
         "trees": 13,
@@ -53,6 +54,7 @@ SIZES: dict[str, dict[str, int | None]] = {
     },
     "tiny": {
         "json_roundtrip": 1,
+        "numpy_arrays": 1_000,
         "records": 2_000,
         "strings": 2_000,
         "trees": 8,

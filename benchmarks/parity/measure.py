@@ -42,6 +42,7 @@ def main() -> None:
     if os.environ.get("PARITY_MODULES"):
         with open(os.environ["PARITY_MODULES"], "w") as f:
             f.write("\n".join(sorted(sys.modules)))
+    gc.collect()  # as `heapscope run` does when it starts tracing
     tracer_module.start(1)
     with contextlib.redirect_stdout(output):
         exec(code, module.__dict__)

@@ -3,7 +3,7 @@
 The file that ships with this interpreter is loaded with only its imports of ``tracemalloc``
 changed: the module's own ``import tracemalloc`` line, and the ``import tracemalloc; ...`` code
 that TestCommandLine runs in child interpreters (which heapscope honours the ``-X tracemalloc``
-and ``PYTHONTRACEMALLOC`` switches of, see heapscope._startup_tracing). Five of its classes
+and ``PYTHONTRACEMALLOC`` switches of, see heapscope._startup_tracing). Six of its classes
 become pytest test classes (each test method is a pytest item).
 
 TestCommandLine, test by test: ``test_env_var_*`` and ``test_sys_xoptions`` check that
@@ -32,6 +32,7 @@ _CLASSES = (
     "TestSnapshot",
     "TestFilters",
     "TestCommandLine",
+    "TestCAPI",
 )
 # Tests expected to fail, with the reason (none: free-list objects are re-attributed on every
 # version, through PyRefTracer on 3.13+ and a redirected _Py_NewReference on 3.11).
@@ -76,5 +77,8 @@ TestTracemallocEnabled = _expose("TestTracemallocEnabled")
 TestSnapshot = _expose("TestSnapshot")
 TestFilters = _expose("TestFilters")
 TestCommandLine = _expose("TestCommandLine")
+# PyTraceMalloc_Track / Untrack through _testcapi: heapscope's versions are what the extension
+# calls while tracing (its GOT slots are patched), _PyTraceMalloc_GetTraceback too.
+TestCAPI = _expose("TestCAPI")
 
 __all__ = list(_CLASSES)

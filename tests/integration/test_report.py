@@ -94,7 +94,7 @@ def test_json_shape(capture: Path) -> None:
     assert isinstance(rows, list)
     assert 0 < len(rows) <= 5
     for row in rows:
-        assert set(row) == {"file", "line", "function", "size", "count"}
+        assert set(row) == {"file", "line", "function", "size", "count", "domain"}
         assert isinstance(row["size"], int)
     sizes = [r["size"] for r in rows]
     assert sizes == sorted(sizes, reverse=True)

@@ -135,3 +135,26 @@ def test_html_view(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) 
     srcdoc = unescape(html.split('srcdoc="', 1)[1].split('"', 1)[0])
     assert srcdoc.lstrip().lower().startswith("<!doctype html>")
     assert "ipython-input" in srcdoc and 'type="application/json"' in srcdoc
+
+
+def test_numpy_arrays_are_measured(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """numpy reports its buffers through PyTraceMalloc_Track: the magic counts them."""
+    skip_if_traced()
+    pytest.importorskip("numpy")
+    result = shell.run_cell(
+        "%%heapscope\n"
+        "import numpy as np\n"
+        "keep_np = np.zeros(1_000_000)\n"
+        "tmp = np.empty(3_000_000)\n"
+        "del tmp\n"
+    )
+    assert result.success
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("heapscope: peak 30.")  # 7.6 MiB kept + 22.9 MiB temporary
+    assert lines[1] == "Top lines at the peak:"
+    assert "22.9 MiB" in lines[2] and lines[2].endswith(":3")
+    kept = lines.index("What it kept:")
+    assert "7.6 MiB" in lines[kept + 1] and lines[kept + 1].endswith(":2")
+    shell.user_ns.pop("keep_np")

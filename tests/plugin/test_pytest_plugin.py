@@ -139,6 +139,32 @@ def test_limits_with_the_flag(isolated_pytester: pytest.Pytester) -> None:
     assert len([line for line in result.stdout.lines if line.startswith("heapscope:")]) == 3
 
 
+NUMPY_LIMITED = """
+import numpy as np
+import pytest
+
+@pytest.mark.limit_memory("1 MB")
+def test_numpy_peak():
+    tmp = np.zeros(500_000)
+    del tmp
+"""
+
+
+def test_numpy_buffers_count_against_the_limits(isolated_pytester: pytest.Pytester) -> None:
+    """numpy reports its buffers through PyTraceMalloc_Track: the plugin counts them."""
+    pytest.importorskip("numpy")
+    isolated_pytester.makepyfile(test_np=NUMPY_LIMITED)
+    result = run(isolated_pytester, "--heapscope")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "heapscope: the test's peak traced memory 3.8 MiB*exceeds limit_memory('1 MB')*",
+            "Top allocating lines*",
+            "*3.8 MiB*blocks*test_np.py:6",
+        ]
+    )
+
+
 def test_bad_markers_are_setup_errors(isolated_pytester: pytest.Pytester) -> None:
     isolated_pytester.makepyfile(
         """

@@ -14,6 +14,9 @@ pub struct NewStack {
     pub frames: Vec<FrameId>,
     /// OS thread id of the thread that allocated from this stack.
     pub thread_native_id: u64,
+    /// tracemalloc domain of its blocks: 0 for the interpreter's, else what an extension
+    /// passed to `PyTraceMalloc_Track` (numpy: 389047).
+    pub domain: u32,
 }
 
 /// Running counters of one stack.

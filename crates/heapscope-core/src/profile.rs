@@ -15,6 +15,9 @@ pub struct Stack {
     pub frames: Vec<FrameId>,
     /// Index into [`Profile::threads`].
     pub thread: u32,
+    /// tracemalloc domain of the blocks allocated here (0: the interpreter's own; an
+    /// extension's domain for what it reported through `PyTraceMalloc_Track`).
+    pub domain: u32,
 }
 
 /// A thread seen during the run.
@@ -133,7 +136,8 @@ impl Profile {
         let mut stacks = vec![
             Stack {
                 frames: Vec::new(),
-                thread: 0
+                thread: 0,
+                domain: 0,
             };
             delta.new_stacks.len()
         ];
@@ -152,6 +156,7 @@ impl Profile {
                 *slot = Stack {
                     frames: s.frames.clone(),
                     thread: thread as u32,
+                    domain: s.domain,
                 };
             }
         }
@@ -202,11 +207,13 @@ mod from_delta_tests {
                     id: 0,
                     frames: vec![0, 1],
                     thread_native_id: 7,
+                    domain: 0,
                 },
                 NewStack {
                     id: 1,
                     frames: vec![1],
                     thread_native_id: 9,
+                    domain: 0,
                 },
             ],
             changed: vec![

@@ -47,11 +47,13 @@ fn capture(finish: bool) -> Vec<u8> {
                 id: 0,
                 frames: vec![0, 2],
                 thread_native_id: 11,
+                domain: 0,
             },
             NewStack {
                 id: 1,
                 frames: vec![1, 2],
                 thread_native_id: 11,
+                domain: 0,
             },
         ],
         changed: vec![counters(0, 50 * MB, 50 * MB), counters(1, 10 * MB, 10 * MB)],
@@ -149,6 +151,7 @@ fn dangling_references_are_corrupt() {
             id: 0,
             frames: vec![9],
             thread_native_id: 1,
+            domain: 0,
         }],
         ..ProfileDelta::default()
     };
@@ -205,11 +208,13 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
                 id: 0,
                 frames: vec![0, 1, 2],
                 thread_native_id: 1,
+                domain: 0,
             },
             NewStack {
                 id: 1,
                 frames: vec![1, 2],
                 thread_native_id: 1,
+                domain: 0,
             },
         ],
         ..ProfileDelta::default()
@@ -218,4 +223,33 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
     let p = replay(&rec.finish(1).expect("finish")[..], &mut |_| {}).expect("replay");
     assert_eq!(p.stacks[0].frames, vec![0]);
     assert_eq!(p.stacks[1].frames, vec![1, 2]);
+}
+
+#[test]
+fn stacks_keep_their_tracemalloc_domain() {
+    let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
+    let delta = ProfileDelta {
+        new_frames: vec![(0, frame("build", 5))],
+        new_stacks: vec![
+            NewStack {
+                id: 0,
+                frames: vec![0],
+                thread_native_id: 1,
+                domain: 0,
+            },
+            NewStack {
+                id: 1,
+                frames: vec![0],
+                thread_native_id: 1,
+                domain: 389_047,
+            },
+        ],
+        changed: vec![counters(0, 100, 100), counters(1, 4 * MB, 4 * MB)],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(10, &delta).expect("delta");
+    let p = replay(&rec.finish(20).expect("finish")[..], &mut |_| {}).expect("replay");
+    let domains: Vec<u32> = p.stacks.iter().map(|s| s.domain).collect();
+    assert_eq!(domains, vec![0, 389_047]);
+    assert_eq!(bytes_of(p.view(View::End), 1), 4 * MB);
 }

@@ -117,6 +117,14 @@ fn get_tracemalloc_memory(py: Python<'_>) -> usize {
     tracker::tracer_memory(gil(py))
 }
 
+/// Number of GOT slots of loaded objects that point at heapscope's replacements
+/// (`PyTraceMalloc_Track`, `PyTraceMalloc_Untrack`, `_PyTraceMalloc_GetTraceback`, `dlopen`,
+/// `dlclose`); 0 when not tracing.
+#[pyfunction]
+fn _interposed_slots() -> usize {
+    tracker::interposed_slots()
+}
+
 /// Number of live traced blocks.
 #[pyfunction]
 fn _trace_count(py: Python<'_>) -> usize {
@@ -226,6 +234,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_traceback_limit, m)?)?;
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
     m.add_function(wrap_pyfunction!(_profile_of_tracer, m)?)?;

@@ -1,7 +1,8 @@
 //! Collapsed ("folded") stacks, as read by Brendan Gregg's flamegraph.pl and inferno: one line
 //! per distinct stack, `root;caller;leaf bytes`, sorted, identical stacks merged.
 //!
-//! Frames are named `function (file:line)`. The format has no escaping, so characters that
+//! Frames are named `function (file:line)`; blocks a C extension reported in its own
+//! tracemalloc domain end their stack with a `[domain N]` frame. The format has no escaping, so characters that
 //! would break a line (`;` separates frames, line breaks separate stacks) are replaced.
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use std::fmt::Write;
 
 use heapscope_core::profile::{Profile, View};
 
+use crate::group::domain_tag;
 use crate::labels::{frame_label, frames_root_first, stack_of};
 
 fn clean(label: &str) -> String {
@@ -47,6 +49,10 @@ pub fn render(profile: &Profile, view: View) -> String {
         }
         if key.is_empty() {
             key.push_str("[unknown]");
+        }
+        if stack.domain != 0 {
+            key.push(';');
+            key.push_str(&domain_tag(stack.domain));
         }
         *lines.entry(key).or_default() += stat.bytes;
     }

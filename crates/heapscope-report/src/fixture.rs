@@ -40,6 +40,8 @@ struct StackJson {
     frames: Vec<u32>,
     #[serde(default)]
     thread: u32,
+    #[serde(default)]
+    domain: u32,
 }
 
 #[derive(Deserialize, Default)]
@@ -101,6 +103,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
             .map(|s| Stack {
                 frames: s.frames,
                 thread: s.thread,
+                domain: s.domain,
             })
             .collect(),
         threads: p
@@ -186,6 +189,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
         stacks.push(Stack {
             frames: ids,
             thread: u32::from(i % 13 == 0),
+            domain: 0,
         });
         let id = i as u32;
         let big = if next() % 100 == 0 { 1 << 8 } else { 1 };

@@ -11,6 +11,19 @@ use crate::labels::{frames_root_first, stack_of};
 pub const ROOT: i64 = -1;
 /// `FlameTree::frame` value of an "other" node (pruned siblings merged together).
 pub const OTHER: i64 = -2;
+/// `FlameTree::frame` values from this one down are domain nodes (`DOMAIN_BASE - domain`): a
+/// leaf under a stack's frames for blocks a C extension reported in its own tracemalloc domain.
+pub const DOMAIN_BASE: i64 = -3;
+
+/// The `FlameTree::frame` value of the node of `domain`.
+pub fn domain_node(domain: u32) -> i64 {
+    DOMAIN_BASE - i64::from(domain)
+}
+
+/// The domain of a domain node, `None` for any other node.
+pub fn node_domain(frame: i64) -> Option<u32> {
+    (frame <= DOMAIN_BASE).then(|| (DOMAIN_BASE - frame) as u32)
+}
 
 /// How much of a tree to keep.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +76,7 @@ pub fn build(profile: &Profile, view: View, pruning: Pruning) -> FlameTree {
         bytes: 0,
         count: 0,
     }];
-    let mut index: HashMap<(usize, u32), usize> = HashMap::new();
+    let mut index: HashMap<(usize, i64), usize> = HashMap::new();
     for stat in profile.view(view) {
         let Some(stack) = stack_of(profile, stat) else {
             continue;
@@ -74,10 +87,12 @@ pub fn build(profile: &Profile, view: View, pruning: Pruning) -> FlameTree {
         let mut at = 0;
         nodes[0].bytes += stat.bytes;
         nodes[0].count += stat.count;
-        for (id, _) in frames_root_first(profile, stack) {
+        let domain = (stack.domain != 0).then(|| domain_node(stack.domain));
+        let ids = frames_root_first(profile, stack).map(|(id, _)| i64::from(id));
+        for id in ids.chain(domain) {
             let next = *index.entry((at, id)).or_insert_with(|| {
                 nodes.push(Node {
-                    frame: i64::from(id),
+                    frame: id,
                     parent: at,
                     bytes: 0,
                     count: 0,

@@ -90,22 +90,37 @@ pub struct Row {
     pub count: u64,
     /// The frames of the stack, most recent first (grouping by stack only).
     pub stack: Vec<Frame>,
+    /// tracemalloc domain of the row's blocks: 0 for the interpreter's, else the domain a C
+    /// extension reported them in through `PyTraceMalloc_Track` (numpy: 389047). Rows of one
+    /// line in two domains are two rows.
+    pub domain: u32,
 }
 
 impl Row {
-    /// `file:line`, or `file` when the row has no line.
+    /// `file:line`, or `file` when the row has no line; followed by ` [domain N]` for blocks
+    /// an extension reported in its own domain.
     pub fn location(&self) -> String {
-        if self.line == 0 {
+        let place = if self.line == 0 {
             self.file.clone()
         } else {
             format!("{}:{}", self.file, self.line)
+        };
+        if self.domain == 0 {
+            place
+        } else {
+            format!("{place} {}", domain_tag(self.domain))
         }
     }
 }
 
+/// How a domain is shown next to a location or in a flame graph: `[domain 389047]`.
+pub fn domain_tag(domain: u32) -> String {
+    format!("[domain {domain}]")
+}
+
 #[derive(Hash, PartialEq, Eq)]
 enum Key {
-    Frame(String, String, u32),
+    Frame(String, String, u32, u32),
     Stack(u32),
 }
 
@@ -130,7 +145,7 @@ pub fn group(profile: &Profile, view: View, by: GroupBy) -> Vec<Row> {
         };
         let key = match by {
             GroupBy::Stack => Key::Stack(stat.stack),
-            _ => Key::Frame(file.to_owned(), function.to_owned(), line),
+            _ => Key::Frame(file.to_owned(), function.to_owned(), line, stack.domain),
         };
         let i = *index.entry(key).or_insert_with(|| {
             let stack_frames = if by == GroupBy::Stack {
@@ -150,6 +165,7 @@ pub fn group(profile: &Profile, view: View, by: GroupBy) -> Vec<Row> {
                 size: 0,
                 count: 0,
                 stack: stack_frames,
+                domain: stack.domain,
             });
             rows.len() - 1
         });
@@ -160,7 +176,14 @@ pub fn group(profile: &Profile, view: View, by: GroupBy) -> Vec<Row> {
         b.size
             .cmp(&a.size)
             .then(b.count.cmp(&a.count))
-            .then_with(|| (&a.file, a.line, &a.function).cmp(&(&b.file, b.line, &b.function)))
+            .then_with(|| {
+                (&a.file, a.line, &a.function, a.domain).cmp(&(
+                    &b.file,
+                    b.line,
+                    &b.function,
+                    b.domain,
+                ))
+            })
     });
     rows
 }

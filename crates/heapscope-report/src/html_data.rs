@@ -1,5 +1,6 @@
 //! The data the HTML report embeds: compact, pruned, every string in one shared table.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
@@ -8,6 +9,7 @@ use heapscope_core::profile::{Profile, View};
 use serde::Serialize;
 
 use crate::flame::{self, FlameTree, Pruning};
+use crate::group::domain_tag;
 use crate::labels::{stack_of, view_name, VIEWS};
 
 /// Rows kept in each top-N table.
@@ -19,7 +21,7 @@ pub const MAX_POINTS: usize = 2000;
 pub struct ReportData<'a> {
     pub initial: &'static str,
     pub meta: MetaData<'a>,
-    pub strings: Vec<&'a str>,
+    pub strings: Vec<Cow<'a, str>>,
     /// `[function string, file string, line]` per embedded frame.
     pub frames: Vec<[u32; 3]>,
     pub views: BTreeMap<&'static str, ViewData>,
@@ -82,10 +84,14 @@ pub struct Timeline {
 
 #[derive(Default)]
 struct Interner<'a> {
-    strings: Vec<&'a str>,
+    strings: Vec<Cow<'a, str>>,
     index: HashMap<&'a str, u32>,
     frames: Vec<[u32; 3]>,
     frame_index: HashMap<u32, u32>,
+    /// Labels made here (domain tags), by text.
+    owned: HashMap<String, u32>,
+    /// Embedded frame of each domain node.
+    domain_frames: HashMap<u32, u32>,
 }
 
 impl<'a> Interner<'a> {
@@ -94,9 +100,31 @@ impl<'a> Interner<'a> {
             return i;
         }
         let i = self.strings.len() as u32;
-        self.strings.push(s);
+        self.strings.push(Cow::Borrowed(s));
         self.index.insert(s, i);
         i
+    }
+
+    fn owned_string(&mut self, s: String) -> u32 {
+        if let Some(&i) = self.owned.get(&s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(Cow::Owned(s.clone()));
+        self.owned.insert(s, i);
+        i
+    }
+
+    /// A pseudo-frame `[domain N]` for the flame graph's domain nodes.
+    fn domain_frame(&mut self, domain: u32) -> i64 {
+        if let Some(&i) = self.domain_frames.get(&domain) {
+            return i64::from(i);
+        }
+        let entry = [self.owned_string(domain_tag(domain)), self.string(""), 0];
+        let i = self.frames.len() as u32;
+        self.frames.push(entry);
+        self.domain_frames.insert(domain, i);
+        i64::from(i)
     }
 
     fn frame(&mut self, profile: &'a Profile, id: u32) -> i64 {
@@ -130,6 +158,8 @@ fn tree<'a>(profile: &'a Profile, view: View, interner: &mut Interner<'a>) -> (T
     for f in &mut frame {
         if *f >= 0 {
             *f = interner.frame(profile, *f as u32);
+        } else if let Some(domain) = flame::node_domain(*f) {
+            *f = interner.domain_frame(domain);
         }
     }
     (
@@ -149,7 +179,7 @@ fn tables<'a>(
     view: View,
     interner: &mut Interner<'a>,
 ) -> (Vec<LineRow>, Vec<FileRow>) {
-    let mut lines: HashMap<(&str, u32), (&str, u64, u64)> = HashMap::new();
+    let mut lines: HashMap<(&str, u32, u32), (&str, u64, u64)> = HashMap::new();
     let mut files: HashMap<&str, (u64, u64)> = HashMap::new();
     for stat in profile.view(view) {
         let Some(stack) = stack_of(profile, stat) else {
@@ -163,7 +193,7 @@ fn tables<'a>(
             continue;
         };
         let row = lines
-            .entry((&leaf.filename, leaf.lineno))
+            .entry((&leaf.filename, leaf.lineno, stack.domain))
             .or_insert((&leaf.function, 0, 0));
         row.1 += stat.bytes;
         row.2 += stat.count;
@@ -178,14 +208,13 @@ fn tables<'a>(
     let by_line = lines
         .into_iter()
         .take(TOP_N)
-        .map(|((file, line), (func, bytes, count))| {
-            (
-                interner.string(file),
-                line,
-                interner.string(func),
-                bytes,
-                count,
-            )
+        .map(|((file, line, domain), (func, bytes, count))| {
+            let func = if domain == 0 {
+                interner.string(func)
+            } else {
+                interner.owned_string(format!("{func} {}", domain_tag(domain)))
+            };
+            (interner.string(file), line, func, bytes, count)
         })
         .collect();
     let by_file = files

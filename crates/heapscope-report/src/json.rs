@@ -1,4 +1,5 @@
-//! The JSON report: `{"meta": {...}, "rows": [{"file", "line", "function", "size", "count"}]}`,
+//! The JSON report: `{"meta": {...}, "rows": [{"file", "line", "function", "size", "count",
+//! "domain"}]}` (domain: the tracemalloc domain, 0 but for blocks C extensions report),
 //! sizes in bytes, largest first.
 
 use heapscope_core::profile::Profile;
@@ -43,6 +44,7 @@ pub fn report_json(profile: &Profile, opts: &ReportOptions) -> Value {
                 "function": r.function,
                 "size": r.size,
                 "count": r.count,
+                "domain": r.domain,
             })
         })
         .collect();

@@ -3,7 +3,8 @@
 //! (memory held at the peak, or at the end with `View::End`).
 //!
 //! Each profile frame becomes one Location (id = frame id + 1) with one Line; functions are
-//! keyed by (name, file) and start at the first line seen. Samples carry a `thread` label.
+//! keyed by (name, file) and start at the first line seen. Samples carry a `thread` label, and a numeric `domain`
+//! label for blocks a C extension reported in its own tracemalloc domain.
 
 use hashbrown::HashMap;
 use std::io::Write;
@@ -118,14 +119,23 @@ fn samples(profile: &Profile, live: &[StackStat], strings: &mut Strings) -> Vec<
             .threads
             .get(stack.thread as usize)
             .map_or("", |t| t.name.as_str());
+        let mut label = vec![pb::Label {
+            key: thread_key,
+            str: strings.get(thread),
+            ..Default::default()
+        }];
+        if stack.domain != 0 {
+            // Blocks a C extension reported in its own tracemalloc domain.
+            label.push(pb::Label {
+                key: strings.get("domain"),
+                num: i64::from(stack.domain),
+                ..Default::default()
+            });
+        }
         samples.push(pb::Sample {
             location_id,
             value: v.iter().map(|&x| clamp(x)).collect(),
-            label: vec![pb::Label {
-                key: thread_key,
-                str: strings.get(thread),
-                ..Default::default()
-            }],
+            label,
         });
     }
     samples

@@ -1,10 +1,14 @@
 //! speedscope export: one JSON file per speedscope's file-format schema
 //! (<https://www.speedscope.app/file-format-schema.json>), with one "sampled" profile per view
-//! (peak, end, total; unit bytes), the chosen view active. Samples list frames root first.
+//! (peak, end, total; unit bytes), the chosen view active. Samples list frames root first;
+//! blocks a C extension reported in its own tracemalloc domain end with a `[domain N]` frame.
+
+use std::borrow::Cow;
 
 use heapscope_core::profile::{Profile, View};
 use serde::Serialize;
 
+use crate::group::domain_tag;
 use crate::labels::{function_name, stack_of, view_title, VIEWS};
 use crate::ReportError;
 
@@ -29,7 +33,7 @@ struct Shared<'a> {
 
 #[derive(Serialize)]
 struct Frame<'a> {
-    name: &'a str,
+    name: Cow<'a, str>,
     file: &'a str,
     line: u32,
 }
@@ -48,7 +52,20 @@ struct SampledProfile {
     weights: Vec<u64>,
 }
 
-fn sampled(profile: &Profile, view: View) -> SampledProfile {
+/// The index of the pseudo-frame of each domain, after the profile's frames.
+fn domain_frames(profile: &Profile) -> Vec<u32> {
+    let mut domains: Vec<u32> = profile
+        .stacks
+        .iter()
+        .map(|s| s.domain)
+        .filter(|&d| d != 0)
+        .collect();
+    domains.sort_unstable();
+    domains.dedup();
+    domains
+}
+
+fn sampled(profile: &Profile, view: View, domains: &[u32]) -> SampledProfile {
     let mut samples = Vec::new();
     let mut weights = Vec::new();
     for stat in profile.view(view) {
@@ -58,15 +75,17 @@ fn sampled(profile: &Profile, view: View) -> SampledProfile {
         if stat.bytes == 0 {
             continue;
         }
-        samples.push(
-            stack
-                .frames
-                .iter()
-                .rev()
-                .copied()
-                .filter(|&f| (f as usize) < profile.frames.len())
-                .collect(),
-        );
+        let mut frames: Vec<u32> = stack
+            .frames
+            .iter()
+            .rev()
+            .copied()
+            .filter(|&f| (f as usize) < profile.frames.len())
+            .collect();
+        if let Ok(k) = domains.binary_search(&stack.domain) {
+            frames.push((profile.frames.len() + k) as u32);
+        }
+        samples.push(frames);
         weights.push(stat.bytes);
     }
     SampledProfile {
@@ -82,19 +101,28 @@ fn sampled(profile: &Profile, view: View) -> SampledProfile {
 
 /// The speedscope JSON of a profile, with `active` shown first when opened.
 pub fn render(profile: &Profile, active: View) -> Result<Vec<u8>, ReportError> {
+    let domains = domain_frames(profile);
     let frames = profile
         .frames
         .iter()
         .map(|f| Frame {
-            name: function_name(f),
+            name: Cow::Borrowed(function_name(f)),
             file: &f.filename,
             line: f.lineno,
         })
+        .chain(domains.iter().map(|&d| Frame {
+            name: Cow::Owned(domain_tag(d)),
+            file: "",
+            line: 0,
+        }))
         .collect();
     let file = File {
         schema: SCHEMA,
         shared: Shared { frames },
-        profiles: VIEWS.iter().map(|&v| sampled(profile, v)).collect(),
+        profiles: VIEWS
+            .iter()
+            .map(|&v| sampled(profile, v, &domains))
+            .collect(),
         name: format!("heapscope: {}", profile.meta.command.join(" ")),
         active_profile_index: VIEWS.iter().position(|&v| v == active).unwrap_or(0),
         exporter: format!("heapscope {}", env!("CARGO_PKG_VERSION")),

@@ -47,14 +47,17 @@ fn profile(peak_mb: u64) -> Profile {
             Stack {
                 frames: vec![0, 2],
                 thread: 0,
+                domain: 0,
             },
             Stack {
                 frames: vec![1, 2],
                 thread: 0,
+                domain: 0,
             },
             Stack {
                 frames: vec![3, 2],
                 thread: 0,
+                domain: 0,
             },
         ],
         threads: vec![ThreadInfo {
@@ -116,4 +119,68 @@ fn diff_by_line_orders_by_change() {
     let mut out = Vec::new();
     render_diff_text(&profile(50), &profile(80), View::Peak, 10, &mut out).expect("render");
     insta::assert_snapshot!(String::from_utf8_lossy(&out));
+}
+
+#[test]
+fn blocks_of_an_extension_domain_are_rows_of_their_own() {
+    let mut p = profile(50);
+    p.stacks.push(Stack {
+        frames: vec![0, 2],
+        thread: 0,
+        domain: 389_047,
+    });
+    p.at_peak.push(StackStat {
+        stack: 3,
+        bytes: 20 * MB,
+        count: 1,
+    });
+    let rows = group(&p, View::Peak, GroupBy::Line);
+    let at_line_3: Vec<_> = rows.iter().filter(|r| r.line == 3).collect();
+    assert_eq!(at_line_3.len(), 2);
+    assert_eq!((at_line_3[0].domain, at_line_3[0].size), (0, 50 * MB));
+    assert_eq!((at_line_3[1].domain, at_line_3[1].size), (389_047, 20 * MB));
+    assert_eq!(at_line_3[1].location(), "prog.py:3 [domain 389047]");
+    let value = report_json(&p, &ReportOptions::default());
+    let domains: Vec<u64> = value["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["domain"].as_u64())
+        .collect();
+    assert_eq!(domains, vec![0, 389_047, 0]);
+    let folded = heapscope_report::collapsed::render(&p, View::Peak);
+    assert!(
+        folded.contains("peak (prog.py:3);[domain 389047] 20971520\n"),
+        "{folded}"
+    );
+    let mut out = Vec::new();
+    render_text(&p, &ReportOptions::default(), &mut out).expect("render");
+    assert!(String::from_utf8_lossy(&out).contains("prog.py:3 [domain 389047]"));
+    // speedscope: the stack ends with a `[domain N]` frame after the profile's own frames.
+    let doc: serde_json::Value = serde_json::from_slice(
+        &heapscope_report::speedscope::render(&p, View::Peak).expect("speedscope"),
+    )
+    .expect("json");
+    let frames = doc["shared"]["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), p.frames.len() + 1);
+    assert_eq!(frames[p.frames.len()]["name"], "[domain 389047]");
+    let peak_samples = doc["profiles"][0]["samples"].as_array().expect("samples");
+    assert!(peak_samples
+        .iter()
+        .any(|s| s == &serde_json::json!([2, 0, 4])));
+    // pprof: a numeric `domain` label.
+    let msg = heapscope_report::pprof::to_message(&p, View::Peak);
+    let domain_key = msg
+        .string_table
+        .iter()
+        .position(|s| s == "domain")
+        .expect("domain string") as i64;
+    let labelled: Vec<i64> = msg
+        .sample
+        .iter()
+        .flat_map(|s| s.label.iter())
+        .filter(|l| l.key == domain_key)
+        .map(|l| l.num)
+        .collect();
+    assert_eq!(labelled, vec![389_047]);
 }

@@ -26,8 +26,8 @@ struct DrainState {
     /// generation: spares hashing the frame's strings for every frame of every new stack.
     by_index: Vec<FrameId>,
     generation: u64,
-    /// Stacks by a 128-bit hash of their frame ids and thread (16 bytes a stack instead of a
-    /// copy of its frames: a collision has a chance of about 2^-128 per pair).
+    /// Stacks by a 128-bit hash of their frame ids, thread and domain (16 bytes a stack
+    /// instead of a copy of its frames: a collision has a chance of about 2^-128 per pair).
     stack_ids: HashMap<u128, StackId>,
     last: Vec<StackCounters>,
     last_peak: Vec<(u64, u64)>,
@@ -46,7 +46,8 @@ pub fn reset_drain(_gil: Gil) {
 
 struct Copied {
     layout: &'static crate::stack::FrameLayout,
-    new_tbs: Vec<(Vec<RawFrame>, u64)>,
+    /// Frames, thread and domain of each traceback interned since the last drain.
+    new_tbs: Vec<(Vec<RawFrame>, u64, u32)>,
     figures: Vec<[u64; 6]>,
     totals: [u64; 4],
 }
@@ -112,10 +113,8 @@ fn copy_state(ds: &mut DrainState) -> Option<Copied> {
     let new_tbs = (ds.tb_to_stack.len()..st.interner.len())
         .map(|tb| {
             let tb = tb as TbId;
-            (
-                st.interner.frames(tb).collect(),
-                st.interner.record(tb).thread,
-            )
+            let (thread, domain) = crate::domains::split_owner(st.interner.record(tb).thread);
+            (st.interner.frames(tb).collect(), thread, domain)
         })
         .collect();
     let figures = st
@@ -150,7 +149,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
         ds.generation = r.generation();
         ds.by_index.clear();
     }
-    for (raw, thread) in &c.new_tbs {
+    for (raw, thread, domain) in &c.new_tbs {
         let frames: Vec<FrameId> = raw
             .iter()
             .map(|&f| {
@@ -180,7 +179,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
             })
             .collect();
         let next = ds.last.len() as StackId;
-        let key = stack_key(&frames, *thread);
+        let key = stack_key(&frames, crate::domains::owner_key(*thread, *domain));
         let id = if let Some(&id) = ds.stack_ids.get(&key) {
             id
         } else {
@@ -188,6 +187,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
                 id: next,
                 frames,
                 thread_native_id: *thread,
+                domain: *domain,
             });
             ds.stack_ids.insert(key, next);
             ds.last.push(StackCounters {

@@ -9,17 +9,24 @@ use crate::state::RAW;
 static REGISTER: Once = Once::new();
 
 extern "C" fn prepare() {
+    crate::native::fork_prepare();
     std::mem::forget(RAW.lock());
 }
 
 extern "C" fn parent() {
-    // SAFETY: `prepare` took the lock in this thread and forgot its guard.
-    unsafe { RAW.force_unlock() };
+    // SAFETY: `prepare` took the locks in this thread and forgot their guards.
+    unsafe {
+        RAW.force_unlock();
+        crate::native::fork_release();
+    }
 }
 
 extern "C" fn child() {
-    // SAFETY: the child's only thread is the one that took the lock in `prepare`.
-    unsafe { RAW.force_unlock() };
+    // SAFETY: the child's only thread is the one that took the locks in `prepare`.
+    unsafe {
+        RAW.force_unlock();
+        crate::native::fork_release();
+    }
 }
 
 /// Register the fork handlers once per process.

@@ -261,6 +261,27 @@ fn raw_traced(size: usize, alloc: impl FnOnce() -> *mut c_void) -> *mut c_void {
     p
 }
 
+/// Run `f` holding the GIL, taking it first if this thread lacks it (as the stdlib's
+/// `PyTraceMalloc_Track` does); what taking it allocates passes through untraced.
+pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
+    let was_in_hook = IN_RAW_HOOK.replace(true);
+    // SAFETY: a plain C-API query, valid from any thread.
+    let gil = if unsafe { pyo3_ffi::PyGILState_Check() } != 0 {
+        None
+    } else {
+        // SAFETY: taking the GIL from a thread that does not hold it; re-entrant allocations
+        // are passed through by IN_RAW_HOOK.
+        Some(unsafe { pyo3_ffi::PyGILState_Ensure() })
+    };
+    let r = f();
+    if let Some(g) = gil {
+        // SAFETY: releasing what we took above.
+        unsafe { pyo3_ffi::PyGILState_Release(g) };
+    }
+    IN_RAW_HOOK.set(was_in_hook);
+    r
+}
+
 /// Untrace a RAW block; the counters are updated by the next GIL holder.
 fn raw_untrace(p: *mut c_void) {
     let mut raw = RAW.lock();

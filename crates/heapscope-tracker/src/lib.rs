@@ -9,11 +9,13 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 #[cfg(feature = "ablation")]
 mod ablation;
 mod codes;
+mod domains;
 mod drain;
 mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod native;
 mod newref;
 mod pool_probe;
 mod readout;
@@ -27,7 +29,7 @@ mod stats;
 mod table;
 
 pub use drain::{drain_profile, reset_drain};
-pub use readout::{object_traceback, peak_traces, snapshot, PeakTrace};
+pub use readout::{object_traceback, peak_traces, snapshot, traceback_at, PeakTrace};
 pub use reftrace::take_warning;
 pub use stack::SUPPORTED;
 
@@ -143,6 +145,8 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     }
     set_ref_tracer(!sampled);
     TRACING.store(true, Ordering::Release);
+    // What extensions report through PyTraceMalloc_Track reaches the tracer from now on.
+    native::install();
     Ok(())
 }
 
@@ -196,6 +200,7 @@ pub fn stop(_gil: Gil) {
     // SAFETY: GIL held; the reference ends with the block.
     match unsafe { state() } {
         Some(st) if st.active => {
+            native::uninstall();
             // SAFETY: GIL held, hooks installed.
             unsafe {
                 hooks::uninstall();
@@ -216,6 +221,12 @@ pub fn stop(_gil: Gil) {
 fn forget_resolved() {
     // SAFETY: GIL held by the callers; no other resolver reference alive.
     unsafe { resolve::resolver().clear() };
+}
+
+/// Number of GOT slots of loaded objects pointing at heapscope's `PyTraceMalloc_Track` family
+/// and `dlopen`/`dlclose` replacements (0 when not tracing).
+pub fn interposed_slots() -> usize {
+    native::patched_slots()
 }
 
 /// True while tracing.
@@ -286,7 +297,10 @@ pub fn tracer_memory(gil: Gil) -> usize {
 
 /// Number of live traced blocks.
 pub fn trace_count(_gil: Gil) -> usize {
-    let raw = RAW.lock().as_ref().map_or(0, |r| r.table.len());
+    let raw = RAW
+        .lock()
+        .as_ref()
+        .map_or(0, |r| r.table.len() + r.domains.len());
     // SAFETY: GIL held.
     unsafe { state() }.map_or(0, |st| st.table.len()) + raw
 }

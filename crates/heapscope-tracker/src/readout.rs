@@ -90,12 +90,14 @@ pub fn snapshot(_gil: Gil) -> Snapshot {
     let (live, used) = match unsafe { state() } {
         Some(st) if st.active => {
             st.apply_pending();
-            let mut live: Vec<(u64, TbId)> = st.table.iter().map(|(_, s, tb)| (s, tb)).collect();
+            let mut live: Vec<(u32, u64, TbId)> =
+                st.table.iter().map(|(_, s, tb)| (0, s, tb)).collect();
             if let Some(r) = RAW.lock().as_ref() {
-                live.extend(r.table.iter().map(|(_, s, tb)| (s, tb)));
+                live.extend(r.table.iter().map(|(_, s, tb)| (0, s, tb)));
+                live.extend(r.domains.iter());
             }
             let mut used = vec![false; st.interner.len()];
-            for &(_, tb) in &live {
+            for &(_, _, tb) in &live {
                 used[tb as usize] = true;
             }
             (live, used)
@@ -122,8 +124,8 @@ pub fn snapshot(_gil: Gil) -> Snapshot {
     set_suspended(false);
     let traces = live
         .into_iter()
-        .map(|(size, tb)| Trace {
-            domain: 0,
+        .map(|(domain, size, tb)| Trace {
+            domain,
             size,
             traceback: map[tb as usize],
         })
@@ -136,12 +138,12 @@ pub fn snapshot(_gil: Gil) -> Snapshot {
     }
 }
 
-/// The traceback of the memory block at `addr` (resolved frames, most recent first, and the
-/// total frame count), or `None` if it is not traced.
+/// The traceback of the object `obj` (resolved frames, most recent first, and the total
+/// frame count), or `None` if its memory block is not traced.
 ///
 /// # Safety
 /// `obj` is a live `PyObject*`.
-pub unsafe fn object_traceback(_gil: Gil, obj: *mut std::ffi::c_void) -> Option<(Vec<Frame>, u32)> {
+pub unsafe fn object_traceback(gil: Gil, obj: *mut std::ffi::c_void) -> Option<(Vec<Frame>, u32)> {
     // SAFETY: GIL held; `obj` is a live object (the caller holds a reference).
     let st = unsafe { state() }?;
     if !st.active {
@@ -149,10 +151,30 @@ pub unsafe fn object_traceback(_gil: Gil, obj: *mut std::ffi::c_void) -> Option<
     }
     // SAFETY: as above.
     let addr = obj as usize - unsafe { (st.layout.object_presize)(obj) };
-    let found = st
-        .table
-        .get(addr)
-        .or_else(|| RAW.lock().as_ref().and_then(|r| r.table.get(addr)));
+    traceback_at(gil, 0, addr)
+}
+
+/// The traceback of the block at `addr` in `domain` (`_PyTraceMalloc_GetTraceback`): domain 0
+/// holds the interpreter's blocks and what extensions tracked in domain 0.
+pub fn traceback_at(_gil: Gil, domain: u32, addr: usize) -> Option<(Vec<Frame>, u32)> {
+    // SAFETY: GIL held (token); the reference ends before any Python call.
+    let st = unsafe { state() }?;
+    if !st.active {
+        return None;
+    }
+    let found = {
+        let raw = RAW.lock();
+        let raw = raw.as_ref();
+        let tracked = raw.and_then(|r| r.domains.get(domain, addr));
+        if domain == 0 {
+            st.table
+                .get(addr)
+                .or_else(|| raw.and_then(|r| r.table.get(addr)))
+                .or(tracked)
+        } else {
+            tracked
+        }
+    };
     let (_, tb) = found?;
     let copied = copy_tracebacks(std::iter::once(tb))?;
     let (raw, total) = &copied.tracebacks[0];

@@ -117,10 +117,11 @@ def execute(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         flush_interval=args.flush_interval,
     )
-    # heapscope's own start-up leaves garbage and moves the collector's counters: collect it
-    # first, so that the program's collections happen where they would from a clean start.
-    gc.collect()
     session.start()
+    # heapscope's own start-up (this runner, the session's thread) leaves garbage and moves the
+    # collector's counters: collected once tracing runs (its frees are of untraced blocks), so
+    # the program's collections happen where they would from a clean start.
+    gc.collect()
     status = 0
     try:
         sys.argv = program_argv

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use heapscope_format::capture::{
     CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record,
-    SampleEntry, StackEntry, ThreadName,
+    SampleEntry, StackDomain, StackEntry, ThreadName,
 };
 use heapscope_format::FormatError;
 
@@ -59,6 +59,17 @@ impl<W: Write> Recorder<W> {
                 })
                 .collect();
             self.writer.write(&Record::Stacks(stacks))?;
+            let domains: Vec<StackDomain> = chunk
+                .iter()
+                .filter(|s| s.domain != 0)
+                .map(|s| StackDomain {
+                    stack: s.id,
+                    domain: s.domain,
+                })
+                .collect();
+            if !domains.is_empty() {
+                self.writer.write(&Record::StackDomains(domains))?;
+            }
         }
         let mut chunks = delta.changed.chunks(CHUNK).peekable();
         if chunks.peek().is_none() {

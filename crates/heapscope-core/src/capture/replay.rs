@@ -141,7 +141,11 @@ impl State {
                     let thread = self.thread(s.thread_native_id);
                     self.stack_ids
                         .insert(s.id, self.profile.stacks.len() as StackId);
-                    self.profile.stacks.push(Stack { frames, thread });
+                    self.profile.stacks.push(Stack {
+                        frames,
+                        thread,
+                        domain: 0,
+                    });
                     self.counters.push([0; 4]);
                     self.peak.push((0, 0));
                 }
@@ -182,6 +186,12 @@ impl State {
                 for n in names {
                     let t = self.thread(n.native_id) as usize;
                     self.profile.threads[t].name = n.name;
+                }
+            }
+            Record::StackDomains(domains) => {
+                for d in domains {
+                    let i = self.stack(d.stack)?;
+                    self.profile.stacks[i].domain = d.domain;
                 }
             }
             Record::End { t_ms } => self.end_time = Some(t_ms),

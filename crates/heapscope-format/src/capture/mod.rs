@@ -19,7 +19,7 @@ mod writer;
 pub use reader::CaptureReader;
 pub use record::{
     kind, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record, SampleEntry,
-    StackEntry, ThreadName,
+    StackDomain, StackEntry, ThreadName,
 };
 pub use writer::CaptureWriter;
 

@@ -24,6 +24,10 @@ pub mod kind {
     pub const THREAD_NAMES: u8 = 6;
     /// The closing record of a run that ended normally.
     pub const END: u8 = 7;
+    /// The tracemalloc domain of stacks whose blocks are not the interpreter's (what C
+    /// extensions report through `PyTraceMalloc_Track`). Added in format version 1 as a new
+    /// kind: readers that predate it skip it and see those stacks as domain 0.
+    pub const STACK_DOMAINS: u8 = 8;
 }
 
 /// Facts about the run, written once at the start of the file.
@@ -63,6 +67,15 @@ pub struct StackEntry {
     pub thread_native_id: u64,
     /// Frame ids, most recent call first.
     pub frames: Vec<u32>,
+}
+
+/// The domain of one stack (stacks without such an entry are domain 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackDomain {
+    /// Stack id (defined by an earlier or the same flush's STACKS record).
+    pub stack: u32,
+    /// tracemalloc domain (numpy: 389047).
+    pub domain: u32,
 }
 
 /// The new running counters of one stack.
@@ -154,6 +167,8 @@ pub enum Record {
     Samples(Vec<SampleEntry>),
     /// Thread names (a later name for the same thread replaces an earlier one).
     ThreadNames(Vec<ThreadName>),
+    /// Domains of stacks first seen (only stacks of a domain other than 0).
+    StackDomains(Vec<StackDomain>),
     /// The run ended normally after `t_ms` milliseconds.
     End {
         /// Duration of the run in milliseconds.
@@ -205,6 +220,7 @@ impl Record {
             Record::Peak(_) => kind::PEAK,
             Record::Samples(_) => kind::SAMPLES,
             Record::ThreadNames(_) => kind::THREAD_NAMES,
+            Record::StackDomains(_) => kind::STACK_DOMAINS,
             Record::End { .. } => kind::END,
         }
     }
@@ -276,6 +292,13 @@ impl Record {
                 for n in names {
                     put_varint(buf, n.native_id);
                     put_str(buf, &n.name);
+                }
+            }
+            Record::StackDomains(domains) => {
+                put_varint(buf, domains.len() as u64);
+                for d in domains {
+                    put_varint(buf, u64::from(d.stack));
+                    put_varint(buf, u64::from(d.domain));
                 }
             }
             Record::End { t_ms } => put_varint(buf, *t_ms),
@@ -363,6 +386,17 @@ impl Record {
                     });
                 }
                 Record::ThreadNames(names)
+            }
+            kind::STACK_DOMAINS => {
+                let n = d.count(2)?;
+                let mut domains = Vec::with_capacity(n);
+                for _ in 0..n {
+                    domains.push(StackDomain {
+                        stack: d.varint_u32()?,
+                        domain: d.varint_u32()?,
+                    });
+                }
+                Record::StackDomains(domains)
             }
             kind::END => Record::End { t_ms: d.varint()? },
             _ => return Ok(None),
