@@ -44,100 +44,97 @@ pub fn reset_drain(_gil: Gil) {
     unsafe { *DRAIN.0.get() = None };
 }
 
+/// New tracebacks copied out of the state, a batch at a time: resolving a frame may call into
+/// Python, so no reference to the state may be held meanwhile, and copying every new stack of
+/// a burst at once (an import-heavy start makes 100k+) would hold them all twice.
 struct Copied {
     layout: &'static crate::stack::FrameLayout,
     /// Frames, thread and domain of each traceback interned since the last drain.
     new_tbs: Vec<(Vec<RawFrame>, u64, u32)>,
-    figures: Vec<[u64; 6]>,
-    totals: [u64; 4],
 }
+
+/// New tracebacks resolved per batch.
+const BATCH: usize = 1024;
 
 /// What changed since the last drain. Empty when not tracing.
 pub fn drain_profile(gil: Gil) -> ProfileDelta {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
-    let Some(c) = copy_state(ds) else {
+    let mut delta = ProfileDelta::default();
+    loop {
+        let Some(batch) = copy_new(ds) else {
+            return ProfileDelta::default();
+        };
+        if batch.new_tbs.is_empty() {
+            break;
+        }
+        resolve_new(gil, ds, &batch, &mut delta);
+    }
+    // SAFETY: GIL held; the reference ends with this function, and nothing below calls into
+    // Python.
+    let Some(st) = (unsafe { state() }) else {
         return ProfileDelta::default();
     };
-    let mut delta = ProfileDelta {
-        current_bytes: c.totals[0],
-        peak_bytes: c.totals[1],
-        total_allocated_bytes: c.totals[2],
-        total_allocations: c.totals[3],
-        ..ProfileDelta::default()
-    };
-    resolve_new(gil, ds, &c, &mut delta);
+    st.apply_pending();
+    st.stats.capture_peak();
+    let s = &st.stats;
+    delta.current_bytes = s.current;
+    delta.peak_bytes = s.peak;
+    delta.total_allocated_bytes = s.total_bytes;
+    delta.total_allocations = s.total_count;
     let n = ds.last.len();
     let mut sums = vec![StackCounters::default(); n];
     let mut peaks = vec![(0u64, 0u64); n];
-    for (tb, f) in c.figures.iter().enumerate() {
-        let s = ds.tb_to_stack[tb] as usize;
-        let sum = &mut sums[s];
-        sum.live_bytes += f[0];
-        sum.live_count += f[1];
-        sum.total_bytes += f[2];
-        sum.total_count += f[3];
-        peaks[s].0 += f[4];
-        peaks[s].1 += f[5];
+    for (f, &stack) in s.per_tb.iter().zip(&ds.tb_to_stack) {
+        let stack = stack as usize;
+        let sum = &mut sums[stack];
+        sum.live_bytes += f.live_bytes;
+        sum.live_count += f.live_count;
+        sum.total_bytes += f.total_bytes;
+        sum.total_count += f.total_count;
+        peaks[stack].0 += f.peak_bytes;
+        peaks[stack].1 += f.peak_count;
     }
-    for (s, mut sum) in sums.into_iter().enumerate() {
-        sum.stack = s as StackId;
-        if sum != ds.last[s] {
-            ds.last[s] = sum;
+    for (stack, mut sum) in sums.into_iter().enumerate() {
+        sum.stack = stack as StackId;
+        if sum != ds.last[stack] {
+            ds.last[stack] = sum;
             delta.changed.push(sum);
         }
-        if peaks[s] != ds.last_peak[s] {
-            ds.last_peak[s] = peaks[s];
+        if peaks[stack] != ds.last_peak[stack] {
+            ds.last_peak[stack] = peaks[stack];
             delta.peak_changed.push(StackStat {
-                stack: s as StackId,
-                bytes: peaks[s].0,
-                count: peaks[s].1,
+                stack: stack as StackId,
+                bytes: peaks[stack].0,
+                count: peaks[stack].1,
             });
         }
     }
     delta
 }
 
-fn copy_state(ds: &mut DrainState) -> Option<Copied> {
+/// The next batch of tracebacks interned since the last drain; `None` when not tracing.
+fn copy_new(ds: &mut DrainState) -> Option<Copied> {
     // SAFETY: GIL held by the caller; the reference ends with this function.
     let st = unsafe { state() }?;
     if !st.active {
         return None;
     }
-    st.apply_pending();
-    st.stats.capture_peak();
     if st.interner.len() < ds.tb_to_stack.len() {
         // clear_traces() ran: tracebacks are numbered afresh, stacks stay.
         ds.tb_to_stack.clear();
     }
-    let new_tbs = (ds.tb_to_stack.len()..st.interner.len())
+    let first = ds.tb_to_stack.len();
+    let new_tbs = (first..st.interner.len().min(first + BATCH))
         .map(|tb| {
             let tb = tb as TbId;
             let (thread, domain) = crate::domains::split_owner(st.interner.record(tb).thread);
             (st.interner.frames(tb).collect(), thread, domain)
         })
         .collect();
-    let figures = st
-        .stats
-        .per_tb
-        .iter()
-        .map(|s| {
-            [
-                s.live_bytes,
-                s.live_count,
-                s.total_bytes,
-                s.total_count,
-                s.peak_bytes,
-                s.peak_count,
-            ]
-        })
-        .collect();
-    let s = &st.stats;
     Some(Copied {
         layout: st.layout,
         new_tbs,
-        figures,
-        totals: [s.current, s.peak, s.total_bytes, s.total_count],
     })
 }
 
