@@ -93,20 +93,30 @@ impl Default for Recent {
     }
 }
 
-/// The second hash of a stack: a sum of one folded 64x64->128 multiply per frame, each
-/// independent of the others (no dependency chain), position-dependent through the frame's
-/// index.
+/// The second hash of a stack: a sum of folded 64x64->128 multiplies, one per pair of frames
+/// (each frame packed in one word), independent of each other (no dependency chain) and
+/// salted by position.
 #[inline(always)]
 pub fn check_hash(frames: &[RawFrame]) -> u64 {
     const K1: u64 = 0x2d35_8dcc_aa6c_78a5;
     const K2: u64 = 0x8bb8_4b93_962e_acc9;
     const K3: u64 = 0x4b33_a62e_d433_d4a3;
-    let mut acc = frames.len() as u64;
-    for (i, f) in frames.iter().enumerate() {
-        let a = (f.code as u64) ^ K1 ^ (i as u64).wrapping_mul(K3);
-        let b = (f.offset as u64) ^ K2;
+    // A code address uses the low 47 bits and is 8-aligned; the offset goes to the top bits
+    // (offsets below 2^20 keep the word one-to-one).
+    let word = |f: &RawFrame| (f.code as u64) ^ (f.offset as u64).rotate_left(47);
+    let fold = |a: u64, b: u64| {
         let m = u128::from(a) * u128::from(b);
-        acc = acc.wrapping_add((m as u64) ^ ((m >> 64) as u64));
+        (m as u64) ^ ((m >> 64) as u64)
+    };
+    let mut acc = frames.len() as u64;
+    let mut salt = K1;
+    let mut pairs = frames.chunks_exact(2);
+    for pair in &mut pairs {
+        acc = acc.wrapping_add(fold(word(&pair[0]) ^ salt, word(&pair[1]) ^ K2));
+        salt = salt.wrapping_add(K3);
+    }
+    if let [last] = pairs.remainder() {
+        acc = acc.wrapping_add(fold(word(last) ^ salt, K2));
     }
     acc
 }
