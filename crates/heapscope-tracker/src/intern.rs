@@ -7,7 +7,7 @@
 //!
 //! The hot path does not walk the tree: a stack is found by a 128-bit identity, the 64-bit hash
 //! the stack walk folded in and a second, independent 64-bit hash of the frames computed here
-//! with one wide multiply per frame (the frames are in L1 after the walk). Two stacks that
+//! with one wide multiply per two frames (the frames are in L1 after the walk). Two stacks that
 //! differ but agree on both hashes, the thread, the depth and the total would be taken for one
 //! another: a chance of about 2^-128 per pair, far below that of a memory error.
 //!
