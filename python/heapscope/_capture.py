@@ -38,8 +38,10 @@ class CaptureSession:
         trace_limit: int = DEFAULT_TRACE_LIMIT,
         force: bool = False,
         sample_rate: int | None = None,
+        ppid: int | None = None,
     ) -> None:
         self.path = Path(path)
+        self.ppid = ppid
         self.sample_rate = sample_rate
         self.command = list(sys.argv if command is None else command)
         self.trace_limit = trace_limit
@@ -49,6 +51,10 @@ class CaptureSession:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._pid = os.getpid()
+        # Held while a flush writes; taken around fork() so a child never inherits the
+        # recorder's lock in the middle of a write.
+        self._flush_lock = threading.Lock()
+        self._stopped = False
 
     def start(self) -> None:
         """Create the file, start the tracer, the sampler and the flush thread."""
@@ -68,7 +74,12 @@ class CaptureSession:
         self._thread.start()
         try:
             _native.start_capture(
-                str(self.path), self.command, self.trace_limit, self.force, self.sample_rate
+                str(self.path),
+                self.command,
+                self.trace_limit,
+                self.force,
+                self.sample_rate,
+                self.ppid,
             )
         except BaseException:
             self._stop.set()
@@ -85,24 +96,43 @@ class CaptureSession:
         _native.ignore_current_thread()
         while not self._stop.wait(FLUSH_INTERVAL):
             try:
-                _native.flush_capture(_thread_names())
+                with self._flush_lock:
+                    if self._stop.is_set():
+                        return
+                    _native.flush_capture(_thread_names())
             except BaseException as exc:  # reported by stop()
                 self._error = exc
                 return
 
-    def stop(self) -> Path:
-        """Final flush, closing record; return the path of the capture.
+    @property
+    def active(self) -> bool:
+        """True while this process records into this session."""
+        return not self._stopped and os.getpid() == self._pid
 
-        In a child process forked while capturing, this does nothing: the capture belongs to
-        the parent.
+    def hold_flushes(self) -> None:
+        """Wait for a flush in progress and hold the next ones (before ``fork()``)."""
+        self._flush_lock.acquire()
+
+    def release_flushes(self) -> None:
+        """Let flushes go on again (after ``fork()``, in the parent)."""
+        if self._flush_lock.locked():
+            self._flush_lock.release()
+
+    def stop(self, exit: tuple[str, int] | None = None) -> Path:
+        """Final flush, how the process ended (``("exit", code)``, ``("signal", number)``,
+        ``("exec", 0)``; None if unknown) and the closing record; return the capture's path.
+
+        Stopping twice does nothing the second time. In a child process forked while
+        capturing, this does nothing: the capture belongs to the parent.
         """
-        if os.getpid() != self._pid:
+        if not self.active:
             return self.path
+        self._stopped = True
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
-            self._thread = None
-        _path, self.size = _native.stop_capture(_thread_names())
+        self._thread = None
+        _path, self.size = _native.stop_capture(_thread_names(), exit)
         if self._error is not None:
             raise self._error
         return self.path

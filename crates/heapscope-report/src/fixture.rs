@@ -101,6 +101,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
             .map(|s| Stack {
                 frames: s.frames,
                 thread: s.thread,
+                process: 0,
             })
             .collect(),
         threads: p
@@ -120,6 +121,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
                 rss_bytes,
             })
             .collect(),
+        processes: Vec::new(),
     })
 }
 
@@ -186,6 +188,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
         stacks.push(Stack {
             frames: ids,
             thread: u32::from(i % 13 == 0),
+            process: 0,
         });
         let id = i as u32;
         let big = if next() % 100 == 0 { 1 << 8 } else { 1 };
@@ -241,6 +244,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
         at_end,
         total,
         timeline,
+        processes: Vec::new(),
     }
 }
 

@@ -47,14 +47,17 @@ fn profile(peak_mb: u64) -> Profile {
             Stack {
                 frames: vec![0, 2],
                 thread: 0,
+                process: 0,
             },
             Stack {
                 frames: vec![1, 2],
                 thread: 0,
+                process: 0,
             },
             Stack {
                 frames: vec![3, 2],
                 thread: 0,
+                process: 0,
             },
         ],
         threads: vec![ThreadInfo {
@@ -65,6 +68,7 @@ fn profile(peak_mb: u64) -> Profile {
         at_end: vec![stat(1, 10, 1)],
         total: vec![stat(0, peak_mb, 10), stat(1, 10, 1), stat(2, 2, 29)],
         timeline: Vec::new(),
+        processes: Vec::new(),
     }
 }
 

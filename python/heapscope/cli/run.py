@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 from types import TracebackType
 
-from heapscope import _native
+from heapscope import _follow, _native
 from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
 from heapscope.errors import HeapscopeError
 
@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="sample one block per BYTES allocated on average, with sizes scaled to unbiased "
         "estimates (production mode; e.g. 524288). Default: record every block",
+    )
+    parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="record this process only (by default every child Python process is recorded "
+        "too: fork, multiprocessing, subprocess, exec)",
     )
     parser.add_argument(
         "-m",
@@ -78,6 +84,7 @@ def execute(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(name)
     if output.exists() and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
+    follow = None if args.no_follow else _prepare_children_dir(output, args)
     # Compiled before recording starts, as the interpreter compiles a script before running it.
     try:
         code, main = _compile_script(argv[0]) if module is None else (None, None)
@@ -97,6 +104,10 @@ def execute(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
     )
     session.start()
+    root_pid = os.getpid()
+    _follow.install(session, follow, child=False)
+    if follow is not None:
+        os.environ.update(follow.environ(os.environ))
     status = 0
     try:
         sys.argv = program_argv
@@ -123,9 +134,43 @@ def execute(args: argparse.Namespace) -> int:
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         sys.stdout.flush()
-        path = session.stop()
-        print(f"heapscope: capture written to {path} ({session.size} bytes)", file=sys.stderr)
+        if os.getpid() == root_pid:
+            path = session.stop(("exit", status & 0xFF))
+            _report_written(path, session.size, follow)
+        else:
+            # A child forked by the program (without exec) that ran on to the end.
+            _follow.end(("exit", status & 0xFF))
     return status
+
+
+def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
+    """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
+    directory = _follow.children_dir(output).resolve()
+    if directory.exists():
+        if not args.force:
+            raise HeapscopeError(f"{directory} already exists (use --force to overwrite it)")
+        for old in directory.iterdir():
+            if old.suffix in (".hsc", ".untraced") and old.is_file():
+                old.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    return _follow.FollowConfig(directory, args.trace_limit, args.sample_rate)
+
+
+def _report_written(path: Path, size: int, follow: _follow.FollowConfig | None) -> None:
+    children = []
+    if follow is not None and follow.capture_dir.is_dir():
+        children = [p for p in follow.capture_dir.iterdir() if p.suffix == ".hsc"]
+        if not any(follow.capture_dir.iterdir()):
+            follow.capture_dir.rmdir()  # no child: the capture is the one file
+    if children:
+        total = size + sum(p.stat().st_size for p in children)
+        print(
+            f"heapscope: capture written to {path} and {len(children)} child process "
+            f"stream(s) in {follow.capture_dir if follow else ''} ({total} bytes)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"heapscope: capture written to {path} ({size} bytes)", file=sys.stderr)
 
 
 def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleType | None]:

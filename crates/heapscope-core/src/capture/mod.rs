@@ -7,6 +7,11 @@
 
 mod recorder;
 mod replay;
+mod tree;
 
 pub use recorder::Recorder;
 pub use replay::{replay, replay_file};
+pub use tree::{
+    children_dir, merge, parse_untraced_note, replay_tree, CHILDREN_DIR_SUFFIX, STREAM_SUFFIX,
+    UNTRACED_SUFFIX,
+};
