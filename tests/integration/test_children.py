@@ -295,25 +295,36 @@ def test_pool_terminate_workers_flush_on_sigterm(
     script = write(
         tmp_path / "prog.py",
         """\
-        import multiprocessing as mp, time
+        import multiprocessing as mp, os, time
+
+        def init(q):
+            global queue
+            queue = q
 
         def hold(_):
-            global kept
             kept = bytearray(3 * 1024 * 1024)  # HELD
-            return 1
+            queue.put(os.getpid())
+            time.sleep(60)
+            return len(kept)
 
         if __name__ == "__main__":
-            with mp.get_context("spawn").Pool(2) as pool:
-                print(sum(pool.map(hold, [0, 1], chunksize=1)))
-            # leaving the block calls terminate(): SIGTERM to the workers, within a flush
+            ctx = mp.get_context("spawn")
+            q = ctx.Queue()
+            pool = ctx.Pool(2, initializer=init, initargs=(q,))
+            pool.map_async(hold, [0, 1], chunksize=1)
+            busy = {q.get(timeout=60), q.get(timeout=60)}
+            pool.terminate()  # SIGTERM to both busy workers, well within a flush interval
+            pool.join()
+            print(len(busy))
         """,
     )
-    run_traced(tmp_path, subprocess_env, script)
+    proc = run_traced(tmp_path, subprocess_env, script)
+    assert proc.stdout == "2\n"
     report = report_json(tmp_path / "out.hsc", subprocess_env, "-n", "100", "--at", "end")
     workers = [p for p in traced(report) if p["exit"] == "signal 15"]
-    assert workers, traced(report)
-    # Still held when they were terminated: recorded by the SIGTERM flush, not a timer.
-    assert line_size(report, script, "HELD") >= 3 * MiB
+    assert len(workers) == 2, traced(report)
+    # Still held when they were terminated: recorded by the SIGTERM flush.
+    assert_about(line_size(report, script, "HELD"), 2 * 3 * MiB)
 
 
 def test_sigterm_of_the_root_flushes_and_dies_by_the_signal(
@@ -452,3 +463,68 @@ def test_a_capture_is_readable_while_children_run(
         assert len(report["meta"]["processes"]) == 2
     finally:
         proc.wait(timeout=60)
+
+
+def test_tracker_inside_a_recorded_child_still_works(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    child = write(
+        tmp_path / "child.py",
+        """\
+        import heapscope
+        before = bytearray(1024 * 1024)  # BEFORE
+        with heapscope.Tracker("inner.hsc"):
+            inner = bytearray(2 * 1024 * 1024)  # INNER
+        after = bytearray(3 * 1024 * 1024)  # AFTER
+        """,
+    )
+    write(
+        tmp_path / "prog.py",
+        """\
+        import subprocess, sys
+        subprocess.run([sys.executable, "child.py"], check=True)
+        """,
+    )
+    run_traced(tmp_path, subprocess_env, tmp_path / "prog.py")
+    inner = report_json(tmp_path / "inner.hsc", subprocess_env, "-n", "100")
+    assert_about(line_size(inner, child, "INNER"), 2 * MiB)
+    assert line_size(inner, child, "BEFORE") == 0
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "-n", "100", "--at", "end")
+    assert_about(line_size(report, child, "BEFORE"), 1 * MiB)
+    assert_about(line_size(report, child, "AFTER"), 3 * MiB)
+    assert line_size(report, child, "INNER") == 0
+    streams = sorted(p.name for p in (tmp_path / "out.hsc.d").glob("*.hsc"))
+    assert len(streams) == 2 and any(".1." in s for s in streams)
+
+
+def test_pytest_plugin_under_xdist_in_a_recorded_run(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    tests = write(
+        tmp_path / "test_mem.py",
+        """\
+        import pytest
+
+        @pytest.mark.limit_memory("1 MB")
+        def test_over():
+            data = bytearray(4 * 1024 * 1024)  # XDIST
+            assert data
+
+        def test_fine():
+            assert bytearray(10)
+        """,
+    )
+    proc = heapscope(
+        "run", "-o", "out.hsc", "-m", "pytest", "-p", "xdist", "-n", "2", "--heapscope",
+        "-p", "no:cacheprovider", tests.name,
+        cwd=tmp_path, env=subprocess_env,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed, 1 passed" in proc.stdout
+    assert "exceeds its limit" in proc.stdout or "limit_memory" in proc.stdout, proc.stdout
+    assert "cannot check" not in proc.stdout
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "-n", "200")
+    # The workers hand the tracer to the plugin while tests run: their streams hold their
+    # start-up and what follows the session, and they are listed.
+    workers = [p for p in traced(report) if "sys.stdin.readline" in " ".join(p["command"])]
+    assert len({w["pid"] for w in workers}) == 2, [p["command"] for p in traced(report)]

@@ -134,12 +134,14 @@ def execute(args: argparse.Namespace) -> int:
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         sys.stdout.flush()
+        exit_status = ("exit", status & 0xFF)
         if os.getpid() == root_pid:
-            path = session.stop(("exit", status & 0xFF))
+            path = session.stop(exit_status)
+            _follow.end(exit_status)  # a stream that replaced the root's (heapscope.Tracker)
             _report_written(path, session.size, follow)
         else:
             # A child forked by the program (without exec) that ran on to the end.
-            _follow.end(("exit", status & 0xFF))
+            _follow.end(exit_status)
     return status
 
 
