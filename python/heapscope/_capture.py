@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from pathlib import Path
 
 from heapscope import _native
+
+# Child processes of `heapscope run` import this at start-up: pathlib only when asked for.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 
@@ -40,7 +44,7 @@ class CaptureSession:
         sample_rate: int | None = None,
         ppid: int | None = None,
     ) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
         self.ppid = ppid
         self.sample_rate = sample_rate
         self.command = list(sys.argv if command is None else command)
@@ -74,7 +78,7 @@ class CaptureSession:
         self._thread.start()
         try:
             _native.start_capture(
-                str(self.path),
+                self._path,
                 self.command,
                 self.trace_limit,
                 self.force,
@@ -88,6 +92,18 @@ class CaptureSession:
             self._thread = None
             raise
         go.set()
+
+    @property
+    def path(self) -> Path:
+        """Where the capture is written."""
+        from pathlib import Path
+
+        return Path(self._path)
+
+    @property
+    def path_text(self) -> str:
+        """Where the capture is written, as a string (no pathlib import)."""
+        return self._path
 
     def _flush_loop(self, go: threading.Event) -> None:
         go.wait()
@@ -109,6 +125,12 @@ class CaptureSession:
         """True while this process records into this session."""
         return not self._stopped and os.getpid() == self._pid
 
+    def flush_now(self) -> None:
+        """Write what the tracer holds now (waits for a flush in progress)."""
+        with self._flush_lock:
+            if self.active:
+                _native.flush_capture(_thread_names())
+
     def hold_flushes(self) -> None:
         """Wait for a flush in progress and hold the next ones (before ``fork()``)."""
         self._flush_lock.acquire()
@@ -118,15 +140,16 @@ class CaptureSession:
         if self._flush_lock.locked():
             self._flush_lock.release()
 
-    def stop(self, exit: tuple[str, int] | None = None) -> Path:
+    def stop(self, exit: tuple[str, int] | None = None) -> str:
         """Final flush, how the process ended (``("exit", code)``, ``("signal", number)``,
-        ``("exec", 0)``; None if unknown) and the closing record; return the capture's path.
+        ``("exec", 0)``; None if unknown) and the closing record; return the capture's path
+        (a string: children stop without importing pathlib).
 
         Stopping twice does nothing the second time. In a child process forked while
         capturing, this does nothing: the capture belongs to the parent.
         """
         if not self.active:
-            return self.path
+            return self._path
         self._stopped = True
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -135,4 +158,4 @@ class CaptureSession:
         _path, self.size = _native.stop_capture(_thread_names(), exit)
         if self._error is not None:
             raise self._error
-        return self.path
+        return self._path

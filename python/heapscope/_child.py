@@ -17,7 +17,7 @@ __all__ = ["bootstrap"]
 def bootstrap() -> None:
     """Start recording this process if the environment asks for it."""
     config = _follow.FollowConfig.from_environ(os.environ)
-    if config is None or not config.capture_dir.is_dir():
+    if config is None or not os.path.isdir(config.capture_dir):
         return  # the traced run is over (or the variables were inherited by something else)
     try:
         _follow.start_child(config, os.getppid())

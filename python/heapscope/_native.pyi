@@ -110,6 +110,7 @@ def start_capture(
     trace_limit: int,
     force: bool = False,
     sample_rate: int | None = None,
+    ppid: int | None = None,
 ) -> None: ...
 def flush_capture(thread_names: list[tuple[int, str]]) -> None: ...
 def stop_capture(

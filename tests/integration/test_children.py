@@ -47,9 +47,7 @@ def run_traced(
 
 def line_size(report: dict[str, Any], script: Path, mark: str) -> int:
     line = line_of(script, mark)
-    return sum(
-        r["size"] for r in report["rows"] if r["file"] == str(script) and r["line"] == line
-    )
+    return sum(r["size"] for r in report["rows"] if r["file"] == str(script) and r["line"] == line)
 
 
 def assert_about(size: int, expected: int) -> None:
@@ -85,9 +83,7 @@ def test_multiprocessing_workers_are_recorded(
     tmp_path: Path, subprocess_env: dict[str, str], method: str
 ) -> None:
     script = write(tmp_path / "prog.py", WORKER)
-    proc = heapscope(
-        "run", "-o", "out.hsc", script.name, method, cwd=tmp_path, env=subprocess_env
-    )
+    proc = heapscope("run", "-o", "out.hsc", script.name, method, cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "[0, 0, 0]\n"
     report = report_json(tmp_path / "out.hsc", subprocess_env, "-n", "100")
@@ -235,13 +231,12 @@ def test_three_levels_and_32_short_lived_workers(
     assert_about(line_size(report, script, "MIDDLE"), 2 * MiB)
     assert_about(line_size(report, script, "LEAF"), 1 * MiB)
     processes = {p["pid"]: p for p in traced(report)}
-    leaf = next(p for p in processes.values() if p["ppid"] in processes and p["ppid"] != report["meta"]["pid"])
+    root = report["meta"]["pid"]
+    leaf = next(p for p in processes.values() if p["ppid"] in processes and p["ppid"] != root)
     middle = processes[leaf["ppid"]]
     assert middle["ppid"] == report["meta"]["pid"]
 
-    proc = heapscope(
-        "run", "-o", "many.hsc", script.name, "many", cwd=tmp_path, env=subprocess_env
-    )
+    proc = heapscope("run", "-o", "many.hsc", script.name, "many", cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "0\n"
     report = report_json(tmp_path / "many.hsc", subprocess_env, "-n", "100")
@@ -515,9 +510,21 @@ def test_pytest_plugin_under_xdist_in_a_recorded_run(
         """,
     )
     proc = heapscope(
-        "run", "-o", "out.hsc", "-m", "pytest", "-p", "xdist", "-n", "2", "--heapscope",
-        "-p", "no:cacheprovider", tests.name,
-        cwd=tmp_path, env=subprocess_env,
+        "run",
+        "-o",
+        "out.hsc",
+        "-m",
+        "pytest",
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--heapscope",
+        "-p",
+        "no:cacheprovider",
+        tests.name,
+        cwd=tmp_path,
+        env=subprocess_env,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed, 1 passed" in proc.stdout

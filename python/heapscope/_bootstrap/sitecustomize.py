@@ -7,19 +7,22 @@ then starts recording the process (``heapscope._child``). A Python that cannot i
 heapscope runs untraced and leaves a note in the capture. Plain syntax on purpose: any
 Python 3 may import this file.
 """
+# ruff: noqa: UP031, RUF005  (%-formatting and list concatenation: any Python 3 parses them)
 
 import os
 import sys
 
 
 def _heapscope_start():
+    # type: () -> None
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     # The import system expects a module under this name when this file is done: ours,
     # unless the user's replaces it.
     ours = sys.modules.pop("sitecustomize", None)
     try:
-        import sitecustomize  # noqa: F401  (the user's, found further down sys.path)
+        # The user's, found further down sys.path.
+        import sitecustomize  # type: ignore[import-not-found]  # noqa: F401
     except ImportError as exc:
         if exc.name != "sitecustomize":
             _report_error(exc)
@@ -39,6 +42,7 @@ def _heapscope_start():
 
 
 def _report_error(exc):
+    # type: (BaseException) -> None
     # As site.py reports a failing sitecustomize.
     if sys.flags.verbose:
         sys.excepthook(*sys.exc_info())
@@ -50,6 +54,7 @@ def _report_error(exc):
 
 
 def _note(directory, reason):
+    # type: (str, str) -> None
     try:
         command = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
         v = sys.version_info
@@ -63,4 +68,3 @@ def _note(directory, reason):
 
 
 _heapscope_start()
-del _heapscope_start, _report_error, _note

@@ -147,7 +147,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
     """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
-    directory = _follow.children_dir(output).resolve()
+    directory = Path(_follow.children_dir(output)).resolve()
     if directory.exists():
         if not args.force:
             raise HeapscopeError(f"{directory} already exists (use --force to overwrite it)")
@@ -155,20 +155,21 @@ def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.Fol
             if old.suffix in (".hsc", ".untraced") and old.is_file():
                 old.unlink()
     directory.mkdir(parents=True, exist_ok=True)
-    return _follow.FollowConfig(directory, args.trace_limit, args.sample_rate)
+    return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate)
 
 
-def _report_written(path: Path, size: int, follow: _follow.FollowConfig | None) -> None:
-    children = []
-    if follow is not None and follow.capture_dir.is_dir():
-        children = [p for p in follow.capture_dir.iterdir() if p.suffix == ".hsc"]
-        if not any(follow.capture_dir.iterdir()):
-            follow.capture_dir.rmdir()  # no child: the capture is the one file
+def _report_written(path: str, size: int, follow: _follow.FollowConfig | None) -> None:
+    children: list[Path] = []
+    directory = Path(follow.capture_dir) if follow is not None else None
+    if directory is not None and directory.is_dir():
+        children = [p for p in directory.iterdir() if p.suffix == ".hsc"]
+        if not any(directory.iterdir()):
+            directory.rmdir()  # no child: the capture is the one file
     if children:
         total = size + sum(p.stat().st_size for p in children)
         print(
             f"heapscope: capture written to {path} and {len(children)} child process "
-            f"stream(s) in {follow.capture_dir if follow else ''} ({total} bytes)",
+            f"stream(s) in {directory} ({total} bytes)",
             file=sys.stderr,
         )
     else:

@@ -102,7 +102,7 @@ pub fn parse_untraced_note(bytes: &[u8]) -> ProcessInfo {
     let text = String::from_utf8_lossy(bytes);
     let mut fields = text.split('\0');
     let pid = fields.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let ppid = fields.next().and_then(|s| s.parse().ok());
+    let parent = fields.next().and_then(|s| s.parse().ok());
     let python_version = fields.next().unwrap_or_default().to_owned();
     let reason = fields.next().unwrap_or("unknown reason").to_owned();
     let command = fields
@@ -111,7 +111,7 @@ pub fn parse_untraced_note(bytes: &[u8]) -> ProcessInfo {
         .collect();
     ProcessInfo {
         pid,
-        ppid,
+        ppid: parent,
         command,
         python_version,
         note: Some(format!("not traced: {reason}")),
