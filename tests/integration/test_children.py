@@ -140,6 +140,30 @@ def test_process_pool_executor_and_bare_fork(
     assert_about(line_size(report, script, "FORKED"), 5 * MiB)
     forked = [p for p in traced(report) if p["exit_code"] == 4]
     assert len(forked) == 1 and forked[0]["ppid"] == report["meta"]["pid"]
+    # diff, export and flamegraph take one process too.
+    pid = str(forked[0]["pid"])
+    diff = heapscope("diff", "out.hsc", "out.hsc", "--pid-a", pid, cwd=tmp_path, env=subprocess_env)
+    assert diff.returncode == 0, diff.stderr
+    assert "B: " in diff.stdout and "A: " not in diff.stdout  # B is the merged tree
+    assert f"prog.py:{line_of(script, 'WORK')}" in diff.stdout
+    assert f"prog.py:{line_of(script, 'FORKED')}" not in diff.stdout  # in both A and B
+    folded = heapscope(
+        "export",
+        "out.hsc",
+        "-f",
+        "collapsed",
+        "--pid",
+        pid,
+        "-o",
+        "-",
+        cwd=tmp_path,
+        env=subprocess_env,
+    )
+    assert folded.returncode == 0, folded.stderr
+    assert "work (" not in folded.stdout and f"prog.py:{line_of(script, 'FORKED')}" in folded.stdout
+    html = heapscope("flamegraph", "out.hsc", "-o", "out.html", cwd=tmp_path, env=subprocess_env)
+    assert html.returncode == 0, html.stderr
+    assert "process-select" in (tmp_path / "out.html").read_text()
 
 
 def test_subprocess_of_another_script_and_execv(
