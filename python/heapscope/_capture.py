@@ -7,13 +7,14 @@ program killed with SIGKILL leaves a capture readable up to its last flush.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
 
 from heapscope import _native
 
-# Child processes of `heapscope run` import this at start-up: pathlib only when asked for.
+# Child processes of `heapscope run` import this at start-up, so it uses `_thread` rather
+# than `threading` (which imports functools and collections) and pathlib only when asked.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,6 +29,9 @@ DEFAULT_TRACE_LIMIT = 64
 
 
 def _thread_names() -> list[tuple[int, str]]:
+    threading = sys.modules.get("threading")
+    if threading is None:  # the program has no named threads
+        return []
     return [(t.native_id, t.name) for t in threading.enumerate() if t.native_id is not None]
 
 
@@ -51,13 +55,18 @@ class CaptureSession:
         self.trace_limit = trace_limit
         self.force = force
         self.size = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Released by `stop` to wake the flush thread; `_stopping` says why it woke.
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._stopping = False
         self._error: BaseException | None = None
         self._pid = os.getpid()
         # Held while a flush writes; taken around fork() so a child never inherits the
         # recorder's lock in the middle of a write.
-        self._flush_lock = threading.Lock()
+        # Reentrant: a SIGTERM handler may stop the session in the thread that holds it
+        # across fork().
+        self._flush_lock = _thread.RLock()
+        self._held = False
         self._stopped = False
 
     def start(self) -> None:
@@ -69,13 +78,14 @@ class CaptureSession:
             raise ValueError(
                 f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
             )
-        # The flush thread is created and started before tracing starts, so its own set-up is
-        # not in the capture; it waits for `go` (set once the tracer runs) and `stop`.
-        go = threading.Event()
-        self._thread = threading.Thread(
-            target=self._flush_loop, args=(go,), name="heapscope-flush", daemon=True
-        )
-        self._thread.start()
+        # The flush thread is started before tracing starts, so its own set-up is not in the
+        # capture; it waits for `go` (set once the tracer runs) and `stop`. A bare `_thread`
+        # thread: no start-up handshake to wait for (every followed child pays for one), and
+        # the program's `threading.enumerate()` does not list it. It dies with the process,
+        # like a daemon thread, and is never joined: `stop` takes the flush lock instead.
+        go = _thread.allocate_lock()
+        go.acquire()
+        _thread.start_new_thread(self._flush_loop, (go,))
         try:
             _native.start_capture(
                 self._path,
@@ -86,12 +96,10 @@ class CaptureSession:
                 self.ppid,
             )
         except BaseException:
-            self._stop.set()
-            go.set()
-            self._thread.join()
-            self._thread = None
+            self._stopping = True
+            go.release()
             raise
-        go.set()
+        go.release()
 
     @property
     def path(self) -> Path:
@@ -105,15 +113,15 @@ class CaptureSession:
         """Where the capture is written, as a string (no pathlib import)."""
         return self._path
 
-    def _flush_loop(self, go: threading.Event) -> None:
-        go.wait()
-        if self._stop.is_set():
+    def _flush_loop(self, go: _thread.LockType) -> None:
+        go.acquire()  # released once the tracer runs (or start failed)
+        if self._stopping:
             return
         _native.ignore_current_thread()
-        while not self._stop.wait(FLUSH_INTERVAL):
+        while not self._wake.acquire(timeout=FLUSH_INTERVAL):
             try:
                 with self._flush_lock:
-                    if self._stop.is_set():
+                    if self._stopping:
                         return
                     _native.flush_capture(_thread_names())
             except BaseException as exc:  # reported by stop()
@@ -134,10 +142,12 @@ class CaptureSession:
     def hold_flushes(self) -> None:
         """Wait for a flush in progress and hold the next ones (before ``fork()``)."""
         self._flush_lock.acquire()
+        self._held = True
 
     def release_flushes(self) -> None:
         """Let flushes go on again (after ``fork()``, in the parent)."""
-        if self._flush_lock.locked():
+        if self._held:
+            self._held = False
             self._flush_lock.release()
 
     def stop(self, exit: tuple[str, int] | None = None) -> str:
@@ -151,11 +161,11 @@ class CaptureSession:
         if not self.active:
             return self._path
         self._stopped = True
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        self._thread = None
-        _path, self.size = _native.stop_capture(_thread_names(), exit)
+        self._stopping = True
+        self._wake.release()
+        # Waits for a flush in progress only; the flush thread sees `stop` and ends.
+        with self._flush_lock:
+            _path, self.size = _native.stop_capture(_thread_names(), exit)
         if self._error is not None:
             raise self._error
         return self._path

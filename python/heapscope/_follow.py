@@ -12,20 +12,21 @@ A process forked without ``exec`` gets its own stream from an ``os.register_at_f
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
-import signal
 import sys
 
 from heapscope._capture import CaptureSession
 
-# Every child pays for what this module imports at its start-up: no typing, dataclasses or
-# pathlib at run time (annotations only); contextlib and signal cost ~1 ms.
+# Every child pays for what this module imports at its start-up: no typing, dataclasses,
+# pathlib or contextlib at run time, and `_signal` (what `signal` wraps, without its enums).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal
     from collections.abc import Callable, Mapping
     from types import FrameType
     from typing import Any, NoReturn
+else:
+    import _signal as signal
 
 __all__ = [
     "BOOTSTRAP_DIR",
@@ -141,8 +142,10 @@ def end(exit: tuple[str, int] | None) -> None:
     try:
         session.stop(exit)
     except Exception as exc:  # the program's own exit must not fail because of heapscope
-        with contextlib.suppress(Exception):
+        try:  # noqa: SIM105  (contextlib costs every child an import)
             sys.stderr.write(f"heapscope: could not finish {session.path_text}: {exc}\n")
+        except Exception:
+            pass
     finally:
         _session = None
         _ending = False
@@ -278,7 +281,7 @@ def _at_exit() -> None:
         return
     last = getattr(sys, "last_value", None)
     if isinstance(last, KeyboardInterrupt):
-        end(("signal", int(signal.SIGINT)))
+        end(("signal", signal.SIGINT))
     elif last is not None:
         end(("exit", 1))
     else:
@@ -303,8 +306,10 @@ def _install_sigterm_handler() -> None:
         handler = _chained_sigterm
     else:
         handler = _on_sigterm
-    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+    try:  # noqa: SIM105
         signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -316,8 +321,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def _chained_sigterm(signum: int, frame: FrameType | None) -> None:
     session = _session
     if session is not None and session.active:
-        with contextlib.suppress(Exception):  # the program's handler runs whatever happens
+        try:  # noqa: SIM105
             session.flush_now()
+        except Exception:  # the program's handler runs whatever happens here
+            pass
     if _previous_sigterm is not None:
         _previous_sigterm(signum, frame)
 
@@ -329,5 +336,8 @@ def write_untraced_note(directory: str, reason: str) -> None:
     command = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     fields = [str(os.getpid()), str(os.getppid()), f"{v[0]}.{v[1]}.{v[2]}", reason, *command]
     path = os.path.join(directory, f"{os.getpid()}.untraced")
-    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as f:
-        f.write("\0".join(fields))
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\0".join(fields))
+    except OSError:
+        pass

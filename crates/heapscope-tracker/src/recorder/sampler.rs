@@ -3,7 +3,6 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use heapscope_core::profile::Sample;
@@ -16,7 +15,6 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// A running sampler thread.
 pub struct Sampler {
     stop: Sender<()>,
-    handle: Option<JoinHandle<()>>,
     samples: Arc<Mutex<Vec<Sample>>>,
 }
 
@@ -26,7 +24,8 @@ impl Sampler {
         let (stop, stopped) = mpsc::channel::<()>();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&samples);
-        let handle = std::thread::Builder::new()
+        // Detached: never joined (see `stop`).
+        std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
                 // A Rust thread with no Python thread state: its allocations never reach the
@@ -43,11 +42,7 @@ impl Sampler {
                     }
                 }
             })?;
-        Ok(Sampler {
-            stop,
-            handle: Some(handle),
-            samples,
-        })
+        Ok(Sampler { stop, samples })
     }
 
     /// The samples taken since the previous call.
@@ -55,12 +50,12 @@ impl Sampler {
         std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Stops the thread, waits for it, and returns the samples not yet taken.
-    pub fn stop(mut self) -> Vec<Sample> {
+    /// Tells the thread to stop and returns the samples not yet taken. The thread is not
+    /// waited for (it ends at its next wake-up, at once): every followed child process stops
+    /// a sampler on its way out, and on a busy machine waiting for the thread to be scheduled
+    /// cost milliseconds. A sample it takes meanwhile is dropped.
+    pub fn stop(self) -> Vec<Sample> {
         let _ = self.stop.send(());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
         self.take()
     }
 }
