@@ -70,15 +70,17 @@ fn child_entries(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
+    // By pid, then a process's programs in order (`<pid>.hsc`, `<pid>.1.hsc`, ...).
     paths.sort_by_key(|p| {
-        let stem = p.file_name().map(|n| n.to_string_lossy().into_owned());
-        let stem = stem.unwrap_or_default();
-        let pid: u64 = stem
-            .split('.')
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        let mut parts = name.split('.');
+        let pid: u64 = parts
             .next()
             .and_then(|s| s.parse().ok())
             .unwrap_or(u64::MAX);
-        (pid, stem)
+        let n: u64 = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        (pid, n, name)
     });
     paths
 }
