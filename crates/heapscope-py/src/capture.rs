@@ -60,7 +60,8 @@ fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(),
 }
 
 /// Final drain, stops the tracer, writes how the process ended (`exit`: `("exit", code)`,
-/// `("signal", number)` or `("exec", 0)`) and the closing record; returns (path, size).
+/// `("signal", number)` or `("exec", 0)`) and the closing record; returns (path, size). The
+/// path is a `str`: a `PathBuf` would make every followed child import pathlib on its way out.
 #[pyfunction]
 #[pyo3(signature = (thread_names, exit = None))]
 #[allow(clippy::needless_pass_by_value)]
@@ -68,7 +69,7 @@ fn stop_capture(
     py: Python<'_>,
     thread_names: Vec<(u64, String)>,
     exit: Option<(String, u32)>,
-) -> Result<(PathBuf, u64), NativeError> {
+) -> Result<(String, u64), NativeError> {
     let exit = match exit.as_ref().map(|(how, v)| (how.as_str(), *v)) {
         None => None,
         Some(("exit", code)) => Some(ExitStatus::Code(code)),
@@ -82,7 +83,8 @@ fn stop_capture(
     };
     let drained = recorder::drain(gil(py))?;
     recorder::stop_tracer(gil(py));
-    Ok(py.allow_threads(|| recorder::finish(drained, &thread_names, exit))?)
+    let (path, size) = py.allow_threads(|| recorder::finish(drained, &thread_names, exit))?;
+    Ok((path.to_string_lossy().into_owned(), size))
 }
 
 /// True while a capture is being recorded.
