@@ -559,3 +559,34 @@ def test_pytest_plugin_under_xdist_in_a_recorded_run(
     # start-up and what follows the session, and they are listed.
     workers = [p for p in traced(report) if "sys.stdin.readline" in " ".join(p["command"])]
     assert len({w["pid"] for w in workers}) == 2, [p["command"] for p in traced(report)]
+
+
+def test_a_program_with_its_own_sigterm_handler_keeps_it(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    child = write(
+        tmp_path / "service.py",
+        """\
+        import os, signal, sys, time
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        held = bytearray(2 * 1024 * 1024)  # SERVICE
+        print("up", flush=True)
+        time.sleep(60)
+        """,
+    )
+    write(
+        tmp_path / "prog.py",
+        """\
+        import signal, subprocess, sys
+        p = subprocess.Popen([sys.executable, "service.py"], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "up\\n"
+        p.send_signal(signal.SIGTERM)
+        print(p.wait())
+        """,
+    )
+    proc = run_traced(tmp_path, subprocess_env, tmp_path / "prog.py")
+    assert proc.stdout == "143\n"
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "--at", "end", "-n", "50")
+    service = next(p for p in traced(report) if p["command"][-1] == "service.py")
+    assert service["exit_code"] == 143 and not service["truncated"]
+    assert_about(line_size(report, child, "SERVICE"), 2 * MiB)
