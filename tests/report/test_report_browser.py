@@ -267,6 +267,8 @@ def test_process_selector_shows_one_process(
     labels = " ".join(flame_labels(p))
     assert "only_in_child" in labels and "only_in_root" in labels
     merged_peak = page.locator("#timeline .peak-label").text_content()
+    # The merged timeline draws each process's own memory too.
+    assert page.locator("#timeline .proc-line").count() >= 2
     # Pick the child: its own views and timeline.
     processes = json.loads(_native.render_report(profile, json=True))["meta"]["processes"]
     child = next(i for i, q in enumerate(processes) if "spawn_main" in " ".join(q["command"]))
@@ -274,6 +276,7 @@ def test_process_selector_shows_one_process(
     labels = " ".join(flame_labels(p))
     assert "only_in_child" in labels and "only_in_root" not in labels
     assert page.locator("#timeline .peak-label").text_content() != merged_peak
+    assert page.locator("#timeline .proc-line").count() == 0
     assert "only_in_child" in page.locator("#by-line").inner_text()
     page.select_option("#process-select", index=0)
     assert "only_in_root" in " ".join(flame_labels(p))

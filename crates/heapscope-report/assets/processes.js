@@ -29,10 +29,26 @@ HS.setupProcesses = function (data, section, select, table, onSelect) {
   select.addEventListener("change", function () { onSelect(parseInt(select.value, 10)); });
 };
 
-/** What the page shows for a selection: the whole capture (-1) or one process. */
+/** Most processes drawn as their own line on the merged timeline. */
+HS.MAX_PROCESS_LINES = 32;
+
+/** What the page shows for a selection: the whole capture (-1) or one process. The whole
+ * capture's timeline also draws each process's own traced memory as a line. */
 HS.selection = function (data, index) {
-  var p = index >= 0 ? (data.processes || [])[index] : null;
-  if (!p || !p.views) return { key: "all", views: data.views, timeline: data.timeline, meta: data.meta };
+  var procs = data.processes || [];
+  var p = index >= 0 ? procs[index] : null;
+  if (!p || !p.views) {
+    var lines = [];
+    procs.forEach(function (q) {
+      if (!q.views || lines.length >= HS.MAX_PROCESS_LINES || q.timeline.t.length === 0) return;
+      lines.push({
+        label: "pid " + q.pid,
+        t: q.timeline.t.map(function (t) { return t + q.start_offset_ms; }),
+        v: q.timeline.traced,
+      });
+    });
+    return { key: "all", views: data.views, timeline: data.timeline, meta: data.meta, lines: lines };
+  }
   return {
     key: "p" + index,
     views: p.views,

@@ -38,6 +38,8 @@ pub struct ProcessData {
     pub peak_bytes: u64,
     pub peak_time_ms: u64,
     pub duration_ms: u64,
+    /// When the process started, in milliseconds after the start of the whole capture.
+    pub start_offset_ms: u64,
     pub exit: String,
     pub note: Option<String>,
     /// Absent for untraced processes and for processes past [`MAX_PROCESS_VIEWS`].
@@ -294,6 +296,9 @@ fn build_with<'a>(
                 peak_bytes: p.peak_bytes,
                 peak_time_ms: p.peak_time_ms,
                 duration_ms: p.duration_ms,
+                start_offset_ms: p
+                    .start_time_unix_ms
+                    .saturating_sub(profile.meta.start_time_unix_ms),
                 exit: crate::processes::exit_text(p),
                 note: p.note.clone(),
                 views: part.as_ref().map(|part| self::views(part, &mut interner)),
