@@ -219,12 +219,23 @@ def _after_fork_child() -> None:
     # The parent's session (and its held lock) belong to the parent: never touched here.
     _session = None
     config = _config
-    if config is None:
+    if config is None or _about_to_exec():
         return
     try:
         start_child(config, os.getppid())
     except Exception as exc:
         write_untraced_note(config.capture_dir, f"could not start recording after fork: {exc}")
+
+
+def _about_to_exec() -> bool:
+    """True in the child `subprocess` forks to run a ``preexec_fn`` before it execs: that
+    child never runs the program (the program it execs records itself if it is Python)."""
+    try:
+        caller = sys._getframe(2)  # past this function and the fork hook
+    except ValueError:
+        return False
+    code = caller.f_code
+    return code.co_name == "_execute_child" and code.co_filename.endswith("subprocess.py")
 
 
 def _os_exit(status: int) -> NoReturn:

@@ -590,3 +590,23 @@ def test_a_program_with_its_own_sigterm_handler_keeps_it(
     service = next(p for p in traced(report) if p["command"][-1] == "service.py")
     assert service["exit_code"] == 143 and not service["truncated"]
     assert_about(line_size(report, child, "SERVICE"), 2 * MiB)
+
+
+def test_a_preexec_fn_child_is_one_process(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    write(
+        tmp_path / "prog.py",
+        """\
+        import subprocess, sys
+        code = "x = bytearray(1 << 20)"
+        r = subprocess.run([sys.executable, "-c", code], preexec_fn=lambda: None)
+        r2 = subprocess.run(["true"], preexec_fn=lambda: None)
+        print(r.returncode, r2.returncode)
+        """,
+    )
+    proc = run_traced(tmp_path, subprocess_env, tmp_path / "prog.py")
+    assert proc.stdout == "0 0\n"
+    report = report_json(tmp_path / "out.hsc", subprocess_env)
+    children = report["meta"]["processes"][1:]
+    # One stream for the Python child, none for the fork that ran preexec_fn and exec'd.
+    assert len(children) == 1, children
+    assert children[0]["exit_code"] == 0 and children[0]["command"][-1] == "x = bytearray(1 << 20)"
