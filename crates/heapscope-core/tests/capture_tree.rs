@@ -165,6 +165,12 @@ fn a_tree_replays_merged_with_every_process_listed() {
     let bytes: u64 = one.view(View::Peak).iter().map(|s| s.bytes).sum();
     assert_eq!(bytes, 12 * MB, "both programs of pid 103");
     assert_eq!(one.processes.len(), 2);
+    // Only its own stacks and frames, stacks pointing at its two programs.
+    assert_eq!(one.stacks.len(), 2);
+    assert_eq!(one.frames.len(), 3);
+    let mut programs: Vec<u32> = one.stacks.iter().map(|s| s.process).collect();
+    programs.sort_unstable();
+    assert_eq!(programs, [0, 1]);
 }
 
 #[test]

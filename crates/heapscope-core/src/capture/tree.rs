@@ -295,14 +295,6 @@ impl Profile {
                 known.join(", ")
             )));
         };
-        let keep = |s: &StackStat| {
-            self.stacks
-                .get(s.stack as usize)
-                .and_then(|st| wanted.get(st.process as usize))
-                .copied()
-                .unwrap_or(false)
-        };
-        let filter = |v: &[StackStat]| v.iter().filter(|s| keep(s)).copied().collect();
         let processes: Vec<ProcessInfo> = self
             .processes
             .iter()
@@ -322,17 +314,64 @@ impl Profile {
         meta.total_allocated_bytes = processes.iter().map(|q| q.total_allocated_bytes).sum();
         meta.total_allocations = processes.iter().map(|q| q.total_allocations).sum();
         meta.truncated = processes.iter().any(|q| q.truncated);
-        Ok(Profile {
+        let mut out = Profile {
             meta,
-            frames: self.frames.clone(),
-            stacks: self.stacks.clone(),
             threads: self.threads.clone(),
-            at_peak: filter(&self.at_peak),
-            at_end: filter(&self.at_end),
-            total: filter(&self.total),
             timeline: p.timeline.clone(),
             processes,
-        })
+            ..Profile::default()
+        };
+        self.copy_stacks_into(&mut out, &wanted);
+        Ok(out)
+    }
+
+    /// Copies the stacks of the `wanted` processes (and the frames they use, renumbered) and
+    /// their figures into `out`: a process's part costs its own size, not the whole profile's.
+    fn copy_stacks_into(&self, out: &mut Profile, wanted: &[bool]) {
+        let mut stack_map: HashMap<u32, u32> = HashMap::new();
+        let mut frame_map: HashMap<FrameId, FrameId> = HashMap::new();
+        // Where each wanted process lands in `out.processes` (same order).
+        let mut position = Vec::with_capacity(wanted.len());
+        let mut next = 0u32;
+        for &w in wanted {
+            position.push(w.then_some(next));
+            next += u32::from(w);
+        }
+        let mut copy = |stats: &[StackStat], out: &mut Profile| -> Vec<StackStat> {
+            let mut kept = Vec::new();
+            for stat in stats {
+                let Some(stack) = self.stacks.get(stat.stack as usize) else {
+                    continue;
+                };
+                let Some(Some(process)) = position.get(stack.process as usize).copied() else {
+                    continue;
+                };
+                let id = *stack_map.entry(stat.stack).or_insert_with(|| {
+                    let frames = stack
+                        .frames
+                        .iter()
+                        .filter_map(|&f| {
+                            let frame = self.frames.get(f as usize)?;
+                            Some(*frame_map.entry(f).or_insert_with(|| {
+                                out.frames.push(frame.clone());
+                                (out.frames.len() - 1) as FrameId
+                            }))
+                        })
+                        .collect();
+                    out.stacks.push(Stack {
+                        frames,
+                        thread: stack.thread,
+                        process,
+                    });
+                    (out.stacks.len() - 1) as u32
+                });
+                kept.push(StackStat { stack: id, ..*stat });
+            }
+            kept
+        };
+        out.at_peak = copy(&self.at_peak, out);
+        out.at_end = copy(&self.at_end, out);
+        out.total = copy(&self.total, out);
     }
 
     /// Processes with recorded figures (not the untraced or unreadable ones).
