@@ -87,6 +87,24 @@ mod tests {
     }
 
     #[test]
+    fn hostile_process_commands_never_appear_raw() {
+        use heapscope_core::profile::ProcessInfo;
+        let mut p = synthetic(20, 3);
+        for pid in [1, 2] {
+            p.processes.push(ProcessInfo {
+                pid,
+                command: vec![HOSTILE.into(), "</script><script>alert(3)</script>".into()],
+                note: (pid == 2).then(|| HOSTILE.to_owned()),
+                ..ProcessInfo::default()
+            });
+        }
+        let html = render(&p, View::Peak).expect("renders");
+        assert!(!html.contains("<img"));
+        assert_eq!(html.matches("</script>").count(), 2);
+        assert!(html.contains("process-select"));
+    }
+
+    #[test]
     fn no_network_references() {
         let html = render(&synthetic(10, 1), View::Peak).expect("renders");
         // The SVG namespace is a name, not an address; nothing else may look like one.
