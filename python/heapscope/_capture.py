@@ -17,7 +17,10 @@ from heapscope import _native
 # than `threading` (which imports functools and collections) and pathlib only when asked.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
     from pathlib import Path
+else:
+    import _signal  # what `signal` wraps, without importing enum
 
 __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 
@@ -85,7 +88,13 @@ class CaptureSession:
         # like a daemon thread, and is never joined: `stop` takes the flush lock instead.
         go = _thread.allocate_lock()
         go.acquire()
-        _thread.start_new_thread(self._flush_loop, (go,))
+        # Born with every signal blocked: signals sent to the process must reach the program's
+        # threads (a SIGTERM taken here would leave the main thread asleep, its handler waiting).
+        previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+        try:
+            _thread.start_new_thread(self._flush_loop, (go,))
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
         try:
             _native.start_capture(
                 self._path,

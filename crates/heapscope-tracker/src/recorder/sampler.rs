@@ -24,8 +24,12 @@ impl Sampler {
         let (stop, stopped) = mpsc::channel::<()>();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&samples);
-        // Detached: never joined (see `stop`).
-        std::thread::Builder::new()
+        // Detached: never joined (see `stop`). Born with every signal blocked, so signals
+        // sent to the process reach the program's threads as they would without heapscope
+        // (a SIGTERM taken by this thread would leave the main thread asleep, its Python
+        // handler waiting).
+        let previous = block_signals();
+        let spawned = std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
                 // A Rust thread with no Python thread state: its allocations never reach the
@@ -41,7 +45,11 @@ impl Sampler {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-            })?;
+            });
+        if let Some(previous) = previous {
+            restore_signals(&previous);
+        }
+        spawned?;
         Ok(Sampler { stop, samples })
     }
 
@@ -73,6 +81,26 @@ fn take_sample(start: Instant, page: u64) -> Sample {
 fn resident_pages() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     statm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Blocks every signal in the calling thread; returns the previous mask (None on failure).
+fn block_signals() -> Option<libc::sigset_t> {
+    // SAFETY: `sigset_t` is plain data, valid when zeroed; `sigfillset` and `pthread_sigmask`
+    // only write to the sets passed, which live on this stack frame.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous) == 0).then_some(previous)
+    }
+}
+
+/// Restores a signal mask returned by [`block_signals`].
+fn restore_signals(previous: &libc::sigset_t) {
+    // SAFETY: `previous` is a mask `pthread_sigmask` filled in; the old-mask pointer may be null.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, previous, std::ptr::null_mut());
+    }
 }
 
 fn page_size() -> u64 {
