@@ -615,3 +615,23 @@ def test_a_preexec_fn_child_is_one_process(tmp_path: Path, subprocess_env: dict[
     # One stream for the Python child, none for the fork that ran preexec_fn and exec'd.
     assert len(children) == 1, children
     assert children[0]["exit_code"] == 0 and children[0]["command"][-1] == "x = bytearray(1 << 20)"
+
+
+def test_os_exit_in_the_root_still_closes_its_capture(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    script = write(
+        tmp_path / "prog.py",
+        """\
+        import os
+        kept = bytearray(3 * 1024 * 1024)  # KEPT
+        print("bye", flush=True)
+        os._exit(7)
+        """,
+    )
+    proc = heapscope("run", "-o", "out.hsc", script.name, cwd=tmp_path, env=subprocess_env)
+    assert (proc.returncode, proc.stdout) == (7, "bye\n")
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "--at", "end")
+    assert not report["meta"]["truncated"]
+    assert report["meta"]["processes"][0]["exit_code"] == 7
+    assert_about(line_size(report, script, "KEPT"), 3 * MiB)
