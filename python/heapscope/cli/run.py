@@ -84,13 +84,13 @@ def execute(args: argparse.Namespace) -> int:
     output = Path(args.output) if args.output else _default_output(name)
     if output.exists() and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
-    follow = None if args.no_follow else _prepare_children_dir(output, args)
     # Compiled before recording starts, as the interpreter compiles a script before running it.
     try:
         code, main = _compile_script(argv[0]) if module is None else (None, None)
     except SyntaxError as exc:
         traceback.print_exception(type(exc), exc, None)
         return 1
+    follow = None if args.no_follow else _prepare_children_dir(output, args)
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     # Computed before recording: the runner's own allocations are not the program's.
