@@ -129,6 +129,15 @@ def test_process_pool_executor_and_bare_fork(
     )
     assert folded.returncode == 0, folded.stderr
     assert "work (" not in folded.stdout and f"prog.py:{line_of(script, 'FORKED')}" in folded.stdout
+    speedscope = heapscope(
+        "export", "out.hsc", "-f", "speedscope", "-o", "-", cwd=tmp_path, env=subprocess_env
+    )
+    doc = json.loads(speedscope.stdout)
+    schema_path = Path(__file__).parent.parent / "data" / "speedscope-file-format-schema.json"
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the test extra")
+    jsonschema.validate(doc, json.loads(schema_path.read_text()))
+    names = [p["name"] for p in doc["profiles"]]
+    assert any(n.startswith(f"pid {pid} ") for n in names), names
     html = heapscope("flamegraph", "out.hsc", "-o", "out.html", cwd=tmp_path, env=subprocess_env)
     assert html.returncode == 0, html.stderr
     assert "process-select" in (tmp_path / "out.html").read_text()
