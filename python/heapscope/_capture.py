@@ -70,6 +70,7 @@ class CaptureSession:
         # across fork().
         self._flush_lock = _thread.RLock()
         self._held = False
+        self._started = False
         self._stopped = False
 
     def start(self) -> None:
@@ -108,6 +109,7 @@ class CaptureSession:
             self._stopping = True
             go.release()
             raise
+        self._started = True
         go.release()
 
     @property
@@ -140,7 +142,7 @@ class CaptureSession:
     @property
     def active(self) -> bool:
         """True while this process records into this session."""
-        return not self._stopped and os.getpid() == self._pid
+        return self._started and not self._stopped and os.getpid() == self._pid
 
     def flush_now(self) -> None:
         """Write what the tracer holds now (waits for a flush in progress)."""

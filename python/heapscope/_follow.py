@@ -170,8 +170,9 @@ def start_child(config: FollowConfig, ppid: int) -> CaptureSession:
         sample_rate=config.sample_rate,
         ppid=ppid,
     )
-    session.start()
+    # Hooks first: what installing them allocates is not the program's.
     install(session, config, child=True)
+    session.start()
     return session
 
 

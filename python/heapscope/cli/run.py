@@ -103,11 +103,12 @@ def execute(args: argparse.Namespace) -> int:
         force=True,
         sample_rate=args.sample_rate,
     )
+    if follow is not None:
+        # Before recording starts: setting variables allocates, and that is not the program's.
+        os.environ.update(follow.environ(os.environ))
+    _follow.install(session, follow, child=False)  # before recording, as the line above
     session.start()
     root_pid = os.getpid()
-    _follow.install(session, follow, child=False)
-    if follow is not None:
-        os.environ.update(follow.environ(os.environ))
     status = 0
     try:
         sys.argv = program_argv
