@@ -5,12 +5,27 @@ library's ``tracemalloc``. ``%load_ext heapscope`` adds the ``%%heapscope`` cell
 IPython / Jupyter; ``pytest --heapscope`` checks tests' memory (``heapscope.pytest_plugin``).
 """
 
-from typing import Any
+from __future__ import annotations
 
 from heapscope._native import __version__
-from heapscope._tracker import Tracker
+
+# The child processes `heapscope run` follows import this package at start-up: Tracker (and
+# what it imports) is loaded on first use.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from heapscope._tracker import Tracker
 
 __all__ = ["Tracker", "__version__", "load_ipython_extension"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "Tracker":
+        from heapscope._tracker import Tracker
+
+        return Tracker
+    raise AttributeError(f"module 'heapscope' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

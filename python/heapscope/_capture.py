@@ -7,12 +7,20 @@ program killed with SIGKILL leaves a capture readable up to its last flush.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
-import threading
-from pathlib import Path
 
 from heapscope import _native
+
+# Child processes of `heapscope run` import this at start-up, so it uses `_thread` rather
+# than `threading` (which imports functools and collections) and pathlib only when asked.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from pathlib import Path
+else:
+    import _signal  # what `signal` wraps, without importing enum
 
 __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 
@@ -24,6 +32,9 @@ DEFAULT_TRACE_LIMIT = 64
 
 
 def _thread_names() -> list[tuple[int, str]]:
+    threading = sys.modules.get("threading")
+    if threading is None:  # the program has no named threads
+        return []
     return [(t.native_id, t.name) for t in threading.enumerate() if t.native_id is not None]
 
 
@@ -41,19 +52,31 @@ class CaptureSession:
         trace_limit: int = DEFAULT_TRACE_LIMIT,
         force: bool = False,
         sample_rate: int | None = None,
+        ppid: int | None = None,
         flush_interval: float = FLUSH_INTERVAL,
     ) -> None:
-        self.path = Path(path)
+        self._path = os.fspath(path)
+        self.ppid = ppid
         self.flush_interval = flush_interval
         self.sample_rate = sample_rate
         self.command = list(sys.argv if command is None else command)
         self.trace_limit = trace_limit
         self.force = force
         self.size = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Released by `stop` to wake the flush thread; `_stopping` says why it woke.
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
+        self._stopping = False
         self._error: BaseException | None = None
         self._pid = os.getpid()
+        # Held while a flush writes; taken around fork() so a child never inherits the
+        # recorder's lock in the middle of a write.
+        # Reentrant: a SIGTERM handler may stop the session in the thread that holds it
+        # across fork().
+        self._flush_lock = _thread.RLock()
+        self._held = False
+        self._started = False
+        self._stopped = False
 
     def start(self) -> None:
         """Create the file, start the tracer, the sampler and the flush thread."""
@@ -66,50 +89,101 @@ class CaptureSession:
             raise ValueError(
                 f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
             )
-        # The flush thread is created and started before tracing starts, so its own set-up is
-        # not in the capture; it waits for `go` (set once the tracer runs) and `stop`.
-        go = threading.Event()
-        self._thread = threading.Thread(
-            target=self._flush_loop, args=(go,), name="heapscope-flush", daemon=True
-        )
-        self._thread.start()
+        # The flush thread is started before tracing starts, so its own set-up is not in the
+        # capture; it waits for `go` (set once the tracer runs) and `stop`. A bare `_thread`
+        # thread: no start-up handshake to wait for (every followed child pays for one), and
+        # the program's `threading.enumerate()` does not list it. It dies with the process,
+        # like a daemon thread, and is never joined: `stop` takes the flush lock instead.
+        go = _thread.allocate_lock()
+        go.acquire()
+        # Born with every signal blocked: signals sent to the process must reach the program's
+        # threads (a SIGTERM taken here would leave the main thread asleep, its handler waiting).
+        previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
+        try:
+            _thread.start_new_thread(self._flush_loop, (go,))
+        finally:
+            _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
         try:
             _native.start_capture(
-                str(self.path), self.command, self.trace_limit, self.force, self.sample_rate
+                self._path,
+                self.command,
+                self.trace_limit,
+                self.force,
+                self.sample_rate,
+                self.ppid,
             )
         except BaseException:
-            self._stop.set()
-            go.set()
-            self._thread.join()
-            self._thread = None
+            self._stopping = True
+            go.release()
             raise
-        go.set()
+        self._started = True
+        go.release()
 
-    def _flush_loop(self, go: threading.Event) -> None:
-        go.wait()
-        if self._stop.is_set():
+    @property
+    def path(self) -> Path:
+        """Where the capture is written."""
+        from pathlib import Path
+
+        return Path(self._path)
+
+    @property
+    def path_text(self) -> str:
+        """Where the capture is written, as a string (no pathlib import)."""
+        return self._path
+
+    def _flush_loop(self, go: _thread.LockType) -> None:
+        go.acquire()  # released once the tracer runs (or start failed)
+        if self._stopping:
             return
         _native.ignore_current_thread()
-        while not self._stop.wait(self.flush_interval):
+        while not self._wake.acquire(timeout=self.flush_interval):
             try:
-                _native.flush_capture(_thread_names())
+                with self._flush_lock:
+                    if self._stopping:
+                        return
+                    _native.flush_capture(_thread_names())
             except BaseException as exc:  # reported by stop()
                 self._error = exc
                 return
 
-    def stop(self) -> Path:
-        """Final flush, closing record; return the path of the capture.
+    @property
+    def active(self) -> bool:
+        """True while this process records into this session."""
+        return self._started and not self._stopped and os.getpid() == self._pid
 
-        In a child process forked while capturing, this does nothing: the capture belongs to
-        the parent.
+    def flush_now(self) -> None:
+        """Write what the tracer holds now (waits for a flush in progress)."""
+        with self._flush_lock:
+            if self.active:
+                _native.flush_capture(_thread_names())
+
+    def hold_flushes(self) -> None:
+        """Wait for a flush in progress and hold the next ones (before ``fork()``)."""
+        self._flush_lock.acquire()
+        self._held = True
+
+    def release_flushes(self) -> None:
+        """Let flushes go on again (after ``fork()``, in the parent)."""
+        if self._held:
+            self._held = False
+            self._flush_lock.release()
+
+    def stop(self, exit: tuple[str, int] | None = None) -> str:
+        """Final flush, how the process ended (``("exit", code)``, ``("signal", number)``,
+        ``("exec", 0)``; None if unknown) and the closing record; return the capture's path
+        (a string: children stop without importing pathlib).
+
+        Stopping twice does nothing the second time. In a child process forked while
+        capturing, this does nothing: the capture belongs to the parent.
         """
-        if os.getpid() != self._pid:
-            return self.path
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        _path, self.size = _native.stop_capture(_thread_names())
+        if not self.active:
+            return self._path
+        self._stopped = True
+        self._stopping = True
+        self._wake.release()
+        # Waits for a flush in progress only; the flush thread sees `stop` and ends.
+        with self._flush_lock:
+            _path, self.size = _native.stop_capture(_thread_names(), exit)
         if self._error is not None:
             raise self._error
-        return self.path
+        return self._path

@@ -18,6 +18,7 @@ import _pytest
 import pluggy
 import pytest
 
+from heapscope import _follow
 from heapscope._measure import Measurement, Measuring, package_pattern
 from heapscope._pytest_limits import Limits, MarkerError, limits_of, violations
 from heapscope._tables import format_lines
@@ -44,6 +45,10 @@ class HeapscopePlugin:
     """
 
     def __init__(self, config: pytest.Config) -> None:
+        # In a process that `heapscope run` records (e.g. an xdist worker of a recorded run),
+        # the tracer goes to the tests: the process's stream ends here, and a new one starts
+        # when the session is over (`pytest_unconfigure`).
+        self._suspended = _follow.suspend()
         self.top: int = config.getoption("heapscope_top")
         self.nframe: int = config.getoption("heapscope_traceback_limit")
         self.base = str(config.rootpath)
@@ -94,6 +99,11 @@ class HeapscopePlugin:
                 measured if isinstance(measured, str) else measured.to_plain()
             )
         return report
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Give the tracer back to `heapscope run`'s recording of this process, if any."""
+        suspended, self._suspended = self._suspended, None
+        _follow.resume(suspended)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep the tests with the highest peaks (and note those not measured)."""

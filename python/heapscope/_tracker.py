@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from heapscope import _follow
 from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
 
 __all__ = ["Tracker"]
@@ -28,6 +29,9 @@ class Tracker(contextlib.ContextDecorator):
         def build(): ...
 
     Read the capture with ``heapscope report build.hsc``.
+
+    In a process that ``heapscope run`` records (the program or one of its children), the
+    process's own stream ends while the Tracker records, and a new one starts after it.
     """
 
     def __init__(
@@ -43,6 +47,7 @@ class Tracker(contextlib.ContextDecorator):
         self.trace_limit = trace_limit
         self.sample_rate = sample_rate
         self._session: CaptureSession | None = None
+        self._suspended: tuple[CaptureSession, _follow.FollowConfig | None] | None = None
 
     def __enter__(self) -> Tracker:
         if self._session is not None:
@@ -54,7 +59,13 @@ class Tracker(contextlib.ContextDecorator):
             force=self.force,
             sample_rate=self.sample_rate,
         )
-        session.start()
+        self._suspended = _follow.suspend()
+        try:
+            session.start()
+        except BaseException:
+            _follow.resume(self._suspended)
+            self._suspended = None
+            raise
         self._session = session
         return self
 
@@ -65,5 +76,9 @@ class Tracker(contextlib.ContextDecorator):
         tb: TracebackType | None,
     ) -> None:
         session, self._session = self._session, None
-        if session is not None:
-            session.stop()
+        suspended, self._suspended = self._suspended, None
+        try:
+            if session is not None:
+                session.stop()
+        finally:
+            _follow.resume(suspended)

@@ -228,3 +228,56 @@ def test_hundred_thousand_stacks_load_fast(open_report: Any, shape: str) -> None
     assert p.page.locator("#flame").get_attribute("data-zoom") != "0"
     data = json.loads(p.page.locator("#heapscope-data").text_content() or "{}")
     assert len(data["views"]["peak"]["tree"]["f"]) <= 20_000
+
+
+def test_process_selector_shows_one_process(
+    open_report: Any, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "tree.py").write_text(
+        "import multiprocessing as mp\n"
+        "def only_in_child():\n"
+        "    return bytearray(3 * 1024 * 1024)\n"
+        "def child():\n"
+        "    kept = only_in_child()\n"
+        "def only_in_root():\n"
+        "    return bytearray(1024 * 1024)\n"
+        "if __name__ == '__main__':\n"
+        "    root = only_in_root()\n"
+        "    p = mp.get_context('spawn').Process(target=child)\n"
+        "    p.start()\n"
+        "    p.join()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "heapscope", "run", "-o", "tree.hsc", "tree.py"],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    profile = _native.load_capture(tmp_path / "tree.hsc")
+    p = open_report(_native.render_html(profile), "tree.html")
+    page = p.page
+    assert page.locator("#processes-section").is_visible()
+    assert page.locator("#processes tbody tr").count() >= 2
+    labels = " ".join(flame_labels(p))
+    assert "only_in_child" in labels and "only_in_root" in labels
+    merged_peak = page.locator("#timeline .peak-label").text_content()
+    # The merged timeline draws each process's own memory too.
+    assert page.locator("#timeline .proc-line").count() >= 2
+    # Pick the child: its own views and timeline.
+    processes = json.loads(_native.render_report(profile, json=True))["meta"]["processes"]
+    child = next(i for i, q in enumerate(processes) if "spawn_main" in " ".join(q["command"]))
+    page.select_option("#process-select", value=str(child))
+    labels = " ".join(flame_labels(p))
+    assert "only_in_child" in labels and "only_in_root" not in labels
+    assert page.locator("#timeline .peak-label").text_content() != merged_peak
+    assert page.locator("#timeline .proc-line").count() == 0
+    assert "only_in_child" in page.locator("#by-line").inner_text()
+    page.select_option("#process-select", index=0)
+    assert "only_in_root" in " ".join(flame_labels(p))
+    assert p.errors == []

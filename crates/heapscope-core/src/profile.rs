@@ -4,6 +4,7 @@
 //! Stacks are interned; each view (`at_peak`, `at_end`, `total`) lists per-stack figures.
 
 use crate::frame::{Frame, FrameId};
+pub use heapscope_format::capture::ExitStatus;
 
 /// Index of a [`Stack`] in [`Profile::stacks`].
 pub type StackId = u32;
@@ -18,6 +19,8 @@ pub struct Stack {
     /// tracemalloc domain of the blocks allocated here (0: the interpreter's own; an
     /// extension's domain for what it reported through `PyTraceMalloc_Track`).
     pub domain: u32,
+    /// Index into [`Profile::processes`] (0 when the profile has one process or none listed).
+    pub process: u32,
 }
 
 /// A thread seen during the run.
@@ -78,6 +81,39 @@ pub struct Meta {
     pub truncated: bool,
 }
 
+/// One process of the traced program's tree (a capture holds one stream per process).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id, for processes started by the traced program (`None` for the root).
+    pub ppid: Option<u32>,
+    /// The process's command line (`sys.orig_argv` for children).
+    pub command: Vec<String>,
+    /// e.g. "3.11.7" (empty for a process that could not be traced).
+    pub python_version: String,
+    /// Start of the process's recording, milliseconds since the Unix epoch.
+    pub start_time_unix_ms: u64,
+    /// How long its recording lasted, in milliseconds.
+    pub duration_ms: u64,
+    /// Highest traced memory of this process.
+    pub peak_bytes: u64,
+    /// When this process reached its peak, milliseconds since its own start.
+    pub peak_time_ms: u64,
+    /// Bytes allocated by this process over its run.
+    pub total_allocated_bytes: u64,
+    /// Blocks allocated by this process over its run.
+    pub total_allocations: u64,
+    /// How it ended, if it recorded that (`None`: killed without warning, or unknown).
+    pub exit: Option<ExitStatus>,
+    /// True if its stream ended without its closing record (e.g. SIGKILL).
+    pub truncated: bool,
+    /// Why the process is listed without figures (not traced, stream unreadable).
+    pub note: Option<String>,
+    /// Its own memory over time (times relative to its own start).
+    pub timeline: Vec<Sample>,
+}
+
 /// Which figures of a profile a report shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -106,8 +142,11 @@ pub struct Profile {
     pub at_end: Vec<StackStat>,
     /// All allocations per stack over the run.
     pub total: Vec<StackStat>,
-    /// Memory over time.
+    /// Memory over time (for several processes: their traced memory summed).
     pub timeline: Vec<Sample>,
+    /// The processes the profile covers, the root first (empty for profiles not read from a
+    /// capture, which describe one process through [`Meta`]).
+    pub processes: Vec<ProcessInfo>,
 }
 
 impl Profile {
@@ -138,6 +177,7 @@ impl Profile {
                 frames: Vec::new(),
                 thread: 0,
                 domain: 0,
+                process: 0,
             };
             delta.new_stacks.len()
         ];
@@ -157,6 +197,7 @@ impl Profile {
                     frames: s.frames.clone(),
                     thread: thread as u32,
                     domain: s.domain,
+                    process: 0,
                 };
             }
         }
@@ -188,6 +229,7 @@ impl Profile {
                 .map(|c| stat(c.stack, c.total_bytes, c.total_count))
                 .collect(),
             timeline: Vec::new(),
+            processes: Vec::new(),
         }
     }
 }

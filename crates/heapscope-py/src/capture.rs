@@ -5,7 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use heapscope_core::capture::replay_file;
+use heapscope_core::capture::replay_tree;
+use heapscope_format::capture::ExitStatus;
 use heapscope_format::FormatError;
 use heapscope_tracker::recorder::{self, CaptureError, CaptureOptions};
 use heapscope_tracker::Gil;
@@ -26,7 +27,7 @@ const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 
 /// Starts recording a capture to `path` (the file must not exist unless `force`).
 #[pyfunction]
-#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None))]
+#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None, ppid = None))]
 fn start_capture(
     py: Python<'_>,
     path: PathBuf,
@@ -34,6 +35,7 @@ fn start_capture(
     trace_limit: u16,
     force: bool,
     sample_rate: Option<u64>,
+    ppid: Option<u32>,
 ) -> Result<(), NativeError> {
     let v = py.version_info();
     let python_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
@@ -44,6 +46,7 @@ fn start_capture(
         python_version,
         trace_limit,
         sample_rate: sample_rate.filter(|&r| r > 0),
+        ppid,
     };
     Ok(recorder::start(gil(py), &opts)?)
 }
@@ -56,16 +59,32 @@ fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(),
     Ok(py.detach(|| recorder::write(drained, &thread_names))?)
 }
 
-/// Final drain, stops the tracer, writes the closing record; returns (path, size in bytes).
+/// Final drain, stops the tracer, writes how the process ended (`exit`: `("exit", code)`,
+/// `("signal", number)` or `("exec", 0)`) and the closing record; returns (path, size). The
+/// path is a `str`: a `PathBuf` would make every followed child import pathlib on its way out.
 #[pyfunction]
+#[pyo3(signature = (thread_names, exit = None))]
 #[allow(clippy::needless_pass_by_value)]
 fn stop_capture(
     py: Python<'_>,
     thread_names: Vec<(u64, String)>,
-) -> Result<(PathBuf, u64), NativeError> {
+    exit: Option<(String, u32)>,
+) -> Result<(String, u64), NativeError> {
+    let exit = match exit.as_ref().map(|(how, v)| (how.as_str(), *v)) {
+        None => None,
+        Some(("exit", code)) => Some(ExitStatus::Code(code)),
+        Some(("signal", number)) => Some(ExitStatus::Signal(number)),
+        Some(("exec", _)) => Some(ExitStatus::Exec),
+        Some((other, _)) => {
+            return Err(NativeError::from(pyo3::exceptions::PyValueError::new_err(
+                format!("unknown exit kind {other:?}: expected exit, signal or exec"),
+            )))
+        }
+    };
     let drained = recorder::drain(gil(py))?;
     recorder::stop_tracer(gil(py));
-    Ok(py.detach(|| recorder::finish(drained, &thread_names))?)
+    let (path, size) = py.detach(|| recorder::finish(drained, &thread_names, exit))?;
+    Ok((path.to_string_lossy().into_owned(), size))
 }
 
 /// True while a capture is being recorded.
@@ -80,12 +99,14 @@ fn ignore_current_thread(py: Python<'_>) {
     recorder::ignore_current_thread(gil(py));
 }
 
-/// Reads a capture file into a profile (a progress bar on a terminal for big files).
+/// Reads a capture (the root file and the streams of its child processes, merged) into a
+/// profile; `pid` keeps one process. A progress bar on a terminal for big captures.
 #[pyfunction]
+#[pyo3(signature = (path, pid = None))]
 #[allow(clippy::needless_pass_by_value)]
-fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError> {
+fn load_capture(py: Python<'_>, path: PathBuf, pid: Option<u32>) -> Result<PyProfile, NativeError> {
     let profile = py.detach(|| {
-        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+        let size = capture_size(&path);
         let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(size);
             bar.set_style(
@@ -97,7 +118,7 @@ fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError>
             bar.set_message(path.display().to_string());
             bar
         });
-        let result = replay_file(&path, &mut |offset| {
+        let result = replay_tree(&path, &mut |offset| {
             if let Some(bar) = &bar {
                 bar.set_position(offset);
             }
@@ -115,9 +136,25 @@ fn load_capture(py: Python<'_>, path: PathBuf) -> Result<PyProfile, NativeError>
             source,
         }),
     })?;
+    let profile = match pid {
+        Some(pid) => profile.only_process(pid).map_err(NativeError::from)?,
+        None => profile,
+    };
     Ok(PyProfile {
         inner: Arc::new(profile),
     })
+}
+
+/// Bytes of a capture: its root file and its children's streams.
+fn capture_size(path: &std::path::Path) -> u64 {
+    let root = std::fs::metadata(path).map_or(0, |m| m.len());
+    let children = std::fs::read_dir(heapscope_core::capture::children_dir(path)).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    });
+    root + children
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

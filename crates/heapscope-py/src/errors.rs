@@ -121,6 +121,18 @@ impl From<CaptureError> for NativeError {
     }
 }
 
+impl From<CoreError> for NativeError {
+    fn from(e: CoreError) -> Self {
+        NativeError(core_err(e))
+    }
+}
+
+impl From<PyErr> for NativeError {
+    fn from(e: PyErr) -> Self {
+        NativeError(e)
+    }
+}
+
 impl From<heapscope_report::ReportError> for NativeError {
     fn from(e: heapscope_report::ReportError) -> Self {
         NativeError(from_report(e))

@@ -31,20 +31,24 @@
   $("truncated").hidden = !meta.truncated;
 
   var trees = {};
+  var current = HS.selection(data, -1);
+  var currentView = data.views[data.initial] ? data.initial : "peak";
   var flame = new HS.Flame($("flame"), $("flame-wrap"), $("tooltip"), $("breadcrumb"), $("zoom-reset"));
   var byLine = new HS.Table($("by-line"), HS.lineCells);
   var byFile = new HS.Table($("by-file"), HS.fileCells);
 
   function showView(name) {
-    var view = data.views[name];
+    var view = current.views[name];
     if (!view) return;
-    if (!trees[name]) trees[name] = new HS.Tree(data, view);
+    currentView = name;
+    var key = current.key + ":" + name;
+    if (!trees[key]) trees[key] = new HS.Tree(data, view);
     var buttons = document.querySelectorAll("#view-switch button");
     for (var i = 0; i < buttons.length; i++) {
       buttons[i].setAttribute("aria-selected", String(buttons[i].getAttribute("data-view") === name));
     }
     $("flame-title").textContent = HS.VIEW_TITLES[name] + ": " + HS.bytes(view.total_bytes) + " in " + HS.count(view.total_count) + " blocks";
-    $("search-result").textContent = flame.show(trees[name]) || "";
+    $("search-result").textContent = flame.show(trees[key]) || "";
     var kept = view.tree.f.length;
     $("flame-note").textContent = kept < view.full_nodes
       ? "Showing " + HS.count(kept) + " of " + HS.count(view.full_nodes) + " call-tree nodes; frames under 0.02% of the view are merged into \u201cother\u201d."
@@ -68,12 +72,17 @@
     clearTimeout(pending);
     pending = setTimeout(function () {
       flame.render();
-      HS.drawTimeline($("timeline"), $("timeline-legend"), data);
+      HS.drawTimeline($("timeline"), $("timeline-legend"), current);
     }, 100);
   });
 
-  HS.drawTimeline($("timeline"), $("timeline-legend"), data);
-  showView(data.views[data.initial] ? data.initial : "peak");
+  HS.setupProcesses(data, $("processes-section"), $("process-select"), $("processes"), function (index) {
+    current = HS.selection(data, index);
+    HS.drawTimeline($("timeline"), $("timeline-legend"), current);
+    showView(currentView);
+  });
+  HS.drawTimeline($("timeline"), $("timeline-legend"), current);
+  showView(currentView);
   document.body.setAttribute("data-ready", "1");
   document.body.setAttribute("data-render-ms", String(Math.round(performance.now() - t0)));
 })();

@@ -39,6 +39,13 @@ HS.drawTimeline = function (svg, legend, data) {
   area.push(sx(tl.t[n - 1]).toFixed(1) + "," + sy(0).toFixed(1));
   svg.appendChild(HS.svg("polygon", { points: area.join(" "), "class": "traced" }));
   svg.appendChild(HS.svg("polyline", { points: rss.join(" "), "class": "rss" }));
+  (data.lines || []).forEach(function (line) {
+    var pts = [];
+    for (var j = 0; j < line.t.length; j++) pts.push(sx(line.t[j]).toFixed(1) + "," + sy(line.v[j]).toFixed(1));
+    var pl = HS.svg("polyline", { points: pts.join(" "), "class": "proc-line" });
+    pl.appendChild(HS.svg("title", {})).textContent = line.label;
+    svg.appendChild(pl);
+  });
   var px = sx(meta.peak_time_ms);
   var py = sy(meta.peak_bytes);
   svg.appendChild(HS.svg("line", { x1: px, y1: T, x2: px, y2: sy(0), "class": "peak" }));
@@ -46,7 +53,9 @@ HS.drawTimeline = function (svg, legend, data) {
   var label = HS.svg("text", { x: px + (px > W / 2 ? -6 : 6), y: T + 10, "class": "peak-label", "text-anchor": px > W / 2 ? "end" : "start" });
   label.textContent = "peak " + HS.bytes(meta.peak_bytes) + " at " + HS.duration(meta.peak_time_ms);
   svg.appendChild(label);
-  [["traced memory", "#2f5fd0"], ["RSS", "#e07b24"], ["peak", "#c0262d"]].forEach(function (item) {
+  var items = [["traced memory", "#2f5fd0"], ["RSS", "#e07b24"], ["peak", "#c0262d"]];
+  if ((data.lines || []).length) items.splice(1, 0, ["each process", "#6b7a99"]);
+  items.forEach(function (item) {
     var span = HS.el("span", "", item[0]);
     var sw = HS.el("i");
     sw.style.background = item[1];

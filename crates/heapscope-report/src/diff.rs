@@ -97,6 +97,11 @@ pub fn render_diff_text(
         human_bytes(a.meta.total_allocated_bytes),
         human_bytes(b.meta.total_allocated_bytes),
     )?;
+    for (name, profile) in [("A", a), ("B", b)] {
+        if let Some(note) = crate::processes::merged_view_note(profile, view) {
+            writeln!(out, "  {name}: {note}")?;
+        }
+    }
     writeln!(out)?;
     if rows.is_empty() {
         writeln!(out, "No line changed.")?;

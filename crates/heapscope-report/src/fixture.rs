@@ -104,6 +104,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
                 frames: s.frames,
                 thread: s.thread,
                 domain: s.domain,
+                process: 0,
             })
             .collect(),
         threads: p
@@ -123,6 +124,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
                 rss_bytes,
             })
             .collect(),
+        processes: Vec::new(),
     })
 }
 
@@ -190,6 +192,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
             frames: ids,
             thread: u32::from(i % 13 == 0),
             domain: 0,
+            process: 0,
         });
         let id = i as u32;
         let big = if next() % 100 == 0 { 1 << 8 } else { 1 };
@@ -245,6 +248,7 @@ pub fn synthetic(n_stacks: usize, seed: u64) -> Profile {
         at_end,
         total,
         timeline,
+        processes: Vec::new(),
     }
 }
 

@@ -11,11 +11,12 @@ use crate::ReportError;
 
 const TEMPLATE: &str = include_str!("../assets/report.html");
 const CSS: &str = include_str!("../assets/report.css");
-const JS: [&str; 5] = [
+const JS: [&str; 6] = [
     include_str!("../assets/util.js"),
     include_str!("../assets/flame.js"),
     include_str!("../assets/timeline.js"),
     include_str!("../assets/tables.js"),
+    include_str!("../assets/processes.js"),
     include_str!("../assets/app.js"),
 ];
 
@@ -39,8 +40,7 @@ pub fn escape_json_for_script(json: &str) -> String {
 
 /// Renders the report, showing `initial` first (all three views are embedded).
 pub fn render(profile: &Profile, initial: View) -> Result<String, ReportError> {
-    let data = html_data::build(profile, initial);
-    let json = escape_json_for_script(&serde_json::to_string(&data)?);
+    let json = escape_json_for_script(&html_data::build_json(profile, initial)?);
     let js = JS.join("\n");
     // The data goes in last, so nothing inside it is ever taken for a placeholder.
     Ok(TEMPLATE
@@ -84,6 +84,24 @@ mod tests {
         );
         assert!(!html.contains("{{"), "every placeholder filled");
         assert!(html.contains("\\u003cimg src=x onerror=alert(1)\\u003e.py"));
+    }
+
+    #[test]
+    fn hostile_process_commands_never_appear_raw() {
+        use heapscope_core::profile::ProcessInfo;
+        let mut p = synthetic(20, 3);
+        for pid in [1, 2] {
+            p.processes.push(ProcessInfo {
+                pid,
+                command: vec![HOSTILE.into(), "</script><script>alert(3)</script>".into()],
+                note: (pid == 2).then(|| HOSTILE.to_owned()),
+                ..ProcessInfo::default()
+            });
+        }
+        let html = render(&p, View::Peak).expect("renders");
+        assert!(!html.contains("<img"));
+        assert_eq!(html.matches("</script>").count(), 2);
+        assert!(html.contains("process-select"));
     }
 
     #[test]

@@ -26,7 +26,31 @@ pub struct ReportData<'a> {
     pub frames: Vec<[u32; 3]>,
     pub views: BTreeMap<&'static str, ViewData>,
     pub timeline: Timeline,
+    /// One entry per process of a multi-process capture (empty for one process).
+    pub processes: Vec<ProcessData>,
 }
+
+/// A process of the capture: its row in the processes table and, for a traced process, its
+/// own views and timeline (the page's process selector shows them).
+#[derive(Serialize)]
+pub struct ProcessData {
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    pub command: Vec<String>,
+    pub peak_bytes: u64,
+    pub peak_time_ms: u64,
+    pub duration_ms: u64,
+    /// When the process started, in milliseconds after the start of the whole capture.
+    pub start_offset_ms: u64,
+    pub exit: String,
+    pub note: Option<String>,
+    /// Absent for untraced processes and for processes past [`MAX_PROCESS_VIEWS`].
+    pub views: Option<BTreeMap<&'static str, ViewData>>,
+    pub timeline: Timeline,
+}
+
+/// Processes that get their own embedded views (the rest are in the merged view and the table).
+pub const MAX_PROCESS_VIEWS: usize = 64;
 
 #[derive(Serialize)]
 pub struct MetaData<'a> {
@@ -241,13 +265,14 @@ fn timeline(profile: &Profile) -> Timeline {
     out
 }
 
-/// Everything the page needs, for the initial `view`.
-pub fn build(profile: &Profile, initial: View) -> ReportData<'_> {
-    let mut interner = Interner::default();
+fn views<'a>(
+    profile: &'a Profile,
+    interner: &mut Interner<'a>,
+) -> BTreeMap<&'static str, ViewData> {
     let mut views = BTreeMap::new();
     for view in VIEWS {
-        let (t, full_nodes) = tree(profile, view, &mut interner);
-        let (by_line, by_file) = tables(profile, view, &mut interner);
+        let (t, full_nodes) = tree(profile, view, interner);
+        let (by_line, by_file) = tables(profile, view, interner);
         let stats = profile.view(view);
         views.insert(
             view_name(view),
@@ -260,6 +285,55 @@ pub fn build(profile: &Profile, initial: View) -> ReportData<'_> {
                 by_file,
             },
         );
+    }
+    views
+}
+
+/// Each process's own profile, for the traced processes that get embedded views (the page
+/// data borrows strings from them).
+fn process_profiles(profile: &Profile) -> Vec<Option<Profile>> {
+    let mut seen = std::collections::HashSet::new();
+    profile
+        .processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let first_of_pid = seen.insert(p.pid);
+            (p.note.is_none() && first_of_pid && i < MAX_PROCESS_VIEWS)
+                .then(|| profile.only_process(p.pid).ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// Everything the page needs, for the initial `view`. `parts` are the per-process profiles
+/// from [`process_profiles`] (empty for a single process).
+fn build_with<'a>(
+    profile: &'a Profile,
+    parts: &'a [Option<Profile>],
+    initial: View,
+) -> ReportData<'a> {
+    let mut interner = Interner::default();
+    let views = views(profile, &mut interner);
+    let mut processes = Vec::new();
+    if profile.processes.len() > 1 {
+        for (p, part) in profile.processes.iter().zip(parts) {
+            processes.push(ProcessData {
+                pid: p.pid,
+                ppid: p.ppid,
+                command: p.command.clone(),
+                peak_bytes: p.peak_bytes,
+                peak_time_ms: p.peak_time_ms,
+                duration_ms: p.duration_ms,
+                start_offset_ms: p
+                    .start_time_unix_ms
+                    .saturating_sub(profile.meta.start_time_unix_ms),
+                exit: crate::processes::exit_text(p),
+                note: p.note.clone(),
+                views: part.as_ref().map(|part| self::views(part, &mut interner)),
+                timeline: part.as_ref().map(timeline).unwrap_or_default(),
+            });
+        }
     }
     let m = &profile.meta;
     ReportData {
@@ -284,7 +358,24 @@ pub fn build(profile: &Profile, initial: View) -> ReportData<'_> {
         frames: interner.frames,
         views,
         timeline: timeline(profile),
+        processes,
     }
+}
+
+/// The page data of `profile` shown at `initial`, serialized (per-process views included).
+pub fn build_json(profile: &Profile, initial: View) -> Result<String, serde_json::Error> {
+    let parts = if profile.processes.len() > 1 {
+        process_profiles(profile)
+    } else {
+        Vec::new()
+    };
+    serde_json::to_string(&build_with(profile, &parts, initial))
+}
+
+/// Everything the page needs for one process, for the initial `view`.
+#[cfg(test)]
+pub fn build(profile: &Profile, initial: View) -> ReportData<'_> {
+    build_with(profile, &[], initial)
 }
 
 #[cfg(test)]

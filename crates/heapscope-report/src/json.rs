@@ -6,6 +6,7 @@ use heapscope_core::profile::Profile;
 use serde_json::{json, Value};
 
 use crate::group::{group, view_name};
+use crate::processes::{merged_view_note, processes_json};
 use crate::text::ReportOptions;
 
 /// The run's metadata as JSON.
@@ -24,6 +25,7 @@ pub fn meta_json(profile: &Profile) -> Value {
         "trace_limit": m.trace_limit,
         "truncated": m.truncated,
         "samples": profile.timeline.len(),
+        "processes": processes_json(profile),
     })
 }
 
@@ -33,6 +35,7 @@ pub fn report_json(profile: &Profile, opts: &ReportOptions) -> Value {
     if let Some(obj) = meta.as_object_mut() {
         obj.insert("view".into(), json!(view_name(opts.view)));
         obj.insert("by".into(), json!(opts.by.name()));
+        obj.insert("merged".into(), json!(merged_view_note(profile, opts.view)));
     }
     let rows: Vec<Value> = group(profile, opts.view, opts.by)
         .into_iter()

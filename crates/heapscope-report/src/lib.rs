@@ -10,6 +10,7 @@ mod html_data;
 pub mod labels;
 pub mod pprof;
 mod pprof_proto;
+pub mod processes;
 pub mod speedscope;
 
 /// Errors raised while rendering a report.

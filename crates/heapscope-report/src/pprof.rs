@@ -3,8 +3,9 @@
 //! (memory held at the peak, or at the end with `View::End`).
 //!
 //! Each profile frame becomes one Location (id = frame id + 1) with one Line; functions are
-//! keyed by (name, file) and start at the first line seen. Samples carry a `thread` label, and a numeric `domain`
-//! label for blocks a C extension reported in its own tracemalloc domain.
+//! keyed by (name, file) and start at the first line seen. Samples carry a `thread` label, a
+//! numeric `domain` label for blocks a C extension reported in its own tracemalloc domain, and a
+//! numeric `pid` label in captures of several processes.
 
 use hashbrown::HashMap;
 use std::io::Write;
@@ -103,6 +104,8 @@ fn samples(profile: &Profile, live: &[StackStat], strings: &mut Strings) -> Vec<
     let mut stack_ids: Vec<u32> = values.keys().copied().collect();
     stack_ids.sort_unstable();
     let thread_key = strings.get("thread");
+    // Captures of several processes: a numeric `pid` label too (`go tool pprof -tagfocus`).
+    let pid_key = (profile.processes.len() > 1).then(|| strings.get("pid"));
     let mut samples = Vec::with_capacity(stack_ids.len());
     for id in stack_ids {
         let Some(stack) = profile.stacks.get(id as usize) else {
@@ -129,6 +132,14 @@ fn samples(profile: &Profile, live: &[StackStat], strings: &mut Strings) -> Vec<
             label.push(pb::Label {
                 key: strings.get("domain"),
                 num: i64::from(stack.domain),
+                ..Default::default()
+            });
+        }
+        if let (Some(key), Some(process)) = (pid_key, profile.processes.get(stack.process as usize))
+        {
+            label.push(pb::Label {
+                key,
+                num: i64::from(process.pid),
                 ..Default::default()
             });
         }
@@ -259,5 +270,42 @@ mod tests {
         assert_eq!(s[leaf.name as usize], "leaf");
         assert_eq!(s[msg.sample[0].label[0].str as usize], "MainThread");
         assert_eq!(s[0], "");
+    }
+
+    #[test]
+    fn samples_of_several_processes_carry_their_pid() {
+        let mut p = profile_from_json(
+            r#"{"frames": [["m.py", "main", 1], ["w.py", "work", 5]],
+                "stacks": [{"frames": [0]}, {"frames": [1, 0]}], "threads": [[7, "MainThread"]],
+                "at_peak": [[0, 100, 2], [1, 50, 1]]}"#,
+        )
+        .expect("valid");
+        p.stacks[1].process = 1;
+        p.processes = vec![
+            heapscope_core::profile::ProcessInfo {
+                pid: 10,
+                ..Default::default()
+            },
+            heapscope_core::profile::ProcessInfo {
+                pid: 11,
+                ppid: Some(10),
+                ..Default::default()
+            },
+        ];
+        let msg = to_message(&p, View::Peak);
+        let s = &msg.string_table;
+        let pids: Vec<i64> = msg
+            .sample
+            .iter()
+            .map(|sample| {
+                let label = sample
+                    .label
+                    .iter()
+                    .find(|l| s[l.key as usize] == "pid")
+                    .expect("a pid label");
+                label.num
+            })
+            .collect();
+        assert_eq!(pids, [10, 11]);
     }
 }

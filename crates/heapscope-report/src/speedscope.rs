@@ -2,6 +2,8 @@
 //! (<https://www.speedscope.app/file-format-schema.json>), with one "sampled" profile per view
 //! (peak, end, total; unit bytes), the chosen view active. Samples list frames root first;
 //! blocks a C extension reported in its own tracemalloc domain end with a `[domain N]` frame.
+//! A capture of several processes adds one profile per process, of the chosen view (speedscope
+//! lists them in its profile menu).
 
 use std::borrow::Cow;
 
@@ -65,14 +67,15 @@ fn domain_frames(profile: &Profile) -> Vec<u32> {
     domains
 }
 
-fn sampled(profile: &Profile, view: View, domains: &[u32]) -> SampledProfile {
+/// The stacks of one view as a sampled profile; `process` keeps one process's stacks.
+fn sampled(profile: &Profile, view: View, domains: &[u32], process: Option<u32>) -> SampledProfile {
     let mut samples = Vec::new();
     let mut weights = Vec::new();
     for stat in profile.view(view) {
         let Some(stack) = stack_of(profile, stat) else {
             continue;
         };
-        if stat.bytes == 0 {
+        if stat.bytes == 0 || process.is_some_and(|p| p != stack.process) {
             continue;
         }
         let mut frames: Vec<u32> = stack
@@ -88,9 +91,18 @@ fn sampled(profile: &Profile, view: View, domains: &[u32]) -> SampledProfile {
         samples.push(frames);
         weights.push(stat.bytes);
     }
+    let name = match process.and_then(|p| profile.processes.get(p as usize)) {
+        Some(p) => format!(
+            "pid {} ({}): {}",
+            p.pid,
+            p.command.join(" "),
+            view_title(view)
+        ),
+        None => format!("heapscope: {}", view_title(view)),
+    };
     SampledProfile {
         kind: "sampled",
-        name: format!("heapscope: {}", view_title(view)),
+        name,
         unit: "bytes",
         start_value: 0,
         end_value: weights.iter().sum(),
@@ -121,13 +133,25 @@ pub fn render(profile: &Profile, active: View) -> Result<Vec<u8>, ReportError> {
         shared: Shared { frames },
         profiles: VIEWS
             .iter()
-            .map(|&v| sampled(profile, v, &domains))
+            .map(|&v| sampled(profile, v, &domains, None))
+            .chain(per_process(profile, active, &domains))
             .collect(),
         name: format!("heapscope: {}", profile.meta.command.join(" ")),
         active_profile_index: VIEWS.iter().position(|&v| v == active).unwrap_or(0),
         exporter: format!("heapscope {}", env!("CARGO_PKG_VERSION")),
     };
     Ok(serde_json::to_vec(&file)?)
+}
+
+/// One profile of `view` per traced process, when the capture has several.
+fn per_process(profile: &Profile, view: View, domains: &[u32]) -> Vec<SampledProfile> {
+    if profile.processes.len() < 2 {
+        return Vec::new();
+    }
+    (0..profile.processes.len() as u32)
+        .filter(|&i| profile.processes[i as usize].note.is_none())
+        .map(|i| sampled(profile, view, domains, Some(i)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -147,5 +171,39 @@ mod tests {
         let mut value: serde_json::Value = serde_json::from_slice(&out).expect("json");
         value["exporter"] = "[exporter]".into();
         insta::assert_snapshot!(serde_json::to_string_pretty(&value).expect("json"));
+    }
+
+    #[test]
+    fn one_profile_per_process() {
+        let mut p = profile_from_json(
+            r#"{"meta": {"command": ["app.py"]}, "frames": [["app.py", "main", 1], ["w.py", "work", 5]],
+                "stacks": [{"frames": [0]}, {"frames": [1, 0]}],
+                "at_peak": [[0, 100, 2], [1, 50, 1]]}"#,
+        )
+        .expect("valid");
+        p.stacks[1].process = 1;
+        p.processes = vec![
+            heapscope_core::profile::ProcessInfo {
+                pid: 10,
+                command: vec!["app.py".into()],
+                ..Default::default()
+            },
+            heapscope_core::profile::ProcessInfo {
+                pid: 11,
+                command: vec!["worker".into()],
+                ..Default::default()
+            },
+        ];
+        let out = render(&p, View::Peak).expect("renders");
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        let profiles = value["profiles"].as_array().expect("profiles");
+        assert_eq!(
+            profiles.len(),
+            5,
+            "three merged views, then one per process"
+        );
+        assert_eq!(profiles[4]["name"], "pid 11 (worker): memory at peak");
+        assert_eq!(profiles[4]["weights"], serde_json::json!([50]));
+        assert_eq!(profiles[3]["weights"], serde_json::json!([100]));
     }
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use heapscope_core::profile::{Profile, View};
 
 use crate::group::{group, human_bytes, view_totals, GroupBy, Row};
+use crate::processes::{merged_view_note, write_processes};
 use crate::ReportError;
 
 /// What a text or JSON report shows.
@@ -53,6 +54,7 @@ pub fn write_header(profile: &Profile, out: &mut dyn Write) -> Result<(), Report
              ended); figures are as of its last flush"
         )?;
     }
+    write_processes(profile, out)?;
     Ok(())
 }
 
@@ -74,9 +76,11 @@ pub fn render_text(
     let rows = group(profile, opts.view, opts.by);
     let (total_bytes, total_count) = view_totals(profile, opts.view);
     writeln!(out)?;
+    let merged =
+        merged_view_note(profile, opts.view).map_or_else(String::new, |n| format!("; {n}"));
     writeln!(
         out,
-        "Top {} {} by memory {} ({} in {} blocks):",
+        "Top {} {} by memory {} ({} in {} blocks{merged}):",
         opts.top.min(rows.len()),
         opts.by.plural(),
         view_phrase(opts.view),

@@ -48,16 +48,19 @@ fn profile(peak_mb: u64) -> Profile {
                 frames: vec![0, 2],
                 thread: 0,
                 domain: 0,
+                process: 0,
             },
             Stack {
                 frames: vec![1, 2],
                 thread: 0,
                 domain: 0,
+                process: 0,
             },
             Stack {
                 frames: vec![3, 2],
                 thread: 0,
                 domain: 0,
+                process: 0,
             },
         ],
         threads: vec![ThreadInfo {
@@ -68,6 +71,7 @@ fn profile(peak_mb: u64) -> Profile {
         at_end: vec![stat(1, 10, 1)],
         total: vec![stat(0, peak_mb, 10), stat(1, 10, 1), stat(2, 2, 29)],
         timeline: Vec::new(),
+        processes: Vec::new(),
     }
 }
 
@@ -128,6 +132,7 @@ fn blocks_of_an_extension_domain_are_rows_of_their_own() {
         frames: vec![0, 2],
         thread: 0,
         domain: 389_047,
+        process: 0,
     });
     p.at_peak.push(StackStat {
         stack: 3,

@@ -19,6 +19,17 @@ def add_view_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_pid_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pid PID`` (default: every process of the capture, merged)."""
+    parser.add_argument(
+        "--pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="only this process of a multi-process capture (default: all processes merged)",
+    )
+
+
 def default_output(capture: str, suffix: str) -> Path:
     """``heapscope-app.123.hsc`` -> ``heapscope-app.123<suffix>``, next to the capture."""
     path = Path(capture)

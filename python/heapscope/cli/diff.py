@@ -16,13 +16,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--at", choices=["peak", "end", "total"], default="peak", help="which figures to compare"
     )
     parser.add_argument("-n", type=int, default=20, metavar="N", help="rows to show (default 20)")
+    parser.add_argument(
+        "--pid-a",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="only this process of A (default: all its processes merged)",
+    )
+    parser.add_argument(
+        "--pid-b",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="only this process of B (default: all its processes merged)",
+    )
 
 
 def execute(args: argparse.Namespace) -> int:
     """Print the diff; 0 on success."""
     if args.n < 0:
         raise ValueError("-n must not be negative")
-    a = _native.load_capture(args.a)
-    b = _native.load_capture(args.b)
+    a = _native.load_capture(args.a, args.pid_a)
+    b = _native.load_capture(args.b, args.pid_b)
     sys.stdout.write(_native.render_diff(a, b, args.at, args.n))
     return 0

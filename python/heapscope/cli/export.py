@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from heapscope import _native
-from heapscope.cli._output import add_view_argument, default_output, write_output
+from heapscope.cli._output import (
+    add_pid_argument,
+    add_view_argument,
+    default_output,
+    write_output,
+)
 
 #: Default file suffix per format.
 SUFFIXES: dict[str, str] = {
@@ -34,11 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to write (default: the capture's name with the format's suffix; - for stdout)",
     )
     add_view_argument(parser)
+    add_pid_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Read the capture, export it, write it; return the exit status."""
-    profile = _native.load_capture(args.file)
+    profile = _native.load_capture(args.file, args.pid)
     data: bytes = _native.export(profile, args.format, args.at)
     output = args.output or default_output(args.file, SUFFIXES[args.format])
     where = write_output(data, output)

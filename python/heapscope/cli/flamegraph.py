@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from heapscope import _native
-from heapscope.cli._output import add_view_argument, default_output, write_output
+from heapscope.cli._output import (
+    add_pid_argument,
+    add_view_argument,
+    default_output,
+    write_output,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,11 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to write the HTML (default: the capture's name with .html; - for stdout)",
     )
     add_view_argument(parser)
+    add_pid_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Read the capture, render the report, write it; return the exit status."""
-    profile = _native.load_capture(args.file)
+    profile = _native.load_capture(args.file, args.pid)
     page: str = _native.render_html(profile, args.at)
     output = args.output or default_output(args.file, ".html")
     where = write_output(page.encode("utf-8"), output)

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from types import TracebackType
 
-from heapscope import _native
+from heapscope import _follow, _native
 from heapscope._capture import DEFAULT_TRACE_LIMIT, FLUSH_INTERVAL, CaptureSession
 from heapscope.errors import HeapscopeError
 
@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=FLUSH_INTERVAL,
         metavar="SECONDS",
         help=f"seconds between two writes of the capture (default {FLUSH_INTERVAL})",
+    )
+    parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="record this process only (by default every child Python process is recorded "
+        "too: fork, multiprocessing, subprocess, exec)",
     )
     parser.add_argument(
         "-m",
@@ -104,6 +110,7 @@ def execute(args: argparse.Namespace) -> int:
     except SyntaxError as exc:
         traceback.print_exception(type(exc), exc, None)
         return 1
+    follow = None if args.no_follow else _prepare_children_dir(output, args)
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     # Computed before recording: the runner's own allocations are not the program's.
@@ -117,7 +124,12 @@ def execute(args: argparse.Namespace) -> int:
         sample_rate=args.sample_rate,
         flush_interval=args.flush_interval,
     )
+    if follow is not None:
+        # Before recording starts: setting variables allocates, and that is not the program's.
+        os.environ.update(follow.environ(os.environ))
+    _follow.install(session, follow, child=False)  # before recording, as the line above
     session.start()
+    root_pid = os.getpid()
     # heapscope's own start-up (this runner, the session's thread) leaves garbage and moves the
     # collector's counters: collected once tracing runs (its frees are of untraced blocks), so
     # the program's collections happen where they would from a clean start.
@@ -148,9 +160,46 @@ def execute(args: argparse.Namespace) -> int:
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         sys.stdout.flush()
-        path = session.stop()
-        print(f"heapscope: capture written to {path} ({session.size} bytes)", file=sys.stderr)
+        exit_status = ("exit", status & 0xFF)
+        if os.getpid() == root_pid:
+            path = session.stop(exit_status)
+            _follow.end(exit_status)  # a stream that replaced the root's (heapscope.Tracker)
+            _report_written(path, session.size, follow)
+        else:
+            # A child forked by the program (without exec) that ran on to the end.
+            _follow.end(exit_status)
     return status
+
+
+def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
+    """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
+    directory = Path(_follow.children_dir(output)).resolve()
+    if directory.exists():
+        if not args.force:
+            raise HeapscopeError(f"{directory} already exists (use --force to overwrite it)")
+        for old in directory.iterdir():
+            if old.suffix in (".hsc", ".untraced") and old.is_file():
+                old.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
+    return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate)
+
+
+def _report_written(path: str, size: int, follow: _follow.FollowConfig | None) -> None:
+    children: list[Path] = []
+    directory = Path(follow.capture_dir) if follow is not None else None
+    if directory is not None and directory.is_dir():
+        children = [p for p in directory.iterdir() if p.suffix == ".hsc"]
+        if not any(directory.iterdir()):
+            directory.rmdir()  # no child: the capture is the one file
+    if children:
+        total = size + sum(p.stat().st_size for p in children)
+        print(
+            f"heapscope: capture written to {path} and {len(children)} child process "
+            f"stream(s) in {directory} ({total} bytes)",
+            file=sys.stderr,
+        )
+    else:
+        print(f"heapscope: capture written to {path} ({size} bytes)", file=sys.stderr)
 
 
 def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleType | None]:

@@ -8,7 +8,12 @@
 mod recorder;
 mod replay;
 mod tail;
+mod tree;
 
 pub use recorder::Recorder;
 pub use replay::{replay, replay_file};
 pub use tail::CaptureTail;
+pub use tree::{
+    children_dir, merge, parse_untraced_note, replay_tree, CHILDREN_DIR_SUFFIX, STREAM_SUFFIX,
+    UNTRACED_SUFFIX,
+};

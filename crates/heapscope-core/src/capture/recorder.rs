@@ -155,6 +155,11 @@ impl<W: Write> Recorder<W> {
         Ok(())
     }
 
+    /// Writes one record as it is (process facts, exit status).
+    pub fn record(&mut self, record: &Record) -> Result<(), FormatError> {
+        self.writer.write(record)
+    }
+
     /// Hands everything recorded so far to the OS.
     pub fn flush(&mut self) -> Result<(), FormatError> {
         self.writer.flush()

@@ -9,7 +9,9 @@ use heapscope_format::capture::{CaptureReader, CorruptKind, Header, Record};
 use heapscope_format::FormatError;
 
 use crate::frame::{Frame, FrameId};
-use crate::profile::{Meta, Profile, Sample, Stack, StackId, StackStat, ThreadInfo};
+use crate::profile::{
+    ExitStatus, Meta, ProcessInfo, Profile, Sample, Stack, StackId, StackStat, ThreadInfo,
+};
 
 /// Live and total counters of one stack: `[live_bytes, live_count, total_bytes, total_count]`.
 type Counters = [u64; 4];
@@ -56,6 +58,8 @@ pub(super) struct State {
     peak_record_time: u64,
     last_time: u64,
     end_time: Option<u64>,
+    ppid: Option<u32>,
+    exit: Option<ExitStatus>,
 }
 
 impl State {
@@ -82,6 +86,8 @@ impl State {
             peak_record_time: 0,
             last_time: 0,
             end_time: None,
+            ppid: None,
+            exit: None,
         }
     }
 
@@ -145,6 +151,7 @@ impl State {
                         frames,
                         thread,
                         domain: 0,
+                        process: 0,
                     });
                     self.counters.push([0; 4]);
                     self.peak.push((0, 0));
@@ -195,6 +202,8 @@ impl State {
                 }
             }
             Record::End { t_ms } => self.end_time = Some(t_ms),
+            Record::Process { ppid } => self.ppid = Some(ppid),
+            Record::Exit(status) => self.exit = Some(status),
         }
         Ok(())
     }
@@ -241,6 +250,23 @@ impl State {
                 });
             }
         }
+        let m = &p.meta;
+        p.processes = vec![ProcessInfo {
+            pid: m.pid,
+            ppid: self.ppid,
+            command: m.command.clone(),
+            python_version: m.python_version.clone(),
+            start_time_unix_ms: m.start_time_unix_ms,
+            duration_ms: m.duration_ms,
+            peak_bytes: m.peak_bytes,
+            peak_time_ms: m.peak_time_ms,
+            total_allocated_bytes: m.total_allocated_bytes,
+            total_allocations: m.total_allocations,
+            exit: self.exit,
+            truncated: m.truncated,
+            note: None,
+            timeline: p.timeline.clone(),
+        }];
         profile
     }
 

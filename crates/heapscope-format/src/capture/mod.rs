@@ -18,8 +18,8 @@ mod writer;
 
 pub use reader::CaptureReader;
 pub use record::{
-    kind, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record, SampleEntry,
-    StackDomain, StackEntry, ThreadName,
+    kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, Peak, PeakEntry, Record,
+    SampleEntry, StackDomain, StackEntry, ThreadName,
 };
 pub use writer::CaptureWriter;
 

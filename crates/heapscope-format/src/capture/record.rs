@@ -28,6 +28,44 @@ pub mod kind {
     /// extensions report through `PyTraceMalloc_Track`). Added in format version 1 as a new
     /// kind: readers that predate it skip it and see those stacks as domain 0.
     pub const STACK_DOMAINS: u8 = 8;
+    /// The parent of the process (captures of child processes).
+    pub const PROCESS: u8 = 9;
+    /// How the process ended (before END).
+    pub const EXIT: u8 = 10;
+}
+
+/// How a process ended, as far as it could tell itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this status (`sys.exit`, `os._exit`, the end of the program).
+    Code(u32),
+    /// It was ended by this signal (after flushing its capture).
+    Signal(u32),
+    /// It replaced its program with `os.exec*` (the new program's capture follows).
+    Exec,
+}
+
+impl ExitStatus {
+    fn encode(self, buf: &mut Vec<u8>) {
+        let (how, value) = match self {
+            ExitStatus::Code(c) => (0, c),
+            ExitStatus::Signal(s) => (1, s),
+            ExitStatus::Exec => (2, 0),
+        };
+        put_varint(buf, how);
+        put_varint(buf, u64::from(value));
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, CorruptKind> {
+        let how = d.varint()?;
+        let value = d.varint_u32()?;
+        match how {
+            0 => Ok(ExitStatus::Code(value)),
+            1 => Ok(ExitStatus::Signal(value)),
+            2 => Ok(ExitStatus::Exec),
+            _ => Err(CorruptKind::ValueOutOfRange),
+        }
+    }
 }
 
 /// Facts about the run, written once at the start of the file.
@@ -169,6 +207,13 @@ pub enum Record {
     ThreadNames(Vec<ThreadName>),
     /// Domains of stacks first seen (only stacks of a domain other than 0).
     StackDomains(Vec<StackDomain>),
+    /// The process was started by the process `ppid` (a child of the traced program).
+    Process {
+        /// The parent's process id.
+        ppid: u32,
+    },
+    /// How the process ended.
+    Exit(ExitStatus),
     /// The run ended normally after `t_ms` milliseconds.
     End {
         /// Duration of the run in milliseconds.
@@ -222,6 +267,8 @@ impl Record {
             Record::ThreadNames(_) => kind::THREAD_NAMES,
             Record::StackDomains(_) => kind::STACK_DOMAINS,
             Record::End { .. } => kind::END,
+            Record::Process { .. } => kind::PROCESS,
+            Record::Exit(_) => kind::EXIT,
         }
     }
 
@@ -302,6 +349,8 @@ impl Record {
                 }
             }
             Record::End { t_ms } => put_varint(buf, *t_ms),
+            Record::Process { ppid } => put_varint(buf, u64::from(*ppid)),
+            Record::Exit(status) => status.encode(buf),
         }
     }
 
@@ -399,6 +448,10 @@ impl Record {
                 Record::StackDomains(domains)
             }
             kind::END => Record::End { t_ms: d.varint()? },
+            kind::PROCESS => Record::Process {
+                ppid: d.varint_u32()?,
+            },
+            kind::EXIT => Record::Exit(ExitStatus::decode(&mut d)?),
             _ => return Ok(None),
         };
         d.finish()?;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use heapscope_core::capture::Recorder;
 use heapscope_core::delta::ProfileDelta;
-use heapscope_format::capture::Header;
+use heapscope_format::capture::{ExitStatus, Header, Record};
 
 pub use error::CaptureError;
 use sampler::Sampler;
@@ -41,6 +41,8 @@ pub struct CaptureOptions {
     pub trace_limit: u16,
     /// Poisson sampling: one recorded block per this many bytes on average (None: all).
     pub sample_rate: Option<u64>,
+    /// The parent process, for the capture of a child of the traced program.
+    pub ppid: Option<u32>,
 }
 
 /// A tracer drain waiting to be written; [`write`] applies them in the order drained.
@@ -98,7 +100,17 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
     };
     let mut recorder =
         Recorder::new(BufWriter::with_capacity(1 << 16, file), &header).map_err(write_err)?;
+    if let Some(ppid) = opts.ppid {
+        recorder
+            .record(&Record::Process { ppid })
+            .map_err(write_err)?;
+    }
     recorder.flush().map_err(write_err)?;
+    if opts.ppid.is_some() {
+        // A process forked while tracing inherits its parent's traces: they are the parent's
+        // memory, so a child's capture starts from an empty tracer.
+        backend::stop(gil);
+    }
     backend::reset_drain(gil);
     let options = crate::Options {
         by_thread: true,
@@ -211,6 +223,7 @@ pub fn stop_tracer(gil: Gil) {
 pub fn finish(
     last: Drained,
     thread_names: &[(u64, String)],
+    exit: Option<ExitStatus>,
 ) -> Result<(PathBuf, u64), CaptureError> {
     let written = write(last, thread_names);
     let Some(mut s) = session().take() else {
@@ -226,6 +239,9 @@ pub fn finish(
         source,
     };
     s.recorder.record_samples(&samples).map_err(write_err)?;
+    if let Some(exit) = exit {
+        s.recorder.record(&Record::Exit(exit)).map_err(write_err)?;
+    }
     let out = s.recorder.finish(duration).map_err(write_err)?;
     let size = out.get_ref().metadata().map_or(0, |m| m.len());
     Ok((path, size))

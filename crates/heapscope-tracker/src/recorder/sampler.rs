@@ -3,7 +3,6 @@
 
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use heapscope_core::profile::Sample;
@@ -16,7 +15,6 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// A running sampler thread.
 pub struct Sampler {
     stop: Sender<()>,
-    handle: Option<JoinHandle<()>>,
     samples: Arc<Mutex<Vec<Sample>>>,
 }
 
@@ -26,7 +24,12 @@ impl Sampler {
         let (stop, stopped) = mpsc::channel::<()>();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&samples);
-        let handle = std::thread::Builder::new()
+        // Detached: never joined (see `stop`). Born with every signal blocked, so signals
+        // sent to the process reach the program's threads as they would without heapscope
+        // (a SIGTERM taken by this thread would leave the main thread asleep, its Python
+        // handler waiting).
+        let previous = block_signals();
+        let spawned = std::thread::Builder::new()
             .name("heapscope-sampler".into())
             .spawn(move || {
                 // A Rust thread with no Python thread state: its allocations never reach the
@@ -42,12 +45,12 @@ impl Sampler {
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-            })?;
-        Ok(Sampler {
-            stop,
-            handle: Some(handle),
-            samples,
-        })
+            });
+        if let Some(previous) = previous {
+            restore_signals(&previous);
+        }
+        spawned?;
+        Ok(Sampler { stop, samples })
     }
 
     /// The samples taken since the previous call.
@@ -55,12 +58,12 @@ impl Sampler {
         std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Stops the thread, waits for it, and returns the samples not yet taken.
-    pub fn stop(mut self) -> Vec<Sample> {
+    /// Tells the thread to stop and returns the samples not yet taken. The thread is not
+    /// waited for (it ends at its next wake-up, at once): every followed child process stops
+    /// a sampler on its way out, and on a busy machine waiting for the thread to be scheduled
+    /// cost milliseconds. A sample it takes meanwhile is dropped.
+    pub fn stop(self) -> Vec<Sample> {
         let _ = self.stop.send(());
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
         self.take()
     }
 }
@@ -78,6 +81,31 @@ fn take_sample(start: Instant, page: u64) -> Sample {
 fn resident_pages() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     statm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Blocks every signal in the calling thread; returns the previous mask (None on failure).
+fn block_signals() -> Option<libc::sigset_t> {
+    // SAFETY: `sigset_t` is plain data, valid when zeroed; `sigfillset` and `pthread_sigmask`
+    // only write to the sets passed, which live on this stack frame.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&raw mut all);
+        (libc::pthread_sigmask(libc::SIG_BLOCK, &raw const all, &raw mut previous) == 0)
+            .then_some(previous)
+    }
+}
+
+/// Restores a signal mask returned by [`block_signals`].
+fn restore_signals(previous: &libc::sigset_t) {
+    // SAFETY: `previous` is a mask `pthread_sigmask` filled in; the old-mask pointer may be null.
+    unsafe {
+        libc::pthread_sigmask(
+            libc::SIG_SETMASK,
+            std::ptr::from_ref(previous),
+            std::ptr::null_mut(),
+        );
+    }
 }
 
 fn page_size() -> u64 {

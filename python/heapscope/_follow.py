@@ -1,0 +1,355 @@
+"""Following every process of a traced program: the environment contract, one capture stream
+per process, and the hooks that end a stream cleanly (exit, ``os._exit``, ``exec``, SIGTERM)
+or start a new one (``fork``).
+
+``heapscope run`` writes the root process to ``OUT.hsc`` and every child to
+``OUT.hsc.d/<pid>.hsc``. Children are found through the environment (see ``FollowConfig``):
+a Python interpreter started by the program imports the ``sitecustomize`` module in
+``heapscope/_bootstrap/`` (first on ``PYTHONPATH``), which calls ``heapscope._child``.
+A process forked without ``exec`` gets its own stream from an ``os.register_at_fork`` hook.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+
+from heapscope._capture import CaptureSession
+
+# Every child pays for what this module imports at its start-up: no typing, dataclasses,
+# pathlib or contextlib at run time, and `_signal` (what `signal` wraps, without its enums).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable, Mapping
+    from types import FrameType
+    from typing import Any, NoReturn
+else:
+    import _signal as signal
+
+__all__ = [
+    "BOOTSTRAP_DIR",
+    "ENV_BOOTSTRAP",
+    "ENV_CAPTURE_DIR",
+    "ENV_SAMPLE_RATE",
+    "ENV_TRACE_LIMIT",
+    "FollowConfig",
+    "children_dir",
+    "end",
+    "install",
+    "start_child",
+]
+
+#: Where the streams of child processes go (absolute path of ``OUT.hsc.d``).
+ENV_CAPTURE_DIR = "HEAPSCOPE_CAPTURE_DIR"
+#: Frames kept per stack in children.
+ENV_TRACE_LIMIT = "HEAPSCOPE_TRACE_LIMIT"
+#: Sampling rate in bytes for children (absent: every block).
+ENV_SAMPLE_RATE = "HEAPSCOPE_SAMPLE_RATE"
+#: The directory prepended to ``PYTHONPATH`` (removed again from a child's ``sys.path``).
+ENV_BOOTSTRAP = "HEAPSCOPE_BOOTSTRAP"
+
+#: The directory holding heapscope's ``sitecustomize.py``.
+BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "_bootstrap")
+
+
+def children_dir(capture: str | os.PathLike[str]) -> str:
+    """``OUT.hsc`` -> ``OUT.hsc.d``: where the streams of its child processes go."""
+    return os.fspath(capture) + ".d"
+
+
+class FollowConfig:
+    """What every process of the tree needs to record itself: the children directory
+    (absolute), the traceback limit and the sampling rate (None: every block)."""
+
+    __slots__ = ("capture_dir", "sample_rate", "trace_limit")
+
+    def __init__(self, capture_dir: str, trace_limit: int, sample_rate: int | None) -> None:
+        self.capture_dir = capture_dir
+        self.trace_limit = trace_limit
+        self.sample_rate = sample_rate
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """``base`` plus the variables that make child interpreters record themselves."""
+        env = dict(base)
+        env[ENV_CAPTURE_DIR] = self.capture_dir
+        env[ENV_TRACE_LIMIT] = str(self.trace_limit)
+        if self.sample_rate is not None:
+            env[ENV_SAMPLE_RATE] = str(self.sample_rate)
+        else:
+            env.pop(ENV_SAMPLE_RATE, None)
+        env[ENV_BOOTSTRAP] = BOOTSTRAP_DIR
+        old = base.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = BOOTSTRAP_DIR + (os.pathsep + old if old else "")
+        return env
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> FollowConfig | None:
+        """The configuration ``environ`` wrote, or None if ``env`` has none (or a bad one)."""
+        directory = env.get(ENV_CAPTURE_DIR)
+        if not directory:
+            return None
+        try:
+            limit = int(env.get(ENV_TRACE_LIMIT, "64"))
+            rate_text = env.get(ENV_SAMPLE_RATE)
+            rate = int(rate_text) if rate_text else None
+        except ValueError:
+            return None
+        return cls(directory, limit, rate)
+
+
+# This process's state. After fork() the child gets a copy, which the fork hook replaces.
+_config: FollowConfig | None = None
+_session: CaptureSession | None = None
+_hooks_installed = False
+_ending = False
+_sys_exit_code: int | None = None
+_real_os_exit = os._exit
+_real_execv = os.execv
+_real_execve = os.execve
+
+
+def install(session: CaptureSession, config: FollowConfig | None, *, child: bool) -> None:
+    """Make ``session`` this process's stream and install the process hooks (once per
+    process lineage). ``config`` None: children are not followed (``--no-follow``)."""
+    global _config, _session, _hooks_installed
+    _config = config
+    _session = session
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child
+    )
+    _install_sigterm_handler()
+    # Replaced by wrappers that end the stream, then call the original.
+    os._exit = _os_exit
+    os.execv = _execv  # type: ignore[assignment]  # accepts what the original does
+    os.execve = _execve  # type: ignore[assignment]
+    if child:
+        sys.exit = _sys_exit
+    atexit.register(_at_exit)
+
+
+def end(exit: tuple[str, int] | None) -> None:
+    """End this process's stream (if it has one) with how the process ends; never raises."""
+    global _session, _ending
+    session = _session
+    if session is None or _ending or not session.active:
+        return
+    _ending = True
+    try:
+        session.stop(exit)
+    except Exception as exc:  # the program's own exit must not fail because of heapscope
+        try:  # noqa: SIM105  (contextlib costs every child an import)
+            sys.stderr.write(f"heapscope: could not finish {session.path_text}: {exc}\n")
+        except Exception:
+            pass
+    finally:
+        _session = None
+        _ending = False
+
+
+def start_child(config: FollowConfig, ppid: int) -> CaptureSession:
+    """Start this process's stream in the children directory: ``<pid>.hsc``, or
+    ``<pid>.<n>.hsc`` if that pid already has one (a program after ``exec``)."""
+    pid = os.getpid()
+    command = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    n = 0
+    while True:
+        name = f"{pid}.hsc" if n == 0 else f"{pid}.{n}.hsc"
+        path = os.path.join(config.capture_dir, name)
+        if not os.path.exists(path):
+            break
+        n += 1
+    session = CaptureSession(
+        path,
+        command=command,
+        trace_limit=config.trace_limit,
+        sample_rate=config.sample_rate,
+        ppid=ppid,
+    )
+    # Hooks first: what installing them allocates is not the program's.
+    install(session, config, child=True)
+    session.start()
+    return session
+
+
+def suspend() -> tuple[CaptureSession, FollowConfig | None] | None:
+    """End this process's stream so another capture (``heapscope.Tracker``) can run; returns
+    what ``resume`` needs, or None if the process has no stream."""
+    session, config = _session, _config
+    if session is None or not session.active:
+        return None
+    end(None)
+    return session, config
+
+
+def resume(state: tuple[CaptureSession, FollowConfig | None] | None) -> None:
+    """Start a new stream for this process after ``suspend`` (children directory only)."""
+    if state is None:
+        return
+    _session_before, config = state
+    if config is not None and os.path.isdir(config.capture_dir):
+        _restart(config)
+
+
+def _restart(config: FollowConfig) -> None:
+    try:
+        start_child(config, os.getppid())
+    except Exception as exc:
+        write_untraced_note(config.capture_dir, f"could not record again: {exc}")
+
+
+# --- hooks -------------------------------------------------------------------------------
+
+
+def _before_fork() -> None:
+    if _session is not None and _session.active:
+        _session.hold_flushes()
+
+
+def _after_fork_parent() -> None:
+    if _session is not None:
+        _session.release_flushes()
+
+
+def _after_fork_child() -> None:
+    global _session
+    # The parent's session (and its held lock) belong to the parent: never touched here.
+    _session = None
+    config = _config
+    if config is None or _about_to_exec():
+        return
+    try:
+        start_child(config, os.getppid())
+    except Exception as exc:
+        write_untraced_note(config.capture_dir, f"could not start recording after fork: {exc}")
+
+
+def _about_to_exec() -> bool:
+    """True in the child `subprocess` forks to run a ``preexec_fn`` before it execs: that
+    child never runs the program (the program it execs records itself if it is Python)."""
+    try:
+        caller = sys._getframe(2)  # past this function and the fork hook
+    except ValueError:
+        return False
+    code = caller.f_code
+    return code.co_name == "_execute_child" and code.co_filename.endswith("subprocess.py")
+
+
+def _os_exit(status: int) -> NoReturn:
+    end(("exit", status & 0xFF))
+    _real_os_exit(status)
+
+
+def _execv(path: Any, argv: Any) -> None:
+    _before_exec()
+    try:
+        _real_execv(path, argv)
+    except BaseException:
+        _after_failed_exec()
+        raise
+
+
+def _execve(path: Any, argv: Any, env: Any) -> None:
+    _before_exec()
+    try:
+        _real_execve(path, argv, env)
+    except BaseException:
+        _after_failed_exec()
+        raise
+
+
+def _before_exec() -> None:
+    end(("exec", 0))
+
+
+def _after_failed_exec() -> None:
+    # The program goes on: record it again, in a new stream of this pid.
+    if _config is not None and os.path.isdir(_config.capture_dir):
+        _restart(_config)
+
+
+def _sys_exit(status: object = None) -> NoReturn:
+    global _sys_exit_code
+    _sys_exit_code = _status_of(status)
+    raise SystemExit(status)  # what sys.exit does
+
+
+def _status_of(code: object) -> int:
+    """The exit status the interpreter derives from ``SystemExit(code)``."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
+
+
+def _at_exit() -> None:
+    if _sys_exit_code is not None:
+        end(("exit", _sys_exit_code))
+        return
+    last = getattr(sys, "last_value", None)
+    if isinstance(last, KeyboardInterrupt):
+        end(("signal", signal.SIGINT))
+    elif last is not None:
+        end(("exit", 1))
+    else:
+        end(("exit", 0))
+
+
+_previous_sigterm: Callable[[int, FrameType | None], Any] | None = None
+
+
+def _install_sigterm_handler() -> None:
+    """Flush on SIGTERM, then die by it as before. A handler the program already has is
+    chained after the flush; an ignored SIGTERM stays ignored."""
+    global _previous_sigterm
+    try:
+        current = signal.getsignal(signal.SIGTERM)
+    except ValueError:
+        return
+    if current == signal.SIG_IGN or current is None:
+        return
+    if callable(current):
+        _previous_sigterm = current
+        handler = _chained_sigterm
+    else:
+        handler = _on_sigterm
+    try:  # noqa: SIM105
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    end(("signal", signum))
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+def _chained_sigterm(signum: int, frame: FrameType | None) -> None:
+    session = _session
+    if session is not None and session.active:
+        try:  # noqa: SIM105
+            session.flush_now()
+        except Exception:  # the program's handler runs whatever happens here
+            pass
+    if _previous_sigterm is not None:
+        _previous_sigterm(signum, frame)
+
+
+def write_untraced_note(directory: str, reason: str) -> None:
+    """Leave ``<pid>.untraced`` in the children directory: the reader lists it as a Python
+    process that could not be traced (format in docs/capture-format.md)."""
+    v = sys.version_info
+    command = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    fields = [str(os.getpid()), str(os.getppid()), f"{v[0]}.{v[1]}.{v[2]}", reason, *command]
+    path = os.path.join(directory, f"{os.getpid()}.untraced")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\0".join(fields))
+    except OSError:
+        pass
