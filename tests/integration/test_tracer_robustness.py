@@ -102,6 +102,8 @@ def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# Forking while another thread runs is the point (CPython 3.12+ warns about it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_child_traces_and_snapshots(tracing: None) -> None:
     stop = threading.Event()
 
