@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -56,11 +57,17 @@ def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
         with lock:
             kept.append(mine)
 
+    tasks = len(os.listdir("/proc/self/task"))
     threads = [threading.Thread(target=work, args=(n + 1,)) for n in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    # join() returns before a thread frees its thread state (a RAW block, freed without the
+    # GIL): wait for the OS threads to end, so no free lands between the two reads below.
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/task")) > tasks and time.monotonic() < deadline:
+        time.sleep(0.01)
     current, live = current_and_live_sum()
     assert current == live
     assert current >= sum(len(b) for mine in kept for b in mine)
