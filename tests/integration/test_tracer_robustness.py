@@ -40,6 +40,21 @@ def current_and_live_sum() -> tuple[int, int]:
     return current, live
 
 
+def run_all(threads: list[threading.Thread]) -> None:
+    """Start the threads and wait until they are gone. join() returns before a thread frees its
+    thread state (a RAW block, freed without the GIL), so this also waits for the OS threads
+    to end: otherwise that free could land between the two reads of `current_and_live_sum`.
+    """
+    tasks = len(os.listdir("/proc/self/task"))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/task")) > tasks and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
     kept: list[list[bytearray]] = []
     lock = threading.Lock()
@@ -57,17 +72,7 @@ def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
         with lock:
             kept.append(mine)
 
-    tasks = len(os.listdir("/proc/self/task"))
-    threads = [threading.Thread(target=work, args=(n + 1,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # join() returns before a thread frees its thread state (a RAW block, freed without the
-    # GIL): wait for the OS threads to end, so no free lands between the two reads below.
-    deadline = time.monotonic() + 10
-    while len(os.listdir("/proc/self/task")) > tasks and time.monotonic() < deadline:
-        time.sleep(0.01)
+    run_all([threading.Thread(target=work, args=(n + 1,)) for n in range(8)])
     current, live = current_and_live_sum()
     assert current == live
     assert current >= sum(len(b) for mine in kept for b in mine)
@@ -93,11 +98,7 @@ def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
         with lock:
             kept.extend(mine)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all([threading.Thread(target=work) for _ in range(8)])
     current, live = current_and_live_sum()
     assert current == live
     raw_sizes = [t[1] for t in _native._get_traces() if 1000 <= t[1] < 3000]
