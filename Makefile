@@ -7,7 +7,7 @@ CARGO_TARGET_DIR ?= target
 CONSTRAINTS := requirements/constraints.txt
 PIP := $(PYTHON) -m pip install -q -c $(CONSTRAINTS)
 
-.PHONY: help install install-browser install-tools build test test-rust test-python test-versions wheels lint fmt bench lock clean
+.PHONY: help install install-browser install-tools build test test-rust test-python test-versions wheels lint fmt bench bench-versions lock clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ fmt: ## Format Rust and Python sources
 bench: ## Overhead and report-speed benchmarks (prints a table of ratios; BENCH_ARGS=--quick)
 	$(PIP) -e '.[bench]'
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
+
+bench-versions: ## The overhead benchmark on CPython 3.13-3.15 in the Debian root (after test-versions; BENCH_ARGS)
+	scripts/bench-versions.sh
 
 lock: ## Re-resolve the newest test/lint/bench dependencies into requirements/constraints.txt
 	PYTHON=$(PYTHON) scripts/lock-deps.sh

@@ -3,7 +3,8 @@
 # installed in a fresh venv with no Rust toolchain reachable and smoke-tested
 # (scripts/wheel-smoke.py). 3.11 is the host's Python (PYTHON, default python3); 3.13-3.15 are
 # built in the Python root (scripts/make-pyroot.sh) and tested there with no Rust mounted at
-# all. Wheels land in dist/. Needs root for the root's versions.
+# all. Wheels land in dist/; the builds share the target directories of `make build` and
+# `make test-versions`. Needs root for the root's versions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
@@ -28,7 +29,7 @@ build_venv="$(mktemp -d)/venv"
 "$PYTHON" -m venv "$build_venv"
 "$build_venv/bin/python" -m pip install -q -c requirements/constraints.txt maturin
 host_version="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-CARGO_TARGET_DIR="target/wheel-$host_version" "$build_venv/bin/maturin" build --release \
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}" "$build_venv/bin/maturin" build --release \
     -i "$PYTHON" --out dist
 smoke "$PYTHON" "$(ls dist/*-cp"${host_version/./}"-*.whl)"
 rm -rf "$(dirname "$build_venv")"
@@ -42,7 +43,7 @@ for v in "${versions[@]}"; do
         venv="/opt/heapscope/maturin-$v"
         [ -x "$venv/bin/maturin" ] || { "python$v" -m venv "$venv" &&
             "$venv/bin/python" -m pip install -q -c requirements/constraints.txt maturin; }
-        CARGO_TARGET_DIR="target/wheel-$v" "$venv/bin/maturin" build --release -i "python$v" \
+        CARGO_TARGET_DIR="target/py$v" "$venv/bin/maturin" build --release -i "python$v" \
             --out dist' bash "$v"
     wheel="$(ls dist/*-cp"${v/./}"-*.whl)"
     HEAPSCOPE_PYROOT_RUST=0 scripts/in-pyroot.sh bash -c '

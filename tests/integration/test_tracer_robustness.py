@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -39,6 +40,21 @@ def current_and_live_sum() -> tuple[int, int]:
     return current, live
 
 
+def run_all(threads: list[threading.Thread]) -> None:
+    """Start the threads and wait until they are gone. join() returns before a thread frees its
+    thread state (a RAW block, freed without the GIL), so this also waits for the OS threads
+    to end: otherwise that free could land between the two reads of `current_and_live_sum`.
+    """
+    tasks = len(os.listdir("/proc/self/task"))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/task")) > tasks and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
     kept: list[list[bytearray]] = []
     lock = threading.Lock()
@@ -56,11 +72,7 @@ def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
         with lock:
             kept.append(mine)
 
-    threads = [threading.Thread(target=work, args=(n + 1,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all([threading.Thread(target=work, args=(n + 1,)) for n in range(8)])
     current, live = current_and_live_sum()
     assert current == live
     assert current >= sum(len(b) for mine in kept for b in mine)
@@ -86,11 +98,7 @@ def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
         with lock:
             kept.extend(mine)
 
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_all([threading.Thread(target=work) for _ in range(8)])
     current, live = current_and_live_sum()
     assert current == live
     raw_sizes = [t[1] for t in _native._get_traces() if 1000 <= t[1] < 3000]
@@ -102,6 +110,8 @@ def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+# Forking while another thread runs is the point (CPython 3.12+ warns about it).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_child_traces_and_snapshots(tracing: None) -> None:
     stop = threading.Event()
 

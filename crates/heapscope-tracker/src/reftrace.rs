@@ -86,6 +86,10 @@ mod imp {
         }
     }
 
+    fn is_ours(f: Tracer) -> bool {
+        std::ptr::fn_addr_eq(f, trace_ref as Tracer)
+    }
+
     /// Install our reference tracer, chaining to any other (no-op if installed).
     ///
     /// # Safety
@@ -97,7 +101,7 @@ mod imp {
         let mut data: *mut c_void = std::ptr::null_mut();
         // SAFETY: GIL held; `data` is a valid out-parameter.
         let previous = unsafe { PyRefTracer_GetTracer(&raw mut data) };
-        if previous.is_some_and(|f| f as usize != trace_ref as usize) {
+        if previous.is_some_and(|f| !is_ours(f)) {
             warn_once(
                 "another reference tracer (PyRefTracer, e.g. the stdlib's tracemalloc) is \
                  installed: heapscope calls it after its own and restores it on stop()"
@@ -129,7 +133,7 @@ mod imp {
         let current = unsafe { PyRefTracer_GetTracer(&raw mut data) };
         // SAFETY: GIL held.
         let (previous, previous_data) = unsafe { *PREVIOUS.0.get() };
-        if current.is_some_and(|f| f as usize == trace_ref as usize) {
+        if current.is_some_and(is_ours) {
             // SAFETY: GIL held; restoring what `install` found.
             unsafe { PyRefTracer_SetTracer(previous, previous_data) };
         } else {

@@ -72,18 +72,20 @@ unsafe fn offset<F: Facts>(frame: *const c_void, code: *const c_void) -> isize {
     instr as isize - (code as isize + F::CODE_CODE_ADAPTIVE as isize)
 }
 
-/// `_PyFrame_IsIncomplete`: owned by the interpreter or the C stack, or not past its first
-/// traceable instruction. Reads the code object only for Python frames.
+/// True for frames the interpreter or the C stack owns (not Python frames).
 #[inline(always)]
-unsafe fn incomplete<F: Facts>(frame: *const c_void) -> bool {
-    // SAFETY: `frame` is a live `_PyInterpreterFrame*`; its code object is read only when the
-    // owner says it is a Python frame (then `f_executable` is a live code object).
+unsafe fn not_python<F: Facts>(frame: *const c_void) -> bool {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*`.
+    unsafe { read::<u8>(frame, F::FRAME_OWNER) >= FIRST_NON_PYTHON_OWNER }
+}
+
+/// A Python frame (see `not_python`) that has not reached its first traceable instruction
+/// (the rest of `_PyFrame_IsIncomplete`).
+#[inline(always)]
+unsafe fn before_first_instruction<F: Facts>(frame: *const c_void) -> bool {
+    // SAFETY: `frame` is a live Python frame, so `f_executable` is a live code object.
     unsafe {
-        let owner: u8 = read(frame, F::FRAME_OWNER);
-        if owner >= FIRST_NON_PYTHON_OWNER {
-            return true;
-        }
-        if owner == FRAME_OWNED_BY_GENERATOR {
+        if read::<u8>(frame, F::FRAME_OWNER) == FRAME_OWNED_BY_GENERATOR {
             return false;
         }
         let code = code::<F>(frame);
@@ -101,8 +103,16 @@ pub unsafe fn current_frame<F: Facts>(tstate: *mut c_void) -> *const c_void {
     unsafe { read(tstate, F::TSTATE_CURRENT_FRAME) }
 }
 
-/// The stdlib's `traceback_get_frames`: every complete frame from the innermost outwards,
-/// incomplete ones (anywhere in the chain) skipped and not counted.
+/// The stdlib's `traceback_get_frames`: the complete frames from the innermost outwards,
+/// frames of the interpreter or the C stack (anywhere in the chain) skipped and not counted.
+///
+/// Where this differs from the stdlib: a Python frame counts as incomplete (not yet at its
+/// first traceable instruction) only until the walk meets a complete one, as in 3.11, instead
+/// of anywhere in the chain. A frame below another one has run past its first instruction
+/// except when Python code runs in the middle of its prologue (`MAKE_CELL`,
+/// `COPY_FREE_VARS`), which needs a finalizer triggered there; checking every frame costs a
+/// read of every frame's code object (a cache miss per frame per allocation: ~0.3x of an
+/// untraced run at limit 1, `make bench-versions`).
 pub unsafe fn capture<F: Facts>(
     tstate: *mut c_void,
     out: &mut [RawFrame],
@@ -117,12 +127,18 @@ pub unsafe fn capture<F: Facts>(
     // keeps its frame chain valid while this thread is inside an allocator call.
     unsafe {
         let mut frame = current_frame::<F>(tstate);
+        while !frame.is_null()
+            && frame != floor
+            && (not_python::<F>(frame) || before_first_instruction::<F>(frame))
+        {
+            frame = read(frame, FRAME_PREVIOUS);
+        }
         let mut hash = 0u64;
         let mut n = 0usize;
         let mut total = 0u32;
         let limit = out.len();
         while !frame.is_null() && frame != floor {
-            if !incomplete::<F>(frame) {
+            if !not_python::<F>(frame) {
                 if n < limit {
                     let code = code::<F>(frame);
                     let off = offset::<F>(frame, code);

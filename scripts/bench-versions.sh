@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# `make bench-versions`: the overhead benchmark (benchmarks/run.py, BENCH_ARGS, default
+# `--quick --sections overhead`) on each CPython of the Python root, in the venvs that
+# `make test-versions` made (run that first). One table per version. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+read -r -a versions <<< "${HEAPSCOPE_PYVERSIONS:-3.13 3.14 3.15}"
+args="${BENCH_ARGS:---quick --sections overhead}"
+for v in "${versions[@]}"; do
+    echo "bench-versions: Python $v"
+    # shellcheck disable=SC2086
+    scripts/in-pyroot.sh "/opt/heapscope/venv-$v/bin/python" benchmarks/run.py $args
+done
