@@ -128,13 +128,24 @@ impl Resolver {
         self.names.remove(&(code as usize));
         let index = self.dead.len() as u32;
         self.dead.push(names);
+        // Many nodes share an offset (one per distinct caller): each line is looked up once
+        // (`PyCode_Addr2Line` scans the line table from its start).
+        let mut lines: Vec<(isize, i32)> = offsets.iter().map(|&o| (o, 0)).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        for (offset, line) in &mut lines {
+            self.by_raw.remove(&RawFrame {
+                code,
+                offset: *offset,
+            });
+            // SAFETY: per the contract.
+            *line = unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), *offset as i32) }.max(0);
+        }
         offsets
             .iter()
-            .map(|&offset| {
-                self.by_raw.remove(&RawFrame { code, offset });
-                // SAFETY: per the contract.
-                let line = unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), offset as i32) };
-                RawFrame::dead(index, line.max(0))
+            .map(|offset| {
+                let i = lines.partition_point(|(o, _)| o < offset);
+                RawFrame::dead(index, lines[i].1)
             })
             .collect()
     }
