@@ -128,12 +128,15 @@ def execute(args: argparse.Namespace) -> int:
         # Before recording starts: setting variables allocates, and that is not the program's.
         os.environ.update(follow.environ(os.environ))
     _follow.install(session, follow, child=False)  # before recording, as the line above
+    root_pid = os.getpid()  # before recording: the int it makes lives to the end
     session.start()
-    root_pid = os.getpid()
     # heapscope's own start-up (this runner, the session's thread) leaves garbage and moves the
-    # collector's counters: collected once tracing runs (its frees are of untraced blocks), so
-    # the program's collections happen where they would from a clean start.
+    # collector's counters: collected once tracing runs (its frees are of untraced blocks, and
+    # what the collection allocates is not traced), so the program's collections happen where
+    # they would from a clean start.
+    _native._set_thread_ignored(True)
     gc.collect()
+    _native._set_thread_ignored(False)
     status = 0
     try:
         sys.argv = program_argv
