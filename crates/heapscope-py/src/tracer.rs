@@ -125,6 +125,18 @@ fn _interposed_slots() -> usize {
     tracker::interposed_slots()
 }
 
+/// Mismatches between heapscope's reader of a code object's location table and
+/// `PyCode_Addr2Line` over its instructions (`None`: the table could not be read). For tests.
+#[pyfunction]
+fn _check_line_table(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    if !code.is_instance_of::<pyo3::types::PyCode>() {
+        return Err(PyValueError::new_err("a code object is required"));
+    }
+    let bytes = code.getattr("co_code")?.len()?;
+    // SAFETY: `code` is a live code object held by the caller.
+    Ok(unsafe { tracker::check_line_table(gil(py), code.as_ptr().cast(), bytes) })
+}
+
 /// Number of live traced blocks.
 #[pyfunction]
 fn _trace_count(py: Python<'_>) -> usize {
@@ -235,6 +247,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
+    m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
     m.add_function(wrap_pyfunction!(_profile_of_tracer, m)?)?;

@@ -15,6 +15,7 @@ mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod linetable;
 mod native;
 mod newref;
 mod pool_probe;
@@ -140,6 +141,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
     unsafe {
+        resolve::intern_names();
         codes::install();
         hooks::install(sampled);
     }
@@ -347,5 +349,22 @@ pub fn set_stack_floor(_gil: Gil, on: bool) {
             0
         };
         st.floor = frame;
+    }
+}
+
+/// Mismatches between heapscope's location-table reader and `PyCode_Addr2Line` over the first
+/// `code_bytes` bytes of instructions of `code` (`None`: the table could not be read).
+///
+/// # Safety
+/// `code` is a live code object.
+pub unsafe fn check_line_table(
+    _gil: Gil,
+    code: *mut std::ffi::c_void,
+    code_bytes: usize,
+) -> Option<usize> {
+    // SAFETY: GIL held (token), per the contract.
+    unsafe {
+        resolve::intern_names();
+        resolve::check_lines(code, code_bytes)
     }
 }

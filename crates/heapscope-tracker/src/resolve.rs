@@ -128,24 +128,14 @@ impl Resolver {
         self.names.remove(&(code as usize));
         let index = self.dead.len() as u32;
         self.dead.push(names);
-        // Many nodes share an offset (one per distinct caller): each line is looked up once
-        // (`PyCode_Addr2Line` scans the line table from its start).
-        let mut lines: Vec<(isize, i32)> = offsets.iter().map(|&o| (o, 0)).collect();
-        lines.sort_unstable();
-        lines.dedup();
-        for (offset, line) in &mut lines {
-            self.by_raw.remove(&RawFrame {
-                code,
-                offset: *offset,
-            });
-            // SAFETY: per the contract.
-            *line = unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), *offset as i32) }.max(0);
-        }
+        // SAFETY: per the contract.
+        let lines = unsafe { lines_of(code, offsets) };
         offsets
             .iter()
-            .map(|offset| {
-                let i = lines.partition_point(|(o, _)| o < offset);
-                RawFrame::dead(index, lines[i].1)
+            .zip(lines)
+            .map(|(&offset, line)| {
+                self.by_raw.remove(&RawFrame { code, offset });
+                RawFrame::dead(index, line.max(0))
             })
             .collect()
     }
@@ -183,4 +173,92 @@ impl Resolver {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+}
+
+/// `co_linetable` and `co_firstlineno`, interned once (attribute names never allocated where a
+/// code object dies).
+static LINETABLE_NAMES: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+
+/// Intern the attribute names `lines_of` reads.
+///
+/// # Safety
+/// The GIL is held.
+pub unsafe fn intern_names() {
+    LINETABLE_NAMES.get_or_init(|| {
+        // SAFETY: GIL held; the interned strings are kept for the life of the process.
+        unsafe {
+            (
+                pyo3_ffi::PyUnicode_InternFromString(c"co_linetable".as_ptr()) as usize,
+                pyo3_ffi::PyUnicode_InternFromString(c"co_firstlineno".as_ptr()) as usize,
+            )
+        }
+    });
+}
+
+/// The line of each offset of `code`: one pass over its location table (`linetable.rs`), or
+/// `PyCode_Addr2Line` for each if the table cannot be read.
+///
+/// # Safety
+/// The GIL is held and `code` is a live or dying (intact) code object.
+unsafe fn lines_of(code: *mut c_void, offsets: &[isize]) -> Vec<i32> {
+    // SAFETY: per the contract.
+    if let Some(lines) = unsafe { lines_from_table(code, offsets) } {
+        return lines;
+    }
+    offsets
+        .iter()
+        // SAFETY: per the contract.
+        .map(|&o| unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), o as i32) })
+        .collect()
+}
+
+unsafe fn lines_from_table(code: *mut c_void, offsets: &[isize]) -> Option<Vec<i32>> {
+    let &(table_name, first_name) = LINETABLE_NAMES.get()?;
+    if table_name == 0 || first_name == 0 {
+        return None;
+    }
+    // SAFETY: GIL held; member attributes of the code object, read without calling Python
+    // code; new references released below.
+    unsafe {
+        let table = pyo3_ffi::PyObject_GetAttr(code.cast(), table_name as *mut _);
+        let first = pyo3_ffi::PyObject_GetAttr(code.cast(), first_name as *mut _);
+        let mut out = None;
+        if !table.is_null() && !first.is_null() && pyo3_ffi::PyBytes_Check(table) != 0 {
+            let data = pyo3_ffi::PyBytes_AsString(table);
+            let size = pyo3_ffi::PyBytes_Size(table);
+            let first_line = pyo3_ffi::PyLong_AsLong(first);
+            if !data.is_null() && size >= 0 {
+                let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
+                out = crate::linetable::lines(bytes, first_line as i32, offsets);
+            }
+        }
+        pyo3_ffi::Py_XDECREF(table);
+        pyo3_ffi::Py_XDECREF(first);
+        if !pyo3_ffi::PyErr_Occurred().is_null() {
+            pyo3_ffi::PyErr_Clear();
+        }
+        out
+    }
+}
+
+/// Mismatches between the location-table reader and `PyCode_Addr2Line` over every
+/// instruction offset of a live code object (a check of `linetable.rs` against the running
+/// interpreter, for the tests).
+///
+/// # Safety
+/// The GIL is held and `code` is a live code object.
+pub unsafe fn check_lines(code: *mut c_void, code_bytes: usize) -> Option<usize> {
+    let offsets: Vec<isize> = (-2..code_bytes as isize).step_by(2).collect();
+    // SAFETY: per the contract.
+    let mine = unsafe { lines_from_table(code, &offsets) }?;
+    Some(
+        offsets
+            .iter()
+            .zip(mine)
+            // SAFETY: per the contract.
+            .filter(
+                |&(&o, line)| unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), o as i32) } != line,
+            )
+            .count(),
+    )
 }
