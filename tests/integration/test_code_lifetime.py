@@ -127,7 +127,11 @@ def test_only_the_stdlib_keeps_file_names_of_dead_code_alive(tmp_path: Path) -> 
         return result
 
     (stdlib, names), (ours, _) = run("stdlib"), run("heapscope")
-    assert stdlib - ours == pytest.approx(names, rel=0.02)
+    if sys.version_info >= (3, 15):
+        # 3.15's stdlib no longer keeps them (measured): both tracers agree.
+        assert stdlib == ours
+    else:
+        assert stdlib - ours == pytest.approx(names, rel=0.02)
 
 
 def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
