@@ -18,6 +18,7 @@ from heapscope import _native
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
+    from collections.abc import Callable
     from pathlib import Path
 else:
     import _signal  # what `signal` wraps, without importing enum
@@ -176,6 +177,15 @@ class CaptureSession:
         Stopping twice does nothing the second time. In a child process forked while
         capturing, this does nothing: the capture belongs to the parent.
         """
+        return self._stop(lambda names: _native.stop_capture(names, exit))
+
+    def stop_at_exit(self, guess: int) -> str:
+        """Like ``stop``, at interpreter exit when the status is not known to Python (the
+        program returned, or raised ``SystemExit``): the C library's ``exit`` writes the real
+        status (glibc); elsewhere ``guess`` is written."""
+        return self._stop(lambda names: _native.stop_capture_at_exit(names, guess & 0xFF))
+
+    def _stop(self, finish: Callable[[list[tuple[int, str]]], tuple[str, int]]) -> str:
         if not self.active:
             return self._path
         self._stopped = True
@@ -183,7 +193,7 @@ class CaptureSession:
         self._wake.release()
         # Waits for a flush in progress only; the flush thread sees `stop` and ends.
         with self._flush_lock:
-            _path, self.size = _native.stop_capture(_thread_names(), exit)
+            _path, self.size = finish(_thread_names())
         if self._error is not None:
             raise self._error
         return self._path

@@ -134,13 +134,23 @@ def install(session: CaptureSession, config: FollowConfig | None, *, child: bool
 
 def end(exit: tuple[str, int] | None) -> None:
     """End this process's stream (if it has one) with how the process ends; never raises."""
+    _finish(lambda session: session.stop(exit))
+
+
+def end_at_exit(guess: int) -> None:
+    """End this process's stream at interpreter exit: the C library's ``exit`` writes the
+    status the process really exits with (``guess`` where it cannot); never raises."""
+    _finish(lambda session: session.stop_at_exit(guess))
+
+
+def _finish(stop: Callable[[CaptureSession], object]) -> None:
     global _session, _ending
     session = _session
     if session is None or _ending or not session.active:
         return
     _ending = True
     try:
-        session.stop(exit)
+        stop(session)
     except Exception as exc:  # the program's own exit must not fail because of heapscope
         try:  # noqa: SIM105  (contextlib costs every child an import)
             sys.stderr.write(f"heapscope: could not finish {session.path_text}: {exc}\n")
@@ -288,16 +298,13 @@ def _status_of(code: object) -> int:
 
 
 def _at_exit() -> None:
-    if _sys_exit_code is not None:
-        end(("exit", _sys_exit_code))
-        return
     last = getattr(sys, "last_value", None)
     if isinstance(last, KeyboardInterrupt):
+        # The interpreter re-raises SIGINT to die by it: no exit status.
         end(("signal", signal.SIGINT))
-    elif last is not None:
-        end(("exit", 1))
-    else:
-        end(("exit", 0))
+        return
+    guess = _sys_exit_code if _sys_exit_code is not None else (1 if last is not None else 0)
+    end_at_exit(guess)
 
 
 _previous_sigterm: Callable[[int, FrameType | None], Any] | None = None

@@ -188,3 +188,30 @@ def test_os_exit_in_the_root_still_closes_its_capture(
     assert not report["meta"]["truncated"]
     assert report["meta"]["processes"][0]["exit_code"] == 7
     assert_about(line_size(report, script, "KEPT"), 3 * MiB)
+
+
+def test_exit_statuses_python_cannot_see_are_recorded(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(
+        tmp_path / "prog.py",
+        """\
+        import subprocess, sys
+        codes = [
+            "raise SystemExit(9)",
+            "import sys\\ntry:\\n    sys.exit(4)\\nexcept SystemExit:\\n    pass",
+            "1 / 0",
+            "x = 1",
+        ]
+        for code in codes:
+            r = subprocess.run([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+            print(r.returncode)
+        """,
+    )
+    proc = run_traced(tmp_path, subprocess_env, tmp_path / "prog.py")
+    assert proc.stdout == "9\n0\n1\n0\n"
+    report = report_json(tmp_path / "out.hsc", subprocess_env)
+    children = report["meta"]["processes"][1:]
+    # The streams are in pid order, which is the order they were started in.
+    assert [p["exit_code"] for p in sorted(children, key=lambda p: p["pid"])] == [9, 0, 1, 0]
+    assert not any(p["truncated"] for p in children)

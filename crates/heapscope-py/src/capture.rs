@@ -87,6 +87,23 @@ fn stop_capture(
     Ok((path.to_string_lossy().into_owned(), size))
 }
 
+/// For a process ending by `exit()`: final drain, stops the tracer, and leaves EXIT (with the
+/// status the process really exits with) and END to the C library's exit; `fallback` is the
+/// status written at once where the C library has no such hook. Returns (path, size).
+#[pyfunction]
+#[allow(clippy::needless_pass_by_value)]
+fn stop_capture_at_exit(
+    py: Python<'_>,
+    thread_names: Vec<(u64, String)>,
+    fallback: u32,
+) -> Result<(String, u64), NativeError> {
+    let drained = recorder::drain(gil(py))?;
+    recorder::stop_tracer(gil(py));
+    let (path, size) =
+        py.allow_threads(|| recorder::finish_at_exit(drained, &thread_names, fallback))?;
+    Ok((path.to_string_lossy().into_owned(), size))
+}
+
 /// True while a capture is being recorded.
 #[pyfunction]
 fn capture_active() -> bool {
@@ -161,6 +178,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start_capture, m)?)?;
     m.add_function(wrap_pyfunction!(flush_capture, m)?)?;
     m.add_function(wrap_pyfunction!(stop_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(stop_capture_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(capture_active, m)?)?;
     m.add_function(wrap_pyfunction!(ignore_current_thread, m)?)?;
     m.add_function(wrap_pyfunction!(load_capture, m)?)?;

@@ -6,6 +6,7 @@
 //! writes are applied in drain order, so the frames and stacks a delta defines always precede
 //! the counters of later deltas in the file.
 
+mod at_exit;
 mod backend;
 mod error;
 mod sampler;
@@ -244,6 +245,45 @@ pub fn finish(
     }
     let out = s.recorder.finish(duration).map_err(write_err)?;
     let size = out.get_ref().metadata().map_or(0, |m| m.len());
+    Ok((path, size))
+}
+
+/// Like [`finish`], for a process ending by `exit()` whose status Python cannot see: the
+/// final drain is written now; EXIT with the status the process exits with, and END, are
+/// written by the C library's exit (glibc `on_exit`). Where that hook does not exist,
+/// `fallback` is written as the status, and END, at once. Call without the GIL.
+pub fn finish_at_exit(
+    last: Drained,
+    thread_names: &[(u64, String)],
+    fallback: u32,
+) -> Result<(PathBuf, u64), CaptureError> {
+    let written = write(last, thread_names);
+    let Some(mut s) = session().take() else {
+        return Err(CaptureError::NotCapturing);
+    };
+    TURN.notify_all();
+    let samples = s.sampler.stop();
+    written?;
+    let path = s.path.clone();
+    let write_err = |source| CaptureError::Write {
+        path: path.clone(),
+        source,
+    };
+    s.recorder.record_samples(&samples).map_err(write_err)?;
+    s.recorder.flush().map_err(write_err)?;
+    let size = s.recorder.bytes_written();
+    let waiting = at_exit::Waiting {
+        pid: s.pid,
+        start: s.start,
+        recorder: s.recorder,
+    };
+    if let Some(mut s) = at_exit::wait_for_status(waiting) {
+        let duration = s.start.elapsed().as_millis() as u64;
+        s.recorder
+            .record(&Record::Exit(ExitStatus::Code(fallback)))
+            .map_err(write_err)?;
+        s.recorder.finish(duration).map_err(write_err)?;
+    }
     Ok((path, size))
 }
 
