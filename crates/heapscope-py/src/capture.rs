@@ -99,8 +99,7 @@ fn stop_capture_at_exit(
 ) -> Result<(String, u64), NativeError> {
     let drained = recorder::drain(gil(py))?;
     recorder::stop_tracer(gil(py));
-    let (path, size) =
-        py.allow_threads(|| recorder::finish_at_exit(drained, &thread_names, fallback))?;
+    let (path, size) = py.detach(|| recorder::finish_at_exit(drained, &thread_names, fallback))?;
     Ok((path.to_string_lossy().into_owned(), size))
 }
 

@@ -251,14 +251,12 @@ pub unsafe fn check_lines(code: *mut c_void, code_bytes: usize) -> Option<usize>
     let offsets: Vec<isize> = (-2..code_bytes as isize).step_by(2).collect();
     // SAFETY: per the contract.
     let mine = unsafe { lines_from_table(code, &offsets) }?;
-    Some(
-        offsets
-            .iter()
-            .zip(mine)
-            // SAFETY: per the contract.
-            .filter(
-                |&(&o, line)| unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), o as i32) } != line,
-            )
-            .count(),
-    )
+    let mut mismatches = 0;
+    for (&offset, line) in offsets.iter().zip(mine) {
+        // SAFETY: per the contract.
+        if unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), offset as i32) } != line {
+            mismatches += 1;
+        }
+    }
+    Some(mismatches)
 }
