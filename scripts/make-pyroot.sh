@@ -14,7 +14,7 @@ if ! command -v debootstrap >/dev/null; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap
 fi
-packages="ca-certificates,gcc,libc6-dev,make,git"
+packages="ca-certificates,gcc,libc6-dev,make,git,gdb,tmux,strace"
 for v in $VERSIONS; do
     packages="$packages,python$v-dev,python$v-venv,libpython$v-testsuite"
 done
