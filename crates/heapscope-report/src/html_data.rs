@@ -269,6 +269,11 @@ fn views<'a>(
     profile: &'a Profile,
     interner: &mut Interner<'a>,
 ) -> BTreeMap<&'static str, ViewData> {
+    // Frame ids (and tree nodes) are the profile's own: another process's profile numbers
+    // them afresh, so the caches keyed by them start empty (strings and embedded frames stay
+    // shared).
+    interner.frame_index.clear();
+    interner.domain_frames.clear();
     let mut views = BTreeMap::new();
     for view in VIEWS {
         let (t, full_nodes) = tree(profile, view, interner);
