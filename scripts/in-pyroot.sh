@@ -40,7 +40,10 @@ bind() { # bind SOURCE TARGET
 mkdir -p "$ROOT/proc" "$ROOT/etc/ssl/certs"
 mount -t proc proc "$ROOT/proc"
 mounted+=("$ROOT/proc")
-bind /dev "$ROOT/dev"
+# Recursive: /dev/pts and /dev/shm too (tmux needs a pty, multiprocessing semaphores /dev/shm).
+mkdir -p "$ROOT/dev"
+mount --rbind /dev "$ROOT/dev"
+mounted+=("$ROOT/dev")
 # HEAPSCOPE_PYROOT_RUST=0: no Rust in the root (testing that wheels install without it).
 if [ "${HEAPSCOPE_PYROOT_RUST:-1}" != 0 ]; then
     bind "$HOME/.cargo" "$ROOT/root/.cargo"

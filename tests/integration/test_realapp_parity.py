@@ -41,12 +41,18 @@ def _run_marks(program: Path) -> list[pytest.MarkDecorator]:
     return []
 
 
+# 1 %, or 1 KiB for figures so small that a few free-list objects the tracers' own calls consume
+# are more than 1 % (the code-factory program ends holding under 5 KiB on 3.13+).
+def _close(std: int, ours: int) -> bool:
+    return abs(std - ours) <= max(0.01 * std, 1024)
+
+
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_same_numbers_as_the_stdlib(program: Path) -> None:
     parity = _parity.compare(program, dict(os.environ), scale=1)
     std, ours = parity.stdlib, parity.heapscope
-    assert parity.error("current") <= 0.01, (std["current"], ours["current"])
-    assert parity.error("peak") <= 0.01, (std["peak"], ours["peak"])
+    assert _close(std["current"], ours["current"]), (std["current"], ours["current"])
+    assert _close(std["peak"], ours["peak"]), (std["peak"], ours["peak"])
     assert parity.top_lines("heapscope") == parity.top_lines("stdlib")
 
 
