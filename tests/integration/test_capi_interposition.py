@@ -27,6 +27,10 @@ int track(unsigned int domain, void *ptr, size_t size) {
 int untrack(unsigned int domain, void *ptr) {
     return PyTraceMalloc_Untrack(domain, (uintptr_t)ptr);
 }
+void *raw_malloc(size_t size) { return PyMem_RawMalloc(size); }
+void raw_free(void *ptr) { PyMem_RawFree(ptr); }
+void *mem_malloc(size_t size) { return PyMem_Malloc(size); }
+void mem_free(void *ptr) { PyMem_Free(ptr); }
 """
 
 PROGRAM = textwrap.dedent(
@@ -274,3 +278,72 @@ def test_dlopen_from_a_patched_library_keeps_its_search_path(tmp_path: Path) -> 
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["42", "42"]
+
+
+# numpy 2.5 allocates a buffer with PyMem_RawMalloc, calls PyTraceMalloc_Untrack(0, ptr) and then
+# PyTraceMalloc_Track(its domain, ptr, size): domain 0 is the interpreter's own, so untracking
+# there forgets the block the allocator traced, and the buffer counts once. Run with the stdlib
+# and with heapscope: the same assertions hold for both.
+DOMAIN_ZERO = textwrap.dedent(
+    """
+    import ctypes, gc, importlib, sys
+    tm = importlib.import_module(sys.argv[2])
+
+    def load(kind):
+        lib = kind(sys.argv[1])
+        lib.raw_malloc.restype = lib.mem_malloc.restype = ctypes.c_void_p
+        lib.raw_malloc.argtypes = lib.mem_malloc.argtypes = [ctypes.c_size_t]
+        lib.raw_free.argtypes = lib.mem_free.argtypes = [ctypes.c_void_p]
+        lib.track.argtypes = [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
+        lib.untrack.argtypes = [ctypes.c_uint, ctypes.c_void_p]
+        return lib
+
+    def big(domain):
+        snap = tm.take_snapshot().filter_traces([tm.DomainFilter(True, domain)])
+        return sorted((t.size, t.traceback[0].lineno) for t in snap.traces if t.size >= 100_000)
+
+    tm.start(1)
+    held = load(ctypes.PyDLL)
+    nogil = load(ctypes.CDLL)
+    for lib, malloc, free in (
+        (held, held.raw_malloc, held.raw_free),  # RAW, untracked with the GIL
+        (nogil, held.raw_malloc, held.raw_free),  # RAW, untracked without it
+        (held, held.mem_malloc, held.mem_free),  # MEM, untracked with the GIL
+    ):
+        p = malloc(700_000); line = sys._getframe().f_lineno
+        assert big(0) == [(700_000, line)], big(0)
+        before = tm.get_traced_memory()[0]
+        assert lib.untrack(0, p) == 0
+        assert before - tm.get_traced_memory()[0] >= 690_000
+        assert big(0) == [], big(0)
+        assert held.track(389047, p, 700_000) == 0; line = sys._getframe().f_lineno
+        assert big(389047) == [(700_000, line)] and big(0) == [], (big(389047), big(0))
+        assert lib.untrack(389047, p) == 0
+        free(p)  # no longer traced anywhere: freeing it changes nothing
+        assert big(0) == [] and big(389047) == []
+    gc.collect()  # the snapshots of big() (cycles) and nothing else
+    assert tm.get_traced_memory()[0] < 100_000, tm.get_traced_memory()
+    tm.stop()
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("module", ["tracemalloc", "heapscope.tracemalloc"])
+def test_untrack_in_domain_zero_forgets_the_allocators_trace(
+    library: Path, tmp_path: Path, module: str
+) -> None:
+    import heapscope
+
+    root = str(Path(heapscope.__file__).resolve().parent.parent)
+    script = tmp_path / "domain_zero.py"
+    script.write_text(DOMAIN_ZERO)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(library), module],
+        env={**os.environ, "PYTHONPATH": root},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"

@@ -20,17 +20,6 @@ from typing import Any
 
 import pytest
 
-# Known defect, see the reason.
-NUMPY_DOUBLE_COUNT_315 = pytest.mark.xfail(
-    sys.version_info >= (3, 15),
-    reason=(
-        "on 3.15 (numpy 2.5.2) heapscope traces each array buffer twice, in domain 0 and in numpy's"
-        " domain 389047, where the stdlib traces it once in 389047 (np.ones(1_000_000): 16,000,096 "
-        "B against 8,000,096 B); not fixed yet"
-    ),
-    strict=True,
-)
-
 pytest.importorskip("numpy")
 
 NUMPY_DOMAIN = 389047
@@ -153,14 +142,12 @@ def test_numpy_buffers_are_traced_in_their_domain(results: dict[str, dict[str, A
     assert close(hs["numpy_blocks"], std["numpy_blocks"]), (std["numpy_blocks"], hs["numpy_blocks"])
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_peak_and_current_within_one_percent(results: dict[str, dict[str, Any]]) -> None:
     std, hs = results["stdlib"], results["heapscope"]
     for key in ("current", "peak", "peak_before_del"):
         assert close(hs[key], std[key]), (key, std[key], hs[key])
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_top_ten_lines_within_one_percent(results: dict[str, dict[str, Any]]) -> None:
     std, hs = results["stdlib"]["lines"], results["heapscope"]["lines"]
     by_line = {(f, line): (size, count) for f, line, size, count in hs}

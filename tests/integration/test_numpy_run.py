@@ -14,18 +14,6 @@ import pytest
 
 from ._helpers import heapscope, report_json
 
-# Known defect, see the reason.
-NUMPY_DOUBLE_COUNT_315 = pytest.mark.xfail(
-    sys.version_info >= (3, 15),
-    reason=(
-        "on 3.15 (numpy 2.5.2) heapscope traces each array buffer twice, in domain 0 and in numpy's"
-        " domain 389047, where the stdlib traces it once in 389047 (np.ones(1_000_000): 16,000,096 "
-        "B against 8,000,096 B); not fixed yet"
-    ),
-    strict=True,
-)
-
-
 pytest.importorskip("numpy")
 pytestmark = pytest.mark.timeout(180)
 
@@ -88,7 +76,6 @@ def close(a: int, b: int, tolerance: float = 0.01) -> bool:
     return abs(a - b) <= tolerance * max(a, b)
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_peak_holds_the_arrays_of_their_lines(capture: Path) -> None:
     report = report_json(capture, _env(), "--at", "peak", "-n", "1000")
     assert close(_size(report, "PEAK"), 20 * MB), _size(report, "PEAK")
@@ -101,15 +88,15 @@ def test_peak_holds_the_arrays_of_their_lines(capture: Path) -> None:
     assert meta["peak_bytes"] >= 26 * MB
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_end_holds_only_the_kept_array(capture: Path) -> None:
     report = report_json(capture, _env(), "--at", "end", "-n", "1000")
     assert close(_size(report, "KEEP"), 4 * MB), _size(report, "KEEP")
     assert _size(report, "PEAK") == 0
-    assert _size(report, "GROW") == 0
+    # The 2 MiB buffer is gone; numpy 2.5 on 3.15 keeps a ~120-200 B cache block allocated on
+    # its first resize, and the stdlib's tracemalloc shows the same block at that line.
+    assert _size(report, "GROW") < 1024
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_reports_show_the_numpy_domain(capture: Path) -> None:
     report = report_json(capture, _env(), "--at", "peak", "-n", "1000")
     rows = [r for r in report["rows"] if r["file"].endswith("prog.py")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from html import unescape
 
@@ -13,17 +12,6 @@ from heapscope import tracemalloc
 from heapscope.ipython_magic import CellReport, HeapscopeMagics
 
 from .conftest import skip_if_traced
-
-# Known defect, see the reason.
-NUMPY_DOUBLE_COUNT_315 = pytest.mark.xfail(
-    sys.version_info >= (3, 15),
-    reason=(
-        "on 3.15 (numpy 2.5.2) heapscope traces each array buffer twice, in domain 0 and in numpy's"
-        " domain 389047, where the stdlib traces it once in 389047 (np.ones(1_000_000): 16,000,096 "
-        "B against 8,000,096 B); not fixed yet"
-    ),
-    strict=True,
-)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +137,6 @@ def test_html_view(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) 
     assert "ipython-input" in srcdoc and 'type="application/json"' in srcdoc
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_numpy_arrays_are_measured(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,18 +11,6 @@ import pytest
 
 from .conftest import PLUGIN, skip_if_traced
 
-# Known defect, see the reason.
-NUMPY_DOUBLE_COUNT_315 = pytest.mark.xfail(
-    sys.version_info >= (3, 15),
-    reason=(
-        "on 3.15 (numpy 2.5.2) heapscope traces each array buffer twice, in domain 0 and in numpy's"
-        " domain 389047, where the stdlib traces it once in 389047 (np.ones(1_000_000): 16,000,096 "
-        "B against 8,000,096 B); not fixed yet"
-    ),
-    strict=True,
-)
-
-
 pytest_plugins = ["pytester"]
 
 LIMITED = """
@@ -162,7 +150,6 @@ def test_numpy_peak():
 """
 
 
-@NUMPY_DOUBLE_COUNT_315
 def test_numpy_buffers_count_against_the_limits(isolated_pytester: pytest.Pytester) -> None:
     """numpy reports its buffers through PyTraceMalloc_Track: the plugin counts them."""
     pytest.importorskip("numpy")

@@ -90,7 +90,8 @@ impl State {
             self.stats.free(tb, s);
         }
         if domain == 0 {
-            if let Some((s, tb)) = self.table.remove(addr) {
+            let raw_old = RAW.lock().as_mut().and_then(|r| r.table.remove(addr));
+            if let Some((s, tb)) = raw_old.or_else(|| self.table.remove(addr)) {
                 self.stats.free(tb, s);
             }
         }
@@ -109,12 +110,33 @@ impl State {
 
 /// `PyTraceMalloc_Untrack`: forget a tracked block (a no-op for a block not tracked). Any
 /// thread, with or without the GIL; the counters are updated by the next GIL holder.
-pub fn untrack(domain: u32, addr: usize) {
-    let mut raw = RAW.lock();
-    if let Some(r) = raw.as_mut() {
-        if let Some(entry) = r.domains.remove(domain, addr) {
-            r.pending.push(entry);
-            PENDING.store(true, Ordering::Release);
+///
+/// Domain 0 is the interpreter's own, as in the stdlib: untracking there forgets the block the
+/// allocator hooks traced too. numpy 2.5 allocates array buffers with `PyMem_RawMalloc` and
+/// then calls `PyTraceMalloc_Untrack(0, ptr)` before tracking them in its own domain, so the
+/// buffer is counted once. RAW blocks are under the lock; a MEM/OBJ block can only be
+/// forgotten by the GIL holder (`gil_held`), as its table is the GIL's.
+pub fn untrack(domain: u32, addr: usize, gil_held: bool) {
+    {
+        let mut raw = RAW.lock();
+        if let Some(r) = raw.as_mut() {
+            let mut forgotten = r.domains.remove(domain, addr);
+            if forgotten.is_none() && domain == 0 {
+                forgotten = r.table.remove(addr);
+            }
+            if let Some(entry) = forgotten {
+                r.pending.push(entry);
+                PENDING.store(true, Ordering::Release);
+                return;
+            }
+        }
+    }
+    if domain == 0 && gil_held {
+        // SAFETY: the caller holds the GIL and no other state reference is alive.
+        if let Some(st) = unsafe { crate::state::state() } {
+            if st.active {
+                st.forget(addr as *mut std::ffi::c_void);
+            }
         }
     }
 }

@@ -37,7 +37,9 @@ pub extern "C" fn untrack(domain: c_uint, ptr: usize) -> c_int {
     if !is_tracing() {
         return -2;
     }
-    crate::domains::untrack(domain, ptr);
+    // SAFETY: a plain C-API query, valid from any thread.
+    let gil_held = unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    crate::domains::untrack(domain, ptr, gil_held);
     0
 }
 
