@@ -5,7 +5,7 @@
 //! twice (hashbrown's control bytes, then the entry), and that was most of the tracer's time
 //! (`perf annotate`: ~70% of `remove` on the entry load; records.py spent ~130 ns per
 //! allocation in the table). Here a block's figures sit in its pool's record at a fixed slot:
-//! the pool number finds the record (the last one is cached, and pools are few enough for their
+//! the pool number finds the record (recent ones are cached, and pools are few enough for their
 //! index to stay in cache), and one 4-byte load finds the figures. Records are created in the
 //! order pools are first used, so freeing blocks in the order they were allocated walks the
 //! records in order, which the hardware prefetcher follows.
@@ -58,16 +58,41 @@ struct Record {
 }
 
 /// Small blocks by pool and block index.
-#[derive(Default)]
 pub struct Pools {
     /// Pool number (34 bits) and record index (30 bits) in one word.
     index: HashTable<u64>,
     records: Vec<Record>,
     /// Retired records (all slots zero) by class, ready for another pool.
     spare: Vec<Vec<u32>>,
-    /// The last pool looked up and its record (`NONE`: none).
-    last: (u64, u32),
+    /// Recently used pools and their records, direct-mapped by pool number (`EMPTY`: none).
+    /// A program allocates from a pool per size class at once, so a one-entry cache missed
+    /// whenever consecutive blocks differed in class, and each miss probed the index.
+    cache: Box<[(u64, u32); CACHE]>,
     len: usize,
+}
+
+/// Entries of the pool cache (1 KiB).
+const CACHE: usize = 64;
+/// An empty cache entry: no pool number is this large (addresses are below 2^64).
+const EMPTY: (u64, u32) = (u64::MAX, NONE);
+
+#[inline(always)]
+fn cache_slot(pool: u64) -> usize {
+    // Pools of one arena are consecutive numbers: the low bits spread them; the next bits keep
+    // the same pool of different arenas apart.
+    ((pool ^ (pool >> 6)) as usize) & (CACHE - 1)
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            index: HashTable::new(),
+            records: Vec::new(),
+            spare: Vec::new(),
+            cache: Box::new([EMPTY; CACHE]),
+            len: 0,
+        }
+    }
 }
 
 #[inline(always)]
@@ -139,15 +164,25 @@ impl Pools {
 
     #[inline(always)]
     fn find(&mut self, pool: u64) -> Option<u32> {
-        if self.last.0 == pool && self.last.1 != NONE {
-            return Some(self.last.1);
+        let slot = cache_slot(pool);
+        let cached = self.cache[slot];
+        if cached.0 == pool {
+            return (cached.1 != NONE).then_some(cached.1);
         }
+        // A pool without a record is cached too (`NONE`): objects reused from free lists that
+        // were filled before tracing started sit in such pools, and are looked up at every
+        // reuse. `create` overwrites the entry.
+        let rec = self.find_indexed(pool);
+        self.cache[slot] = (pool, rec.unwrap_or(NONE));
+        rec
+    }
+
+    #[inline(always)]
+    fn find_indexed(&self, pool: u64) -> Option<u32> {
         let &e = self
             .index
             .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
-        let rec = entry_rec(e);
-        self.last = (pool, rec);
-        Some(rec)
+        Some(entry_rec(e))
     }
 
     #[inline(never)]
@@ -176,7 +211,7 @@ impl Pools {
             .insert_unique(pool_hash(pool), (pool << REC_BITS) | u64::from(rec), |&e| {
                 pool_hash(entry_pool(e))
             });
-        self.last = (pool, rec);
+        self.cache[cache_slot(pool)] = (pool, rec);
         rec
     }
 
@@ -236,18 +271,34 @@ impl Pools {
         }
         let class = (self.records[rec as usize].block >> ALIGN_SHIFT) as usize - 1;
         self.spare[class].push(rec);
-        if self.last.0 == pool {
-            self.last = (0, NONE);
+        let slot = cache_slot(pool);
+        if self.cache[slot].0 == pool {
+            self.cache[slot] = EMPTY;
         }
     }
 
     /// The figures of a traced block.
     pub fn get(&self, addr: usize) -> Option<(u64, TbId)> {
         let pool = (addr >> POOL_BITS) as u64;
-        let &e = self
-            .index
-            .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
-        let r = &self.records[entry_rec(e) as usize];
+        let cached = self.cache[cache_slot(pool)];
+        let rec = if cached.0 == pool {
+            (cached.1 != NONE).then_some(cached.1)?
+        } else {
+            self.find_indexed(pool)?
+        };
+        self.figures(rec, addr)
+    }
+
+    /// As `get`, caching the pool's lookup (the hot path's version).
+    #[inline(always)]
+    pub fn lookup(&mut self, addr: usize) -> Option<(u64, TbId)> {
+        let rec = self.find((addr >> POOL_BITS) as u64)?;
+        self.figures(rec, addr)
+    }
+
+    #[inline(always)]
+    fn figures(&self, rec: u32, addr: usize) -> Option<(u64, TbId)> {
+        let r = &self.records[rec as usize];
         let v = r.slots[r.slot(addr)?];
         (v != 0).then(|| unpack(v))
     }
@@ -350,20 +401,24 @@ mod tests {
         /// Inserts and removes of blocks laid out as pymalloc lays them out agree with a map.
         #[test]
         fn behaves_like_a_map(ops in proptest::collection::vec(
-            (any::<bool>(), 0usize..4, 0usize..40, 0u64..16, 0u32..1000), 1..2000)) {
+            (any::<bool>(), 0usize..4, 0usize..40, 0u64..16, 0u32..1000), 1..2000),
+            far in any::<bool>()) {
             let mut p = Pools::default();
             let mut m: HashMap<usize, (u64, u32)> = HashMap::new();
             for (ins, pool, block, extra, tb) in ops {
                 // Pool i serves class i*5+1 (blocks of 32, 112, 192, 272 bytes).
                 let size = ((pool * 5 + 1) as u64) * 16 + 16 - extra;
                 let stride = (size as usize).div_ceil(16) * 16;
-                let addr = POOL + pool * 16384 + POOL_OVERHEAD + block * stride;
+                // `far`: pools 4096 apart, which share one entry of the pool cache.
+                let apart = if far { 4096 * 16384 } else { 16384 };
+                let addr = POOL + pool * apart + POOL_OVERHEAD + block * stride;
                 if ins {
                     prop_assert_eq!(here(p.insert(addr, size, tb)), m.insert(addr, (size, tb)));
                 } else {
                     prop_assert_eq!(p.remove(addr), m.remove(&addr));
                 }
                 prop_assert_eq!(p.get(addr), m.get(&addr).copied());
+                prop_assert_eq!(p.lookup(addr), m.get(&addr).copied());
             }
             prop_assert_eq!(p.len(), m.len());
             let mut all: Vec<_> = p.iter().collect();
