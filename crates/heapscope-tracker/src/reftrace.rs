@@ -15,7 +15,10 @@
 //! gives one warning per process ([`take_warning`]).
 //!
 //! Fast path: the object just allocated is recognised without a second stack walk
-//! (`State::on_new_reference`, shared with 3.11's `newref.rs`).
+//! (`State::on_new_reference`, shared with 3.11's `newref.rs`). The runtime calls the tracer on
+//! every deallocation too: without another tracer to chain to, that event is a compare and a
+//! return (`trace_ref`; the creation path is out of line): 6.5 instructions a call instead of
+//! ~32 (callgrind, strings.py on 3.13: 1.04M tracer calls, half of them deallocations).
 
 #[cfg(Py_3_13)]
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,14 +71,27 @@ mod imp {
     static PREVIOUS: Previous = Previous(UnsafeCell::new((None, std::ptr::null_mut())));
     static INSTALLED: AtomicBool = AtomicBool::new(false);
 
+    /// Our tracer when no other was installed before it. Every object deallocation calls it
+    /// too (`PyRefTracer_DESTROY`), so that event costs a compare and a return; a creation is
+    /// a tail call.
     unsafe extern "C" fn trace_ref(op: *mut PyObject, event: c_int, _data: *mut c_void) -> c_int {
-        if event == CREATE && !op.is_null() {
-            // SAFETY: the GIL is held (see `Previous`); the allocation hooks are not running
-            // (this is `_Py_NewReference`, after any allocation returned).
-            if let Some(st) = unsafe { state() } {
-                // SAFETY: `op` is an object being initialised, its type set; GIL held.
-                unsafe { st.on_new_reference(op.cast()) };
-            }
+        if event == CREATE {
+            // SAFETY: as `on_create`'s contract: called by the runtime with the GIL held.
+            unsafe { on_create(op) }
+        } else {
+            0
+        }
+    }
+
+    /// Our tracer chained to the one installed before it (`PREVIOUS`), called after ours.
+    unsafe extern "C" fn trace_ref_chained(
+        op: *mut PyObject,
+        event: c_int,
+        _data: *mut c_void,
+    ) -> c_int {
+        if event == CREATE {
+            // SAFETY: as in `trace_ref`.
+            unsafe { on_create(op) };
         }
         // SAFETY: GIL held; PREVIOUS is only written under the GIL.
         let (previous, data) = unsafe { *PREVIOUS.0.get() };
@@ -86,8 +102,27 @@ mod imp {
         }
     }
 
+    /// A new object (`PyRefTracer_CREATE`): re-attribute its block if it came from a free
+    /// list. Returns 0 (the tracer's success).
+    ///
+    /// # Safety
+    /// Called by the runtime's reference tracer with the GIL held (see `Previous`).
+    #[inline(never)]
+    unsafe fn on_create(op: *mut PyObject) -> c_int {
+        if !op.is_null() {
+            // SAFETY: the GIL is held (see `Previous`); the allocation hooks are not running
+            // (this is `_Py_NewReference`, after any allocation returned).
+            if let Some(st) = unsafe { state() } {
+                // SAFETY: `op` is an object being initialised, its type set; GIL held.
+                unsafe { st.on_new_reference(op.cast()) };
+            }
+        }
+        0
+    }
+
     fn is_ours(f: Tracer) -> bool {
         std::ptr::fn_addr_eq(f, trace_ref as Tracer)
+            || std::ptr::fn_addr_eq(f, trace_ref_chained as Tracer)
     }
 
     /// Install our reference tracer, chaining to any other (no-op if installed).
@@ -101,7 +136,8 @@ mod imp {
         let mut data: *mut c_void = std::ptr::null_mut();
         // SAFETY: GIL held; `data` is a valid out-parameter.
         let previous = unsafe { PyRefTracer_GetTracer(&raw mut data) };
-        if previous.is_some_and(|f| !is_ours(f)) {
+        let chained = previous.is_some_and(|f| !is_ours(f));
+        if chained {
             warn_once(
                 "another reference tracer (PyRefTracer, e.g. the stdlib's tracemalloc) is \
                  installed: heapscope calls it after its own and restores it on stop()"
@@ -113,8 +149,13 @@ mod imp {
             // SAFETY: as above.
             unsafe { *PREVIOUS.0.get() = (None, std::ptr::null_mut()) };
         }
-        // SAFETY: GIL held; `trace_ref` lives forever.
-        if unsafe { PyRefTracer_SetTracer(Some(trace_ref), std::ptr::null_mut()) } == 0 {
+        let ours: Tracer = if chained {
+            trace_ref_chained
+        } else {
+            trace_ref
+        };
+        // SAFETY: GIL held; both tracers live forever.
+        if unsafe { PyRefTracer_SetTracer(Some(ours), std::ptr::null_mut()) } == 0 {
             INSTALLED.store(true, Ordering::Relaxed);
         }
     }

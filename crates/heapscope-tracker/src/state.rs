@@ -347,7 +347,7 @@ impl State {
 
     #[inline(never)]
     unsafe fn reattribute(&mut self, addr: usize) {
-        let Some((size, old_tb)) = self.table.get(addr) else {
+        let Some((size, old_tb)) = self.table.lookup(addr) else {
             return;
         };
         self.apply_pending();

@@ -5,7 +5,7 @@
 //! twice (hashbrown's control bytes, then the entry), and that was most of the tracer's time
 //! (`perf annotate`: ~70% of `remove` on the entry load; records.py spent ~130 ns per
 //! allocation in the table). Here a block's figures sit in its pool's record at a fixed slot:
-//! the pool number finds the record (the last one is cached, and pools are few enough for their
+//! the pool number finds the record (recent ones are cached, and pools are few enough for their
 //! index to stay in cache), and one 4-byte load finds the figures. Records are created in the
 //! order pools are first used, so freeing blocks in the order they were allocated walks the
 //! records in order, which the hardware prefetcher follows.
@@ -21,6 +21,14 @@
 //!
 //! A slot packs the requested size (10 bits) and the traceback id plus one (22 bits; 0 is an
 //! empty slot). A record whose last block goes is retired and its slots kept for the next pool
+//! of the same class, lazily: an emptied record stays attached to its pool, and when a new
+//! record is needed after the number of records grew by an eighth (at least [`SWEEP_MIN`]) since
+//! the last sweep, every empty one is retired. So the records stay within about an eighth of the
+//! pools that hold traced blocks, and only creating a record pays for the sweep (amortised O(1)).
+//! A pool whose one traced block is freed and replaced over and over (json_roundtrip.py: one
+//! allocation in ten on Debian's 3.13) otherwise retired and re-created its record each time,
+//! ~180 instructions per such allocation (callgrind). An empty record of another class, in a pool
+//! pymalloc gave to a new class, is retired on the spot.
 //! of the same class.
 
 use hashbrown::HashTable;
@@ -58,16 +66,47 @@ struct Record {
 }
 
 /// Small blocks by pool and block index.
-#[derive(Default)]
 pub struct Pools {
     /// Pool number (34 bits) and record index (30 bits) in one word.
     index: HashTable<u64>,
     records: Vec<Record>,
     /// Retired records (all slots zero) by class, ready for another pool.
     spare: Vec<Vec<u32>>,
-    /// The last pool looked up and its record (`NONE`: none).
-    last: (u64, u32),
+    /// Recently used pools and their records, direct-mapped by pool number (`EMPTY`: none).
+    /// A program allocates from a pool per size class at once, so a one-entry cache missed
+    /// whenever consecutive blocks differed in class, and each miss probed the index.
+    cache: Box<[(u64, u32); CACHE]>,
+    /// Number of records from which creating one first retires the empty ones.
+    sweep_at: usize,
     len: usize,
+}
+
+/// Fewest records before empty ones are swept.
+const SWEEP_MIN: usize = 64;
+
+/// Entries of the pool cache (1 KiB).
+const CACHE: usize = 64;
+/// An empty cache entry: no pool number is this large (addresses are below 2^64).
+const EMPTY: (u64, u32) = (u64::MAX, NONE);
+
+#[inline(always)]
+fn cache_slot(pool: u64) -> usize {
+    // Pools of one arena are consecutive numbers: the low bits spread them; the next bits keep
+    // the same pool of different arenas apart.
+    ((pool ^ (pool >> 6)) as usize) & (CACHE - 1)
+}
+
+impl Default for Pools {
+    fn default() -> Self {
+        Pools {
+            index: HashTable::new(),
+            records: Vec::new(),
+            spare: Vec::new(),
+            cache: Box::new([EMPTY; CACHE]),
+            sweep_at: SWEEP_MIN,
+            len: 0,
+        }
+    }
 }
 
 #[inline(always)]
@@ -139,15 +178,25 @@ impl Pools {
 
     #[inline(always)]
     fn find(&mut self, pool: u64) -> Option<u32> {
-        if self.last.0 == pool && self.last.1 != NONE {
-            return Some(self.last.1);
+        let slot = cache_slot(pool);
+        let cached = self.cache[slot];
+        if cached.0 == pool {
+            return (cached.1 != NONE).then_some(cached.1);
         }
+        // A pool without a record is cached too (`NONE`): objects reused from free lists that
+        // were filled before tracing started sit in such pools, and are looked up at every
+        // reuse. `create` overwrites the entry.
+        let rec = self.find_indexed(pool);
+        self.cache[slot] = (pool, rec.unwrap_or(NONE));
+        rec
+    }
+
+    #[inline(always)]
+    fn find_indexed(&self, pool: u64) -> Option<u32> {
         let &e = self
             .index
             .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
-        let rec = entry_rec(e);
-        self.last = (pool, rec);
-        Some(rec)
+        Some(entry_rec(e))
     }
 
     #[inline(never)]
@@ -155,6 +204,9 @@ impl Pools {
         let block = ((class + 1) << ALIGN_SHIFT) as u32;
         if self.spare.is_empty() {
             self.spare.resize_with(CLASSES, Vec::new);
+        }
+        if self.spare[class].is_empty() && self.records.len() >= self.sweep_at {
+            self.sweep();
         }
         let rec = if let Some(rec) = self.spare[class].pop() {
             rec
@@ -176,7 +228,7 @@ impl Pools {
             .insert_unique(pool_hash(pool), (pool << REC_BITS) | u64::from(rec), |&e| {
                 pool_hash(entry_pool(e))
             });
-        self.last = (pool, rec);
+        self.cache[cache_slot(pool)] = (pool, rec);
         rec
     }
 
@@ -189,9 +241,15 @@ impl Pools {
             Some(rec) => rec,
             None => self.create(pool, class),
         };
-        let r = &mut self.records[rec as usize];
+        let mut r = &mut self.records[rec as usize];
         if r.block as usize != (class + 1) << ALIGN_SHIFT {
-            return Inserted::Elsewhere;
+            if r.live != 0 {
+                return Inserted::Elsewhere;
+            }
+            // An emptied record of the pool's former class: the pool serves another now.
+            self.retire(pool, rec);
+            let rec = self.create(pool, class);
+            r = &mut self.records[rec as usize];
         }
         let Some(slot) = r.slot(addr) else {
             return Inserted::Elsewhere;
@@ -219,10 +277,21 @@ impl Pools {
         }
         r.live -= 1;
         self.len -= 1;
-        if r.live == 0 {
-            self.retire(pool, rec);
-        }
         Some(unpack(old))
+    }
+
+    /// Retire every empty record; the next sweep comes when the records grew by an eighth.
+    fn sweep(&mut self) {
+        let empty: Vec<u64> = self
+            .index
+            .iter()
+            .copied()
+            .filter(|&e| self.records[entry_rec(e) as usize].live == 0)
+            .collect();
+        for e in empty {
+            self.retire(entry_pool(e), entry_rec(e));
+        }
+        self.sweep_at = SWEEP_MIN.max(self.records.len() + self.records.len() / 8);
     }
 
     /// Give back the record of a pool whose last block went (all its slots are zero again).
@@ -236,18 +305,34 @@ impl Pools {
         }
         let class = (self.records[rec as usize].block >> ALIGN_SHIFT) as usize - 1;
         self.spare[class].push(rec);
-        if self.last.0 == pool {
-            self.last = (0, NONE);
+        let slot = cache_slot(pool);
+        if self.cache[slot].0 == pool {
+            self.cache[slot] = EMPTY;
         }
     }
 
     /// The figures of a traced block.
     pub fn get(&self, addr: usize) -> Option<(u64, TbId)> {
         let pool = (addr >> POOL_BITS) as u64;
-        let &e = self
-            .index
-            .find(pool_hash(pool), |&e| entry_pool(e) == pool)?;
-        let r = &self.records[entry_rec(e) as usize];
+        let cached = self.cache[cache_slot(pool)];
+        let rec = if cached.0 == pool {
+            (cached.1 != NONE).then_some(cached.1)?
+        } else {
+            self.find_indexed(pool)?
+        };
+        self.figures(rec, addr)
+    }
+
+    /// As `get`, caching the pool's lookup (the hot path's version).
+    #[inline(always)]
+    pub fn lookup(&mut self, addr: usize) -> Option<(u64, TbId)> {
+        let rec = self.find((addr >> POOL_BITS) as u64)?;
+        self.figures(rec, addr)
+    }
+
+    #[inline(always)]
+    fn figures(&self, rec: u32, addr: usize) -> Option<(u64, TbId)> {
+        let r = &self.records[rec as usize];
         let v = r.slots[r.slot(addr)?];
         (v != 0).then(|| unpack(v))
     }
@@ -292,7 +377,7 @@ impl Pools {
 
 #[cfg(test)]
 mod tests {
-    use super::{Inserted, Pools, POOL_OVERHEAD, TB_LIMIT};
+    use super::{Inserted, Pools, POOL_OVERHEAD, SWEEP_MIN, TB_LIMIT};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -339,6 +424,8 @@ mod tests {
             assert_eq!(p.remove(POOL + POOL_OVERHEAD + i * 64), Some((64, 1)));
         }
         assert_eq!(p.len(), 0);
+        assert_eq!(p.records.len(), 1, "an emptied record stays until a sweep");
+        p.sweep();
         let other = POOL + 5 * 16384 + POOL_OVERHEAD;
         assert_eq!(here(p.insert(other, 50, 2)), None);
         assert_eq!(p.records.len(), 1, "the spare record serves the new pool");
@@ -346,24 +433,75 @@ mod tests {
         assert_eq!(p.remove(POOL + POOL_OVERHEAD), None);
     }
 
+    #[test]
+    fn a_pool_emptied_and_refilled_keeps_its_record() {
+        let mut p = Pools::default();
+        let block = POOL + POOL_OVERHEAD;
+        for tb in 0..1000 {
+            assert_eq!(here(p.insert(block, 64, tb)), None);
+            assert_eq!(p.remove(block), Some((64, tb)));
+        }
+        assert_eq!(p.records.len(), 1);
+        assert_eq!(p.len(), 0);
+    }
+
+    #[test]
+    fn an_emptied_pool_serving_another_class_gets_a_record_of_that_class() {
+        let mut p = Pools::default();
+        let first = POOL + POOL_OVERHEAD;
+        assert_eq!(here(p.insert(first, 48, 1)), None);
+        assert_eq!(p.remove(first), Some((48, 1)));
+        // pymalloc gave the empty pool to the 64-byte class.
+        assert_eq!(here(p.insert(first + 64, 64, 2)), None);
+        assert_eq!(p.get(first + 64), Some((64, 2)));
+        assert_eq!(
+            p.index.len(),
+            1,
+            "the pool has one record, of its new class"
+        );
+        assert_eq!(p.iter().collect::<Vec<_>>(), vec![(first + 64, 64, 2)]);
+    }
+
+    #[test]
+    fn empty_records_are_swept_when_records_grow() {
+        let mut p = Pools::default();
+        // Pools used one after another, each emptied before the next: records are created
+        // until the sweep, which recycles the empty ones.
+        for i in 0..10 * SWEEP_MIN {
+            let block = POOL + i * 16384 + POOL_OVERHEAD;
+            assert_eq!(here(p.insert(block, 64, 1)), None);
+            assert_eq!(p.remove(block), Some((64, 1)));
+        }
+        assert!(
+            p.records.len() <= 2 * SWEEP_MIN,
+            "{} records",
+            p.records.len()
+        );
+        assert_eq!(p.iter().count(), 0);
+    }
+
     proptest! {
         /// Inserts and removes of blocks laid out as pymalloc lays them out agree with a map.
         #[test]
         fn behaves_like_a_map(ops in proptest::collection::vec(
-            (any::<bool>(), 0usize..4, 0usize..40, 0u64..16, 0u32..1000), 1..2000)) {
+            (any::<bool>(), 0usize..4, 0usize..40, 0u64..16, 0u32..1000), 1..2000),
+            far in any::<bool>()) {
             let mut p = Pools::default();
             let mut m: HashMap<usize, (u64, u32)> = HashMap::new();
             for (ins, pool, block, extra, tb) in ops {
                 // Pool i serves class i*5+1 (blocks of 32, 112, 192, 272 bytes).
                 let size = ((pool * 5 + 1) as u64) * 16 + 16 - extra;
                 let stride = (size as usize).div_ceil(16) * 16;
-                let addr = POOL + pool * 16384 + POOL_OVERHEAD + block * stride;
+                // `far`: pools 4096 apart, which share one entry of the pool cache.
+                let apart = if far { 4096 * 16384 } else { 16384 };
+                let addr = POOL + pool * apart + POOL_OVERHEAD + block * stride;
                 if ins {
                     prop_assert_eq!(here(p.insert(addr, size, tb)), m.insert(addr, (size, tb)));
                 } else {
                     prop_assert_eq!(p.remove(addr), m.remove(&addr));
                 }
                 prop_assert_eq!(p.get(addr), m.get(&addr).copied());
+                prop_assert_eq!(p.lookup(addr), m.get(&addr).copied());
             }
             prop_assert_eq!(p.len(), m.len());
             let mut all: Vec<_> = p.iter().collect();
