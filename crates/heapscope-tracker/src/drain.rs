@@ -64,23 +64,36 @@ const BATCH: usize = 1024;
 
 /// What changed since the last drain. Empty when not tracing.
 pub fn drain_profile(gil: Gil) -> ProfileDelta {
+    drain_up_to(gil, usize::MAX).0
+}
+
+/// What changed since the last drain, resolving at most `max_new` new tracebacks. If more
+/// remain, the delta holds only the new frames and stacks (its figures come with the last
+/// piece) and the flag is true: a burst of new stacks is then written in pieces instead of
+/// held at once (a drain after an import-heavy start had 83k new stacks, ~20 MB).
+pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
     let mut delta = ProfileDelta::default();
-    loop {
-        let Some(batch) = copy_new(ds) else {
-            return ProfileDelta::default();
+    let mut resolved = 0;
+    while resolved < max_new {
+        let Some(batch) = copy_new(ds, (max_new - resolved).min(BATCH)) else {
+            return (ProfileDelta::default(), false);
         };
         if batch.new_tbs.is_empty() {
             break;
         }
+        resolved += batch.new_tbs.len();
         resolve_new(gil, ds, &batch, &mut delta);
     }
     // SAFETY: GIL held; the reference ends with this function, and nothing below calls into
     // Python.
     let Some(st) = (unsafe { state() }) else {
-        return ProfileDelta::default();
+        return (ProfileDelta::default(), false);
     };
+    if st.interner.len() > ds.tb_to_stack.len() {
+        return (delta, true);
+    }
     st.apply_pending();
     st.stats.capture_peak();
     let s = &st.stats;
@@ -89,7 +102,7 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
     delta.total_allocated_bytes = s.total_bytes;
     delta.total_allocations = s.total_count;
     take_changes(&mut st.stats, ds, &mut delta);
-    delta
+    (delta, false)
 }
 
 /// Stack not changed since the last drain (in `take_changes`'s slots).
@@ -180,7 +193,7 @@ fn fingerprint(figures: &[u64]) -> u64 {
 }
 
 /// The next batch of tracebacks interned since the last drain; `None` when not tracing.
-fn copy_new(ds: &mut DrainState) -> Option<Copied> {
+fn copy_new(ds: &mut DrainState, max: usize) -> Option<Copied> {
     // SAFETY: GIL held by the caller; the reference ends with this function.
     let st = unsafe { state() }?;
     if !st.active {
@@ -191,7 +204,7 @@ fn copy_new(ds: &mut DrainState) -> Option<Copied> {
         ds.tb_to_stack.clear();
     }
     let first = ds.tb_to_stack.len();
-    let new_tbs = (first..st.interner.len().min(first + BATCH))
+    let new_tbs = (first..st.interner.len().min(first + max))
         .map(|tb| {
             let tb = tb as TbId;
             let (thread, domain) = crate::domains::split_owner(st.interner.owner(tb));

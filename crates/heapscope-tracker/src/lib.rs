@@ -29,7 +29,7 @@ mod state;
 mod stats;
 mod table;
 
-pub use drain::{drain_profile, reset_drain};
+pub use drain::{drain_profile, drain_up_to, reset_drain};
 pub use readout::{object_traceback, peak_traces, snapshot, traceback_at, PeakTrace};
 pub use reftrace::take_warning;
 pub use stack::SUPPORTED;
