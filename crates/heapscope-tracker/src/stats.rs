@@ -330,17 +330,15 @@ mod tests {
                     at_peak = live.iter().map(|f| (f.0, f.1)).collect();
                 }
                 proptest::prop_assert_eq!(s.current, current);
-                for tb in 0..N {
-                    let t = &s.per_tb[tb];
+                for (t, want) in s.per_tb.iter().zip(&live) {
                     let got = (t.live_bytes, t.live_count(), t.total_bytes, t.total_count());
-                    proptest::prop_assert_eq!(got, live[tb]);
+                    proptest::prop_assert_eq!(&got, want);
                 }
             }
             s.capture_peak();
             proptest::prop_assert_eq!(s.peak, peak);
-            for tb in 0..N {
-                let t = &s.per_tb[tb];
-                proptest::prop_assert_eq!((t.peak_bytes, t.peak_count()), at_peak[tb]);
+            for (t, want) in s.per_tb.iter().zip(&at_peak) {
+                proptest::prop_assert_eq!(&(t.peak_bytes, t.peak_count()), want);
             }
         }
     }
