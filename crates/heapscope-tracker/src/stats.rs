@@ -7,18 +7,20 @@
 
 use crate::intern::TbId;
 
-/// Flags kept in the top byte of [`TbStats::count_flags`].
-const FLAG_SHIFT: u32 = 56;
-const COUNT_MASK: u64 = (1 << FLAG_SHIFT) - 1;
+/// Flags kept in the low byte of [`TbStats::count_flags`], the count above them (byte-sized
+/// immediates: testing and setting flags needs no 64-bit constant on the hot path).
+const COUNT_SHIFT: u32 = 8;
+/// One more block in [`TbStats::count_flags`].
+const ONE_BLOCK: u64 = 1 << COUNT_SHIFT;
 /// On the list of tracebacks changed since the last peak capture.
-const DIRTY: u64 = 1 << FLAG_SHIFT;
+const DIRTY: u64 = 1;
 /// Live or total figures changed since the profiler last took the changes.
-const CHANGED: u64 = 2 << FLAG_SHIFT;
+const CHANGED: u64 = 2;
 /// Figures at the peak changed since the profiler last took the changes.
-const PEAK_CHANGED: u64 = 4 << FLAG_SHIFT;
+const PEAK_CHANGED: u64 = 4;
 
 /// Counters of one traceback: 40 bytes (block counts that no real heap reaches in 32 bits
-/// are kept in 32, the flags in the top byte of the total count).
+/// are kept in 32, the flags in the low byte of the total count).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TbStats {
     /// Bytes allocated here and not yet freed.
@@ -27,7 +29,7 @@ pub struct TbStats {
     pub total_bytes: u64,
     /// Live bytes at the last captured peak.
     pub peak_bytes: u64,
-    /// Blocks ever allocated here (low 56 bits) and the flags (top 8).
+    /// Blocks ever allocated here (high 56 bits) and the flags (low 8).
     count_flags: u64,
     /// Blocks allocated here and not yet freed (saturates: 2^32 live blocks of at least 16
     /// bytes would be 64 GiB from one traceback).
@@ -44,7 +46,7 @@ impl TbStats {
 
     /// Blocks ever allocated here.
     pub fn total_count(&self) -> u64 {
-        self.count_flags & COUNT_MASK
+        self.count_flags >> COUNT_SHIFT
     }
 
     /// Live blocks at the last captured peak.
@@ -117,7 +119,7 @@ impl Stats {
         s.total_bytes += size;
         // The count and the flags in one read-modify-write (the count never reaches 2^56).
         let flags = s.count_flags;
-        s.count_flags = (flags + 1) | DIRTY | CHANGED;
+        s.count_flags = (flags + ONE_BLOCK) | DIRTY | CHANGED;
         if flags & DIRTY == 0 {
             self.dirty.push(tb);
         }
