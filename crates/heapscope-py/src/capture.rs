@@ -51,11 +51,31 @@ fn start_capture(
     Ok(recorder::start(gil(py), &opts)?)
 }
 
+/// Pieces of a drain written before a complete drain is taken instead.
+const MAX_PIECES: usize = 256;
+
+/// Drains the tracer in pieces of at most `recorder::PIECE` new tracebacks, writing each
+/// partial piece (its new frames and stacks) without the GIL, and returns the last, complete
+/// drain unwritten: a burst of new stacks is never held whole.
+fn drain_in_pieces(
+    py: Python<'_>,
+    thread_names: &[(u64, String)],
+) -> Result<recorder::Drained, NativeError> {
+    for _ in 0..MAX_PIECES {
+        let drained = recorder::drain_piece(gil(py))?;
+        if !drained.is_partial() {
+            return Ok(drained);
+        }
+        py.detach(|| recorder::write(drained, thread_names))?;
+    }
+    Ok(recorder::drain(gil(py))?)
+}
+
 /// Drains the tracer (with the GIL) and writes it to the capture (without the GIL).
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)]
 fn flush_capture(py: Python<'_>, thread_names: Vec<(u64, String)>) -> Result<(), NativeError> {
-    let drained = recorder::drain(gil(py))?;
+    let drained = drain_in_pieces(py, &thread_names)?;
     Ok(py.detach(|| recorder::write(drained, &thread_names))?)
 }
 
@@ -81,7 +101,7 @@ fn stop_capture(
             )))
         }
     };
-    let drained = recorder::drain(gil(py))?;
+    let drained = drain_in_pieces(py, &thread_names)?;
     recorder::stop_tracer(gil(py));
     let (path, size) = py.detach(|| recorder::finish(drained, &thread_names, exit))?;
     Ok((path.to_string_lossy().into_owned(), size))
@@ -97,7 +117,7 @@ fn stop_capture_at_exit(
     thread_names: Vec<(u64, String)>,
     fallback: u32,
 ) -> Result<(String, u64), NativeError> {
-    let drained = recorder::drain(gil(py))?;
+    let drained = drain_in_pieces(py, &thread_names)?;
     recorder::stop_tracer(gil(py));
     let (path, size) = py.detach(|| recorder::finish_at_exit(drained, &thread_names, fallback))?;
     Ok((path.to_string_lossy().into_owned(), size))

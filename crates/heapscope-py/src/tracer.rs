@@ -117,6 +117,19 @@ fn get_tracemalloc_memory(py: Python<'_>) -> usize {
     tracker::tracer_memory(gil(py))
 }
 
+/// What `get_tracemalloc_memory()` is made of: (structure, bytes) pairs that sum to it.
+#[pyfunction]
+fn _tracer_memory_parts(py: Python<'_>) -> Vec<(&'static str, usize)> {
+    tracker::tracer_memory_parts(gil(py))
+}
+
+/// (tracebacks, frame tree nodes, tracebacks distinct without their total depth, profile
+/// stacks), for measurements.
+#[pyfunction]
+fn _tracer_shape(py: Python<'_>) -> (usize, usize, usize, usize) {
+    tracker::tracer_shape(gil(py))
+}
+
 /// Number of GOT slots of loaded objects that point at heapscope's replacements
 /// (`PyTraceMalloc_Track`, `PyTraceMalloc_Untrack`, `_PyTraceMalloc_GetTraceback`, `dlopen`,
 /// `dlclose`); 0 when not tracing.
@@ -247,6 +260,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_memory_parts, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_shape, m)?)?;
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;

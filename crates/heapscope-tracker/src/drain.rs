@@ -16,6 +16,7 @@ use crate::intern::TbId;
 use crate::resolve::resolver;
 use crate::stack::RawFrame;
 use crate::state::state;
+use crate::stats::{Changes, Stats};
 use crate::Gil;
 
 #[derive(Default)]
@@ -29,8 +30,13 @@ struct DrainState {
     /// Stacks by a 128-bit hash of their frame ids, thread and domain (16 bytes a stack
     /// instead of a copy of its frames: a collision has a chance of about 2^-128 per pair).
     stack_ids: HashMap<u128, StackId>,
-    last: Vec<StackCounters>,
-    last_peak: Vec<(u64, u64)>,
+    /// Per stack, a 64-bit fingerprint of the counters and of the figures at the peak last
+    /// written: a flag says a traceback's figures changed, but a stack's can come back to what
+    /// was written (a block moved between two tracebacks of one stack; figures at the peak
+    /// that changed and changed back over several peaks between two drains), and writing them
+    /// again would grow the capture. 16 bytes a stack instead of a copy of the figures (56); a
+    /// change goes unwritten only if the fingerprints collide, about 2^-64 per comparison.
+    last_written: Vec<(u64, u64)>,
 }
 
 struct DrainCell(UnsafeCell<Option<DrainState>>);
@@ -58,23 +64,36 @@ const BATCH: usize = 1024;
 
 /// What changed since the last drain. Empty when not tracing.
 pub fn drain_profile(gil: Gil) -> ProfileDelta {
+    drain_up_to(gil, usize::MAX).0
+}
+
+/// What changed since the last drain, resolving at most `max_new` new tracebacks. If more
+/// remain, the delta holds only the new frames and stacks (its figures come with the last
+/// piece) and the flag is true: a burst of new stacks is then written in pieces instead of
+/// held at once (a drain after an import-heavy start had 83k new stacks, ~20 MB).
+pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
     let mut delta = ProfileDelta::default();
-    loop {
-        let Some(batch) = copy_new(ds) else {
-            return ProfileDelta::default();
+    let mut resolved = 0;
+    while resolved < max_new {
+        let Some(batch) = copy_new(ds, (max_new - resolved).min(BATCH)) else {
+            return (ProfileDelta::default(), false);
         };
         if batch.new_tbs.is_empty() {
             break;
         }
+        resolved += batch.new_tbs.len();
         resolve_new(gil, ds, &batch, &mut delta);
     }
     // SAFETY: GIL held; the reference ends with this function, and nothing below calls into
     // Python.
     let Some(st) = (unsafe { state() }) else {
-        return ProfileDelta::default();
+        return (ProfileDelta::default(), false);
     };
+    if st.interner.len() > ds.tb_to_stack.len() {
+        return (delta, true);
+    }
     st.apply_pending();
     st.stats.capture_peak();
     let s = &st.stats;
@@ -82,39 +101,99 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
     delta.peak_bytes = s.peak;
     delta.total_allocated_bytes = s.total_bytes;
     delta.total_allocations = s.total_count;
-    let n = ds.last.len();
-    let mut sums = vec![StackCounters::default(); n];
-    let mut peaks = vec![(0u64, 0u64); n];
-    for (f, &stack) in s.per_tb.iter().zip(&ds.tb_to_stack) {
-        let stack = stack as usize;
-        let sum = &mut sums[stack];
+    take_changes(&mut st.stats, ds, &mut delta);
+    (delta, false)
+}
+
+/// Stack not changed since the last drain (in `take_changes`'s slots).
+const UNCHANGED: u32 = u32::MAX;
+
+/// The counters and figures at the peak of every stack one of whose tracebacks changed since
+/// the last drain (the tracer flags them: no copy of the last figures is kept). Memory: 4
+/// bytes a stack and 56 a changed stack, for the length of the call.
+fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta) {
+    let n = s.per_tb.len().min(ds.tb_to_stack.len());
+    // Stack -> its index in `sums`, or UNCHANGED.
+    let mut slots = vec![UNCHANGED; ds.stack_ids.len()];
+    // Per changed stack: (counters, peak bytes, peak count, which changed).
+    let mut sums: Vec<(StackCounters, u64, u64, Changes)> = Vec::new();
+    for (tb, &stack) in ds.tb_to_stack[..n].iter().enumerate() {
+        let c = s.take_changes(tb as TbId);
+        if !(c.counters || c.peak) {
+            continue;
+        }
+        let slot = &mut slots[stack as usize];
+        if *slot == UNCHANGED {
+            *slot = sums.len() as u32;
+            let counters = StackCounters {
+                stack,
+                ..StackCounters::default()
+            };
+            sums.push((counters, 0, 0, c));
+        } else {
+            let which = &mut sums[*slot as usize].3;
+            which.counters |= c.counters;
+            which.peak |= c.peak;
+        }
+    }
+    if sums.is_empty() {
+        return;
+    }
+    for (f, &stack) in s.per_tb[..n].iter().zip(&ds.tb_to_stack) {
+        let slot = slots[stack as usize];
+        if slot == UNCHANGED {
+            continue;
+        }
+        let (sum, peak_bytes, peak_count, _) = &mut sums[slot as usize];
         sum.live_bytes += f.live_bytes;
-        sum.live_count += f.live_count;
+        sum.live_count += f.live_count();
         sum.total_bytes += f.total_bytes;
-        sum.total_count += f.total_count;
-        peaks[stack].0 += f.peak_bytes;
-        peaks[stack].1 += f.peak_count;
+        sum.total_count += f.total_count();
+        *peak_bytes += f.peak_bytes;
+        *peak_count += f.peak_count();
     }
-    for (stack, mut sum) in sums.into_iter().enumerate() {
-        sum.stack = stack as StackId;
-        if sum != ds.last[stack] {
-            ds.last[stack] = sum;
-            delta.changed.push(sum);
+    sums.sort_unstable_by_key(|e| e.0.stack);
+    for (sum, bytes, count, which) in sums {
+        let last = &mut ds.last_written[sum.stack as usize];
+        if which.counters {
+            let fp = fingerprint(&[
+                sum.live_bytes,
+                sum.live_count,
+                sum.total_bytes,
+                sum.total_count,
+            ]);
+            if fp != last.0 {
+                last.0 = fp;
+                delta.changed.push(sum);
+            }
         }
-        if peaks[stack] != ds.last_peak[stack] {
-            ds.last_peak[stack] = peaks[stack];
-            delta.peak_changed.push(StackStat {
-                stack: stack as StackId,
-                bytes: peaks[stack].0,
-                count: peaks[stack].1,
-            });
+        if which.peak {
+            let fp = fingerprint(&[bytes, count]);
+            if fp != last.1 {
+                last.1 = fp;
+                delta.peak_changed.push(StackStat {
+                    stack: sum.stack,
+                    bytes,
+                    count,
+                });
+            }
         }
     }
-    delta
+}
+
+/// A 64-bit fingerprint of a stack's figures (the standard library's SipHash, whose keys are
+/// the same for every `DefaultHasher::new()`).
+fn fingerprint(figures: &[u64]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for &f in figures {
+        h.write_u64(f);
+    }
+    h.finish()
 }
 
 /// The next batch of tracebacks interned since the last drain; `None` when not tracing.
-fn copy_new(ds: &mut DrainState) -> Option<Copied> {
+fn copy_new(ds: &mut DrainState, max: usize) -> Option<Copied> {
     // SAFETY: GIL held by the caller; the reference ends with this function.
     let st = unsafe { state() }?;
     if !st.active {
@@ -125,10 +204,10 @@ fn copy_new(ds: &mut DrainState) -> Option<Copied> {
         ds.tb_to_stack.clear();
     }
     let first = ds.tb_to_stack.len();
-    let new_tbs = (first..st.interner.len().min(first + BATCH))
+    let new_tbs = (first..st.interner.len().min(first + max))
         .map(|tb| {
             let tb = tb as TbId;
-            let (thread, domain) = crate::domains::split_owner(st.interner.record(tb).thread);
+            let (thread, domain) = crate::domains::split_owner(st.interner.owner(tb));
             (st.interner.frames(tb).collect(), thread, domain)
         })
         .collect();
@@ -175,7 +254,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
                 id
             })
             .collect();
-        let next = ds.last.len() as StackId;
+        let next = ds.stack_ids.len() as StackId;
         let key = stack_key(&frames, crate::domains::owner_key(*thread, *domain));
         let id = if let Some(&id) = ds.stack_ids.get(&key) {
             id
@@ -187,11 +266,8 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
                 domain: *domain,
             });
             ds.stack_ids.insert(key, next);
-            ds.last.push(StackCounters {
-                stack: next,
-                ..StackCounters::default()
-            });
-            ds.last_peak.push((0, 0));
+            ds.last_written
+                .push((fingerprint(&[0; 4]), fingerprint(&[0; 2])));
             next
         };
         ds.tb_to_stack.push(id);
@@ -213,16 +289,33 @@ fn stack_key(frames: &[FrameId], thread: u64) -> u128 {
     (u128::from(a) << 64) | u128::from(b.finish())
 }
 
-/// Bytes of memory held by the profiler's bookkeeping.
-pub fn drain_memory(_gil: Gil) -> usize {
+/// Bytes of memory held by the profiler's bookkeeping, per structure.
+pub fn drain_memory_parts(_gil: Gil, out: &mut Vec<(&'static str, usize)>) {
     // SAFETY: GIL held; only the GIL holder touches DRAIN.
     let Some(ds) = (unsafe { (*DRAIN.0.get()).as_ref() }) else {
-        return 0;
+        return;
     };
-    ds.tb_to_stack.capacity() * size_of::<StackId>()
-        + ds.frame_ids.capacity() * (size_of::<(Frame, FrameId)>() + 1)
-        + ds.by_index.capacity() * size_of::<FrameId>()
-        + ds.stack_ids.capacity() * (size_of::<(u128, StackId)>() + 1)
-        + ds.last.capacity() * size_of::<StackCounters>()
-        + ds.last_peak.capacity() * size_of::<(u64, u64)>()
+    out.push((
+        "drain.tb_to_stack",
+        ds.tb_to_stack.capacity() * size_of::<StackId>(),
+    ));
+    out.push((
+        "drain.frame_ids",
+        ds.frame_ids.capacity() * (size_of::<(Frame, FrameId)>() + 1)
+            + ds.by_index.capacity() * size_of::<FrameId>(),
+    ));
+    out.push((
+        "drain.stack_ids",
+        ds.stack_ids.capacity() * (size_of::<(u128, StackId)>() + 1),
+    ));
+    out.push((
+        "drain.last_written",
+        ds.last_written.capacity() * size_of::<(u64, u64)>(),
+    ));
+}
+
+/// Number of profile stacks.
+pub fn stack_count(_gil: Gil) -> usize {
+    // SAFETY: GIL held; only the GIL holder touches DRAIN.
+    unsafe { (*DRAIN.0.get()).as_ref() }.map_or(0, |ds| ds.stack_ids.len())
 }

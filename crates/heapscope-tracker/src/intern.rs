@@ -8,8 +8,9 @@
 //! The hot path does not walk the tree: a stack is found by a 128-bit identity, the 64-bit hash
 //! the stack walk folded in and a second, independent 64-bit hash of the frames computed here
 //! with one wide multiply per two frames (the frames are in L1 after the walk). Two stacks that
-//! differ but agree on both hashes, the thread, the depth and the total would be taken for one
-//! another: a chance of about 2^-128 per pair, far below that of a memory error.
+//! differ but agree on both hashes, the depth and the total would be taken for one another (the
+//! owner, thread and domain, is folded into the first hash: the same frames of two owners always
+//! differ there): a chance of about 2^-128 per pair, far below that of a memory error.
 //!
 //! Frames name code objects by address, and a code object's address is reused once it dies.
 //! When one dies its nodes become tombstones (`codes.rs`) and the interner's epoch moves on: a
@@ -47,7 +48,7 @@ impl Node {
     }
 }
 
-/// One interned traceback.
+/// One interned traceback: 32 bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct TbRecord {
     /// Innermost frame.
@@ -55,12 +56,42 @@ pub struct TbRecord {
     len: u16,
     /// Frames the stack had, including those the limit cut off.
     pub total_nframe: u16,
-    /// OS thread id in profile mode, 0 otherwise (so threads share tracebacks).
-    pub thread: u64,
-    hash: u64,
-    check: u64,
+    /// Index of the owner (thread and domain, see [`Interner::owner`]) in the owner table.
+    owner: u32,
     /// The interner's epoch when the frames were last known to be alive.
     epoch: u32,
+    /// The walk's hash, the owner folded in.
+    hash: u64,
+    check: u64,
+}
+
+const _: () = assert!(size_of::<TbRecord>() == 32);
+
+/// Owners (OS thread id in profile mode, 0 otherwise, and the domain in the high half): few
+/// distinct values, so a traceback names its owner by a 4-byte index.
+#[derive(Default)]
+struct Owners {
+    keys: Vec<u64>,
+    index: hashbrown::HashMap<u64, u32>,
+    /// The owner interned last and its index.
+    last: Option<(u64, u32)>,
+}
+
+impl Owners {
+    fn id(&mut self, owner: u64) -> u32 {
+        if let Some((key, id)) = self.last {
+            if key == owner {
+                return id;
+            }
+        }
+        let next = self.keys.len() as u32;
+        let id = *self.index.entry(owner).or_insert(next);
+        if id == next {
+            self.keys.push(owner);
+        }
+        self.last = Some((owner, id));
+        id
+    }
 }
 
 /// The traceback interner.
@@ -81,6 +112,7 @@ pub struct Interner {
     fresh: Vec<NodeId>,
     /// Moves on whenever a code object that nodes name dies.
     epoch: u32,
+    owners: Owners,
 }
 
 const RECENT: usize = 256;
@@ -147,13 +179,17 @@ impl Interner {
                 && r.check == check
                 && r.epoch == self.epoch
                 && r.total_nframe == total_nframe
-                && r.thread == thread
                 && usize::from(r.len) == frames.len()
             {
                 return (id, false);
             }
         }
         self.find_or_insert(frames, total_nframe, thread, hash, check)
+    }
+
+    /// The owner (thread and domain) of an interned traceback.
+    pub fn owner(&self, id: TbId) -> u64 {
+        self.owners.keys[self.records[id as usize].owner as usize]
     }
 
     #[inline(always)]
@@ -171,7 +207,6 @@ impl Interner {
             r.hash == hash
                 && r.check == check
                 && r.total_nframe == total_nframe
-                && r.thread == thread
                 && usize::from(r.len) == frames.len()
         };
         let slot = (hash >> 32) as usize % RECENT;
@@ -239,14 +274,15 @@ impl Interner {
             parent = self.node(parent, frame);
         }
         let id = self.records.len() as TbId;
+        let owner = self.owners.id(thread);
         self.records.push(TbRecord {
             leaf: parent,
             len: frames.len() as u16,
             total_nframe,
-            thread,
+            owner,
+            epoch: self.epoch,
             hash,
             check,
-            epoch: self.epoch,
         });
         let records = &self.records;
         self.index
@@ -285,6 +321,16 @@ impl Interner {
     /// The nodes made by the last `intern` that returned a new traceback.
     pub fn fresh(&self) -> &[NodeId] {
         &self.fresh
+    }
+
+    /// (tracebacks, nodes, distinct (innermost node, depth, owner) among the tracebacks).
+    pub fn shape(&self) -> (usize, usize, usize) {
+        let distinct: std::collections::HashSet<(NodeId, u16, u32)> = self
+            .records
+            .iter()
+            .map(|r| (r.leaf, r.len, r.owner))
+            .collect();
+        (self.records.len(), self.nodes.len(), distinct.len())
     }
 
     /// Number of interned tracebacks.
@@ -332,13 +378,37 @@ impl Interner {
     }
 
     /// Bytes of memory held.
+    #[cfg(test)]
     pub fn memory(&self) -> usize {
-        self.nodes.capacity() * size_of::<Node>()
-            + self.node_index.capacity() * (size_of::<NodeId>() + 1)
-            + self.records.capacity() * size_of::<TbRecord>()
-            + self.index.capacity() * (size_of::<TbId>() + 1)
-            + self.fresh.capacity() * size_of::<NodeId>()
-            + RECENT * size_of::<TbId>()
+        let mut parts = Vec::new();
+        self.memory_parts(&mut parts);
+        parts.iter().map(|&(_, b)| b).sum()
+    }
+
+    /// Bytes of memory held, per structure.
+    pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
+        out.push(("interner.nodes", self.nodes.capacity() * size_of::<Node>()));
+        out.push((
+            "interner.node_index",
+            self.node_index.capacity() * (size_of::<NodeId>() + 1),
+        ));
+        out.push((
+            "interner.records",
+            self.records.capacity() * size_of::<TbRecord>(),
+        ));
+        out.push((
+            "interner.index",
+            self.index.capacity() * (size_of::<TbId>() + 1),
+        ));
+        out.push((
+            "interner.fresh+recent",
+            self.fresh.capacity() * size_of::<NodeId>() + RECENT * size_of::<TbId>(),
+        ));
+        out.push((
+            "interner.owners",
+            self.owners.keys.capacity() * size_of::<u64>()
+                + self.owners.index.capacity() * (size_of::<(u64, u32)>() + 1),
+        ));
     }
 }
 
@@ -389,7 +459,7 @@ mod tests {
             }
             for ((frames, thread), id) in &model {
                 prop_assert_eq!(&interner.frames(*id).collect::<Vec<_>>(), frames);
-                prop_assert_eq!(interner.record(*id).thread, *thread);
+                prop_assert_eq!(interner.owner(*id), *thread);
             }
         }
     }

@@ -29,7 +29,7 @@ mod state;
 mod stats;
 mod table;
 
-pub use drain::{drain_profile, reset_drain};
+pub use drain::{drain_profile, drain_up_to, reset_drain};
 pub use readout::{object_traceback, peak_traces, snapshot, traceback_at, PeakTrace};
 pub use reftrace::take_warning;
 pub use stack::SUPPORTED;
@@ -290,11 +290,28 @@ pub fn reset_peak(_gil: Gil) {
 /// Bytes of memory the tracer uses (`tracemalloc.get_tracemalloc_memory`): the live table,
 /// the interned stacks, the counters, the resolved names and the profiler's bookkeeping.
 pub fn tracer_memory(gil: Gil) -> usize {
+    tracer_memory_parts(gil).iter().map(|&(_, b)| b).sum()
+}
+
+/// (tracebacks, frame tree nodes, tracebacks distinct without their total depth, profile
+/// stacks): the shape of what the tracer holds, for measurements.
+pub fn tracer_shape(gil: Gil) -> (usize, usize, usize, usize) {
     // SAFETY: GIL held; the reference ends with the statement.
-    let traced = unsafe { state() }.map_or(0, |st| st.memory());
+    let (t, n, d) = unsafe { state() }.map_or((0, 0, 0), |st| st.interner.shape());
+    (t, n, d, drain::stack_count(gil))
+}
+
+/// [`tracer_memory`] per structure (name, bytes): what the figure is made of.
+pub fn tracer_memory_parts(gil: Gil) -> Vec<(&'static str, usize)> {
+    let mut parts = Vec::new();
+    // SAFETY: GIL held; the reference ends with the statement.
+    if let Some(st) = unsafe { state() } {
+        st.memory_parts(&mut parts);
+    }
     // SAFETY: GIL held, no other resolver reference alive.
-    let resolved = unsafe { resolve::resolver() }.memory();
-    traced + resolved + drain::drain_memory(gil)
+    unsafe { resolve::resolver() }.memory_parts(&mut parts);
+    drain::drain_memory_parts(gil, &mut parts);
+    parts
 }
 
 /// Number of live traced blocks.

@@ -219,7 +219,7 @@ pub fn peak_traces(_gil: Gil) -> Vec<PeakTrace> {
             (0..st.interner.len() as TbId)
                 .filter_map(|tb| {
                     let s = &st.stats.per_tb[tb as usize];
-                    (s.peak_count > 0).then_some((tb, s.peak_bytes, s.peak_count))
+                    (s.peak_count() > 0).then_some((tb, s.peak_bytes, s.peak_count()))
                 })
                 .collect()
         }

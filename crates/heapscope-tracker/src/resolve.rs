@@ -154,19 +154,29 @@ impl Resolver {
         };
     }
 
-    /// Bytes of memory held (names counted once per code object or frame that holds them).
-    pub fn memory(&self) -> usize {
+    /// Bytes of memory held, per structure (names counted once per code object or frame
+    /// that holds them).
+    pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
         let text = |t: &str| t.len() + 2 * size_of::<usize>();
-        self.by_raw.capacity() * (size_of::<(RawFrame, u32)>() + 1)
-            + self.frames.capacity() * size_of::<Frame>()
-            + self.names.capacity() * (size_of::<(usize, (Arc<str>, Arc<str>))>() + 1)
-            + self
-                .names
-                .values()
-                .chain(self.dead.iter())
-                .map(|(f, q)| text(f) + text(q))
-                .sum::<usize>()
-            + self.dead.capacity() * size_of::<(Arc<str>, Arc<str>)>()
+        out.push((
+            "resolver.by_raw",
+            self.by_raw.capacity() * (size_of::<(RawFrame, u32)>() + 1),
+        ));
+        out.push((
+            "resolver.frames",
+            self.frames.capacity() * size_of::<Frame>(),
+        ));
+        out.push((
+            "resolver.names",
+            self.names.capacity() * (size_of::<(usize, (Arc<str>, Arc<str>))>() + 1)
+                + self.dead.capacity() * size_of::<(Arc<str>, Arc<str>)>()
+                + self
+                    .names
+                    .values()
+                    .chain(self.dead.iter())
+                    .map(|(f, q)| text(f) + text(q))
+                    .sum::<usize>(),
+        ));
     }
 
     /// Changes whenever previously returned indices become invalid.

@@ -407,17 +407,18 @@ impl State {
         self.publish();
     }
 
-    /// Bytes of memory the tracer holds.
-    pub fn memory(&self) -> usize {
-        let raw = RAW
+    /// Bytes of memory the tracer holds, per structure.
+    pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
+        let (raw_table, raw_domains) = RAW
             .lock()
             .as_ref()
-            .map_or(0, |r| r.table.memory() + r.domains.memory());
-        self.interner.memory()
-            + self.stats.memory()
-            + self.table.memory()
-            + raw
-            + self.codes.memory()
-            + self.scratch.capacity() * size_of::<RawFrame>()
+            .map_or((0, 0), |r| (r.table.memory(), r.domains.memory()));
+        self.interner.memory_parts(out);
+        self.stats.memory_parts(out);
+        out.push(("table", self.table.memory()));
+        out.push(("table.raw", raw_table));
+        out.push(("table.domains", raw_domains));
+        out.push(("codes", self.codes.memory()));
+        out.push(("scratch", self.scratch.capacity() * size_of::<RawFrame>()));
     }
 }

@@ -7,22 +7,63 @@
 
 use crate::intern::TbId;
 
-/// Counters of one traceback.
+/// Flags kept in the low byte of [`TbStats::count_flags`], the count above them (byte-sized
+/// immediates: testing and setting flags needs no 64-bit constant on the hot path).
+const COUNT_SHIFT: u32 = 8;
+/// One more block in [`TbStats::count_flags`].
+const ONE_BLOCK: u64 = 1 << COUNT_SHIFT;
+/// On the list of tracebacks changed since the last peak capture.
+const DIRTY: u64 = 1;
+/// Live or total figures changed since the profiler last took the changes.
+const CHANGED: u64 = 2;
+/// Figures at the peak changed since the profiler last took the changes.
+const PEAK_CHANGED: u64 = 4;
+
+/// Counters of one traceback: 40 bytes (block counts that no real heap reaches in 32 bits
+/// are kept in 32, the flags in the low byte of the total count).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TbStats {
     /// Bytes allocated here and not yet freed.
     pub live_bytes: u64,
-    /// Blocks allocated here and not yet freed.
-    pub live_count: u64,
     /// Bytes ever allocated here.
     pub total_bytes: u64,
-    /// Blocks ever allocated here.
-    pub total_count: u64,
     /// Live bytes at the last captured peak.
     pub peak_bytes: u64,
+    /// Blocks ever allocated here (high 56 bits) and the flags (low 8).
+    count_flags: u64,
+    /// Blocks allocated here and not yet freed (saturates: 2^32 live blocks of at least 16
+    /// bytes would be 64 GiB from one traceback).
+    live_count: u32,
     /// Live blocks at the last captured peak.
-    pub peak_count: u64,
-    dirty: bool,
+    peak_count: u32,
+}
+
+impl TbStats {
+    /// Blocks allocated here and not yet freed.
+    pub fn live_count(&self) -> u64 {
+        u64::from(self.live_count)
+    }
+
+    /// Blocks ever allocated here.
+    pub fn total_count(&self) -> u64 {
+        self.count_flags >> COUNT_SHIFT
+    }
+
+    /// Live blocks at the last captured peak.
+    pub fn peak_count(&self) -> u64 {
+        u64::from(self.peak_count)
+    }
+}
+
+const _: () = assert!(size_of::<TbStats>() == 40);
+
+/// What changed in one traceback's counters since the profiler last took the changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changes {
+    /// Live or total figures.
+    pub counters: bool,
+    /// Figures at the peak.
+    pub peak: bool,
 }
 
 /// Counters of every traceback plus current / peak totals.
@@ -50,11 +91,20 @@ impl Stats {
         self.per_tb.push(TbStats::default());
     }
 
+    /// Flag a traceback whose live figures changed (dirty for the peak capture, changed for
+    /// the profiler). Both flags are usually set already: then this is a load and a test.
     #[inline(always)]
     fn touch(&mut self, tb: TbId) {
-        let s = &mut self.per_tb[tb as usize];
-        if !s.dirty {
-            s.dirty = true;
+        let flags = self.per_tb[tb as usize].count_flags;
+        if flags & (DIRTY | CHANGED) != DIRTY | CHANGED {
+            self.mark(tb, flags);
+        }
+    }
+
+    #[inline(never)]
+    fn mark(&mut self, tb: TbId, flags: u64) {
+        self.per_tb[tb as usize].count_flags = flags | DIRTY | CHANGED;
+        if flags & DIRTY == 0 {
             self.dirty.push(tb);
         }
     }
@@ -64,10 +114,15 @@ impl Stats {
     pub fn alloc(&mut self, tb: TbId, size: u64) {
         let s = &mut self.per_tb[tb as usize];
         s.live_bytes += size;
-        s.live_count += 1;
+        // Wraps only past 2^32 live blocks from one traceback (64 GiB of 16-byte blocks).
+        s.live_count = s.live_count.wrapping_add(1);
         s.total_bytes += size;
-        s.total_count += 1;
-        self.touch(tb);
+        // The count and the flags in one read-modify-write (the count never reaches 2^56).
+        let flags = s.count_flags;
+        s.count_flags = (flags + ONE_BLOCK) | DIRTY | CHANGED;
+        if flags & DIRTY == 0 {
+            self.dirty.push(tb);
+        }
         self.current += size;
         self.total_bytes += size;
         self.total_count += 1;
@@ -102,7 +157,7 @@ impl Stats {
         self.touch(from);
         let s = &mut self.per_tb[to as usize];
         s.live_bytes += size;
-        s.live_count += 1;
+        s.live_count = s.live_count.wrapping_add(1);
         self.touch(to);
     }
 
@@ -115,11 +170,27 @@ impl Stats {
         self.peak_pending = false;
         for &tb in &self.dirty {
             let s = &mut self.per_tb[tb as usize];
-            s.peak_bytes = s.live_bytes;
-            s.peak_count = s.live_count;
-            s.dirty = false;
+            if (s.peak_bytes, s.peak_count) != (s.live_bytes, s.live_count) {
+                s.peak_bytes = s.live_bytes;
+                s.peak_count = s.live_count;
+                s.count_flags |= PEAK_CHANGED;
+            }
+            s.count_flags &= !DIRTY;
         }
         self.dirty.clear();
+    }
+
+    /// What changed in a traceback's figures since the last call for it (the profiler's
+    /// drain), and forget it.
+    #[inline]
+    pub fn take_changes(&mut self, tb: TbId) -> Changes {
+        let s = &mut self.per_tb[tb as usize];
+        let flags = s.count_flags;
+        s.count_flags = flags & !(CHANGED | PEAK_CHANGED);
+        Changes {
+            counters: flags & CHANGED != 0,
+            peak: flags & PEAK_CHANGED != 0,
+        }
     }
 
     /// The peak becomes the current figure (`tracemalloc.reset_peak`).
@@ -136,9 +207,13 @@ impl Stats {
         *self = Stats::default();
     }
 
-    /// Bytes of memory held.
-    pub fn memory(&self) -> usize {
-        self.per_tb.capacity() * size_of::<TbStats>() + self.dirty.capacity() * size_of::<TbId>()
+    /// Bytes of memory held, per structure.
+    pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
+        out.push((
+            "stats.per_tb",
+            self.per_tb.capacity() * size_of::<TbStats>(),
+        ));
+        out.push(("stats.dirty", self.dirty.capacity() * size_of::<TbId>()));
     }
 }
 
@@ -168,5 +243,105 @@ mod tests {
         s.free(0, 1);
         assert_eq!(s.peak, 121);
         assert_eq!((s.per_tb[0].peak_bytes, s.per_tb[1].peak_bytes), (1, 120));
+    }
+
+    /// One operation on the counters: (kind, traceback, other traceback, size).
+    #[derive(Debug, Clone)]
+    enum Op {
+        Alloc(TbId, u64),
+        Free(TbId, u64),
+        Retag(TbId, TbId, u64),
+        CapturePeak,
+        TakeChanges,
+    }
+
+    fn op(ntb: TbId) -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (0..ntb, 1u64..1000).prop_map(|(t, n)| Op::Alloc(t, n)),
+            3 => (0..ntb, 1u64..1000).prop_map(|(t, n)| Op::Free(t, n)),
+            1 => (0..ntb, 0..ntb, 1u64..1000).prop_map(|(a, b, n)| Op::Retag(a, b, n)),
+            1 => Just(Op::CapturePeak),
+            1 => Just(Op::TakeChanges),
+        ]
+    }
+
+    /// Plain per-traceback figures: (live bytes, live blocks, total bytes, total blocks).
+    type Figures = (u64, u64, u64, u64);
+
+    proptest::proptest! {
+        /// The packed counters agree with plain per-traceback figures; the change flags report
+        /// exactly the tracebacks touched since the last take, and every traceback whose
+        /// figures at the peak differ from those at the last take.
+        #[test]
+        fn packed_counters_and_flags_agree_with_a_plain_model(
+            ops in proptest::collection::vec(op(6), 1..400)
+        ) {
+            const N: usize = 6;
+            let mut s = Stats::default();
+            for _ in 0..N {
+                s.push_tb();
+            }
+            let mut live: Vec<Figures> = vec![(0, 0, 0, 0); N];
+            let mut touched = [false; N];
+            // Figures at the peak: the live figures when `current` was highest.
+            let (mut current, mut peak) = (0u64, 0u64);
+            let mut at_peak: Vec<(u64, u64)> = vec![(0, 0); N];
+            let mut peak_at_take: Vec<(u64, u64)> = vec![(0, 0); N];
+            for op in ops {
+                match op {
+                    Op::Alloc(tb, n) => {
+                        s.alloc(tb, n);
+                        let f = &mut live[tb as usize];
+                        *f = (f.0 + n, f.1 + 1, f.2 + n, f.3 + 1);
+                        touched[tb as usize] = true;
+                        current += n;
+                    }
+                    Op::Free(tb, n) => {
+                        s.free(tb, n);
+                        let f = &mut live[tb as usize];
+                        current -= n.min(current);
+                        *f = (f.0.saturating_sub(n), f.1.saturating_sub(1), f.2, f.3);
+                        touched[tb as usize] = true;
+                    }
+                    Op::Retag(a, b, n) => {
+                        s.retag(a, b, n);
+                        let f = &mut live[a as usize];
+                        *f = (f.0.saturating_sub(n), f.1.saturating_sub(1), f.2, f.3);
+                        let f = &mut live[b as usize];
+                        *f = (f.0 + n, f.1 + 1, f.2, f.3);
+                        touched[a as usize] = true;
+                        touched[b as usize] = true;
+                    }
+                    Op::CapturePeak => s.capture_peak(),
+                    Op::TakeChanges => {
+                        s.capture_peak();
+                        for tb in 0..N {
+                            let c = s.take_changes(tb as TbId);
+                            proptest::prop_assert_eq!(c.counters, touched[tb]);
+                            if at_peak[tb] != peak_at_take[tb] {
+                                proptest::prop_assert!(c.peak);
+                            }
+                            touched[tb] = false;
+                            peak_at_take[tb] = at_peak[tb];
+                        }
+                    }
+                }
+                if s.current > peak {
+                    peak = s.current;
+                    at_peak = live.iter().map(|f| (f.0, f.1)).collect();
+                }
+                proptest::prop_assert_eq!(s.current, current);
+                for (t, want) in s.per_tb.iter().zip(&live) {
+                    let got = (t.live_bytes, t.live_count(), t.total_bytes, t.total_count());
+                    proptest::prop_assert_eq!(&got, want);
+                }
+            }
+            s.capture_peak();
+            proptest::prop_assert_eq!(s.peak, peak);
+            for (t, want) in s.per_tb.iter().zip(&at_peak) {
+                proptest::prop_assert_eq!(&(t.peak_bytes, t.peak_count()), want);
+            }
+        }
     }
 }

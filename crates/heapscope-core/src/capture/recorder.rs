@@ -37,6 +37,13 @@ impl<W: Write> Recorder<W> {
 
     /// Records one drain of the tracer, taken `t_ms` milliseconds after the start.
     pub fn record_delta(&mut self, t_ms: u64, delta: &ProfileDelta) -> Result<(), FormatError> {
+        self.record_definitions(delta)?;
+        self.record_figures(t_ms, delta)
+    }
+
+    /// Records only the new frames and stacks of a delta (a piece of a drain whose figures
+    /// come with a later piece).
+    pub fn record_definitions(&mut self, delta: &ProfileDelta) -> Result<(), FormatError> {
         for chunk in delta.new_frames.chunks(CHUNK) {
             let frames = chunk
                 .iter()
@@ -71,6 +78,11 @@ impl<W: Write> Recorder<W> {
                 self.writer.write(&Record::StackDomains(domains))?;
             }
         }
+        Ok(())
+    }
+
+    /// Records the totals, the changed counters and the changed figures at the peak.
+    fn record_figures(&mut self, t_ms: u64, delta: &ProfileDelta) -> Result<(), FormatError> {
         let mut chunks = delta.changed.chunks(CHUNK).peekable();
         if chunks.peek().is_none() {
             self.writer

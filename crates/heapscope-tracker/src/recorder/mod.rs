@@ -50,7 +50,20 @@ pub struct CaptureOptions {
 pub struct Drained {
     seq: u64,
     delta: ProfileDelta,
+    /// A piece of a drain: new frames and stacks only, more to come ([`drain_piece`]).
+    partial: bool,
 }
+
+impl Drained {
+    /// True for a piece of a drain after which more new tracebacks remain to be drained.
+    pub fn is_partial(&self) -> bool {
+        self.partial
+    }
+}
+
+/// New tracebacks resolved per piece of a drain: bounds what a drain holds at once (~2 MB of
+/// frames at 64 a stack).
+pub const PIECE: usize = 8192;
 
 struct Session {
     /// The process that started the capture: a forked child must not write to its file.
@@ -176,13 +189,32 @@ pub fn drain(gil: Gil) -> Result<Drained, CaptureError> {
     Ok(Drained {
         seq: s.drained,
         delta: backend::drain_profile(gil),
+        partial: false,
+    })
+}
+
+/// Like [`drain`], resolving at most [`PIECE`] new tracebacks: if more remain, the piece holds
+/// only new frames and stacks ([`Drained::is_partial`]); write it and drain again.
+pub fn drain_piece(gil: Gil) -> Result<Drained, CaptureError> {
+    let mut guard = session();
+    let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
+    s.drained += 1;
+    let (delta, partial) = backend::drain_up_to(gil, PIECE);
+    Ok(Drained {
+        seq: s.drained,
+        delta,
+        partial,
     })
 }
 
 /// Writes a drain, the pending samples and the thread names, and flushes them to the OS.
 /// Call without the GIL.
 pub fn write(drained: Drained, thread_names: &[(u64, String)]) -> Result<(), CaptureError> {
-    let Drained { seq, delta } = drained;
+    let Drained {
+        seq,
+        delta,
+        partial,
+    } = drained;
     let guard = session();
     let (mut guard, _) = TURN
         .wait_timeout_while(guard, TURN_TIMEOUT, |s| {
@@ -190,7 +222,7 @@ pub fn write(drained: Drained, thread_names: &[(u64, String)]) -> Result<(), Cap
         })
         .unwrap_or_else(PoisonError::into_inner);
     let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
-    let result = write_to(s, &delta, thread_names);
+    let result = write_to(s, &delta, partial, thread_names);
     s.written = s.written.max(seq);
     TURN.notify_all();
     result
@@ -199,13 +231,20 @@ pub fn write(drained: Drained, thread_names: &[(u64, String)]) -> Result<(), Cap
 fn write_to(
     s: &mut Session,
     delta: &ProfileDelta,
+    partial: bool,
     thread_names: &[(u64, String)],
 ) -> Result<(), CaptureError> {
     let t_ms = s.start.elapsed().as_millis() as u64;
     let samples = s.sampler.take();
     let r = &mut s.recorder;
     r.record_samples(&samples)
-        .and_then(|()| r.record_delta(t_ms, delta))
+        .and_then(|()| {
+            if partial {
+                r.record_definitions(delta)
+            } else {
+                r.record_delta(t_ms, delta)
+            }
+        })
         .and_then(|()| r.record_thread_names(thread_names))
         .and_then(|()| r.flush())
         .map_err(|source| CaptureError::Write {
