@@ -116,6 +116,7 @@ def start_capture(
     force: bool = False,
     sample_rate: int | None = None,
     ppid: int | None = None,
+    native: bool = False,
 ) -> None: ...
 def flush_capture(thread_names: list[tuple[int, str]]) -> None: ...
 def stop_capture(

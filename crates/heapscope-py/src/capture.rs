@@ -27,7 +27,8 @@ const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 
 /// Starts recording a capture to `path` (the file must not exist unless `force`).
 #[pyfunction]
-#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None, ppid = None))]
+#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None, ppid = None, native = false))]
+#[allow(clippy::too_many_arguments)]
 fn start_capture(
     py: Python<'_>,
     path: PathBuf,
@@ -36,6 +37,7 @@ fn start_capture(
     force: bool,
     sample_rate: Option<u64>,
     ppid: Option<u32>,
+    native: bool,
 ) -> Result<(), NativeError> {
     let v = py.version_info();
     let python_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
@@ -47,6 +49,7 @@ fn start_capture(
         trace_limit,
         sample_rate: sample_rate.filter(|&r| r > 0),
         ppid,
+        native,
     };
     Ok(recorder::start(gil(py), &opts)?)
 }

@@ -31,6 +31,7 @@ fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Optio
     Ok(tracker::Options {
         by_thread,
         sample_rate,
+        native: false,
     })
 }
 

@@ -65,6 +65,17 @@ impl Resolver {
         if let Some(&i) = self.by_raw.get(&raw) {
             return i;
         }
+        if raw.is_native() {
+            let (filename, function) = crate::native::symbols::describe(raw.native_ip());
+            let i = self.frames.len() as u32;
+            self.frames.push(Frame {
+                filename,
+                function,
+                lineno: 0,
+            });
+            self.by_raw.insert(raw, i);
+            return i;
+        }
         if raw.code.is_null() {
             let i = self.frames.len() as u32;
             let unknown: Arc<str> = Arc::from("<unknown>");

@@ -9,13 +9,18 @@
 //! executable, from the executable: both are just the defining object of the symbol, so
 //! nothing here depends on how the interpreter was linked.
 //!
-//! The interposer is generic over (symbol, replacement) pairs (`got.rs`), so the malloc family
-//! of `--native` can reuse it.
+//! The interposer is generic over (symbol, replacement) pairs (`got.rs`): `--native` uses a
+//! second one for the malloc family and `mmap`/`munmap` (`malloc.rs`), whose events go to a
+//! journal the GIL holder applies (`journal.rs`), with native frames from `unwind.rs`.
 
 mod capi;
 mod dl;
 mod elf;
 mod got;
+pub mod journal;
+mod malloc;
+pub mod symbols;
+mod unwind;
 
 use std::ffi::CStr;
 
@@ -23,6 +28,8 @@ use crate::spin::SpinLock;
 use got::Interposer;
 
 static INTERPOSER: SpinLock<Option<Interposer>> = SpinLock::new(None);
+/// The malloc family's interposer, while `--native` traces.
+static MALLOC_INTERPOSER: SpinLock<Option<Interposer>> = SpinLock::new(None);
 
 /// The functions replaced while tracing.
 fn targets() -> [(&'static CStr, usize); 5] {
@@ -53,6 +60,58 @@ pub fn install() -> usize {
     interposer.patched()
 }
 
+/// Objects whose malloc-family imports are left alone: the C library and the loader (their
+/// internal calls are the allocator's own), and allocators a program preloads (jemalloc,
+/// tcmalloc, mimalloc: their `mmap`s are their arenas, whose blocks their `malloc` already
+/// counts).
+fn is_allocator(path: &[u8]) -> bool {
+    let file = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+    [
+        &b"libc.so"[..],
+        b"libc-",
+        b"ld-linux",
+        b"ld64.so",
+        b"libjemalloc",
+        b"libtcmalloc",
+        b"libmimalloc",
+    ]
+    .iter()
+    .any(|p| file.starts_with(p))
+}
+
+/// `--native`: point every loaded object's malloc-family and `mmap`/`munmap` imports (but the
+/// allocators', see `is_allocator`) at the recording replacements, and keep doing so for
+/// objects loaded later. Returns the number of slots patched.
+pub fn install_malloc(layout: &'static crate::stack::FrameLayout) -> usize {
+    malloc::start(layout);
+    let mut guard = MALLOC_INTERPOSER.lock();
+    let interposer = guard.get_or_insert_with(|| {
+        Interposer::new(&malloc::targets(), install as *const () as usize).skipping(is_allocator)
+    });
+    // SAFETY: serialised by the lock; each replacement has the signature of its symbol.
+    unsafe { interposer.scan() };
+    interposer.patched()
+}
+
+/// Put the malloc family's slots back and stop recording native blocks.
+pub fn uninstall_malloc() {
+    if let Some(mut interposer) = MALLOC_INTERPOSER.lock().take() {
+        // SAFETY: serialised by the lock.
+        unsafe { interposer.restore() };
+    }
+    malloc::stop();
+}
+
+/// True while `--native` records.
+pub fn native_on() -> bool {
+    malloc::is_on()
+}
+
+/// Python stacks of native blocks stop before this interpreter frame (0: none).
+pub fn set_native_floor(frame: usize) {
+    malloc::set_floor(frame);
+}
+
 /// Put back every patched slot.
 pub fn uninstall() {
     if let Some(mut interposer) = INTERPOSER.lock().take() {
@@ -68,6 +127,10 @@ fn rescan() {
         // SAFETY: serialised by INTERPOSER's lock.
         unsafe { interposer.scan() };
     }
+    if let Some(interposer) = MALLOC_INTERPOSER.lock().as_mut() {
+        // SAFETY: serialised by the lock.
+        unsafe { interposer.scan() };
+    }
 }
 
 /// Number of GOT slots patched now (0 when not tracing).
@@ -75,9 +138,20 @@ pub fn patched_slots() -> usize {
     INTERPOSER.lock().as_ref().map_or(0, Interposer::patched)
 }
 
-/// Fork handlers: hold the interposer's lock across `fork()` so the child's copy is usable.
+/// Number of malloc-family GOT slots patched now (0 when `--native` is off).
+pub fn malloc_slots() -> usize {
+    MALLOC_INTERPOSER
+        .lock()
+        .as_ref()
+        .map_or(0, Interposer::patched)
+}
+
+/// Fork handlers: hold the interposers' and the journal's locks across `fork()` so the
+/// child's copies are usable.
 pub fn fork_prepare() {
     std::mem::forget(INTERPOSER.lock());
+    std::mem::forget(MALLOC_INTERPOSER.lock());
+    std::mem::forget(journal::JOURNAL.lock());
 }
 
 /// After `fork()`, in the parent and in the child (its only thread is the forking one).
@@ -85,6 +159,15 @@ pub fn fork_prepare() {
 /// # Safety
 /// Only after `fork_prepare` in the same thread.
 pub unsafe fn fork_release() {
-    // SAFETY: per the contract, this thread holds the lock and forgot its guard.
-    unsafe { INTERPOSER.force_unlock() };
+    // SAFETY: per the contract, this thread holds the locks and forgot their guards.
+    unsafe {
+        journal::JOURNAL.force_unlock();
+        MALLOC_INTERPOSER.force_unlock();
+        INTERPOSER.force_unlock();
+    }
+}
+
+/// After `fork()` in the child, once the locks are released.
+pub fn after_fork_in_child() {
+    malloc::after_fork_in_child();
 }
