@@ -121,9 +121,14 @@ fn ignore_current_thread(py: Python<'_>) {
 /// Reads a capture (the root file and the streams of its child processes, merged) into a
 /// profile; `pid` keeps one process. A progress bar on a terminal for big captures.
 #[pyfunction]
-#[pyo3(signature = (path, pid = None))]
+#[pyo3(signature = (path, pid = None, hide_native = false))]
 #[allow(clippy::needless_pass_by_value)]
-fn load_capture(py: Python<'_>, path: PathBuf, pid: Option<u32>) -> Result<PyProfile, NativeError> {
+fn load_capture(
+    py: Python<'_>,
+    path: PathBuf,
+    pid: Option<u32>,
+    hide_native: bool,
+) -> Result<PyProfile, NativeError> {
     let profile = py.detach(|| {
         let size = capture_size(&path);
         let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
@@ -158,6 +163,11 @@ fn load_capture(py: Python<'_>, path: PathBuf, pid: Option<u32>) -> Result<PyPro
     let profile = match pid {
         Some(pid) => profile.only_process(pid).map_err(NativeError::from)?,
         None => profile,
+    };
+    let profile = if hide_native {
+        profile.without_native_frames()
+    } else {
+        profile
     };
     Ok(PyProfile {
         inner: Arc::new(profile),

@@ -72,6 +72,7 @@ impl Resolver {
                 filename,
                 function,
                 lineno: 0,
+                native: true,
             });
             self.by_raw.insert(raw, i);
             return i;
@@ -83,6 +84,7 @@ impl Resolver {
                 filename: unknown.clone(),
                 function: unknown,
                 lineno: 0,
+                native: false,
             });
             self.by_raw.insert(raw, i);
             return i;
@@ -102,6 +104,7 @@ impl Resolver {
             filename,
             function,
             lineno: line.max(0) as u32,
+            native: false,
         });
         self.by_raw.insert(raw, i);
         i

@@ -90,7 +90,12 @@ impl Journal {
             self.words.extend([header(FREE, 0, 0, 0), addr as u64]);
         }
         self.words.extend([
-            header(ALLOC, at_site.py.len(), at_site.native.len(), at_site.total_py),
+            header(
+                ALLOC,
+                at_site.py.len(),
+                at_site.native.len(),
+                at_site.total_py,
+            ),
             addr as u64,
             size as u64,
             at_site.thread,
@@ -98,7 +103,8 @@ impl Journal {
         for f in at_site.py {
             self.words.extend([f.code as u64, f.offset as u64]);
         }
-        self.words.extend(at_site.native.iter().map(|&ip| ip as u64));
+        self.words
+            .extend(at_site.native.iter().map(|&ip| ip as u64));
     }
 
     fn push_free(&mut self, addr: usize) -> bool {
