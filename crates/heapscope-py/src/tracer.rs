@@ -126,6 +126,12 @@ fn _interposed_slots() -> usize {
     tracker::interposed_slots()
 }
 
+/// Number of GOT slots redirected to the `--native` malloc-family hooks (0 when off).
+#[pyfunction]
+fn _native_slots() -> usize {
+    tracker::native_slots()
+}
+
 /// Mismatches between heapscope's reader of a code object's location table and
 /// `PyCode_Addr2Line` over its instructions (`None`: the table could not be read). For tests.
 #[pyfunction]
@@ -248,6 +254,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
+    m.add_function(wrap_pyfunction!(_native_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
