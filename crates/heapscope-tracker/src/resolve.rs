@@ -22,6 +22,8 @@ pub struct Resolver {
     dead: Vec<(Arc<str>, Arc<str>)>,
     /// Bumped by every `clear`, so caches keyed by frame index know when they are stale.
     generation: u64,
+    /// Objects whose symbols native frames were looked up in (`--native`).
+    symbols: heapscope_symbols::Symbolizer,
 }
 
 pub struct ResolverCell(UnsafeCell<Option<Resolver>>);
@@ -66,12 +68,12 @@ impl Resolver {
             return i;
         }
         if raw.is_native() {
-            let (filename, function) = crate::native::symbols::describe(raw.native_ip());
+            let d = crate::native::symbols::describe(&mut self.symbols, raw.native_ip());
             let i = self.frames.len() as u32;
             self.frames.push(Frame {
-                filename,
-                function,
-                lineno: 0,
+                filename: d.file,
+                function: d.function,
+                lineno: d.line,
                 native: true,
             });
             self.by_raw.insert(raw, i);
