@@ -62,9 +62,10 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
     let object = match name.filter(|n| !n.is_empty()) {
         Some(n) => n,
         // The main program's link map has no name.
-        None => std::fs::read_link("/proc/self/exe")
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| text(info.dli_fname).unwrap_or_else(|| "<native>".into())),
+        None => std::fs::read_link("/proc/self/exe").map_or_else(
+            |_| text(info.dli_fname).unwrap_or_else(|| "<native>".into()),
+            |p| p.display().to_string(),
+        ),
     };
     let found = symbols.lookup(&object, at.wrapping_sub(bias) as u64);
     let function = found
