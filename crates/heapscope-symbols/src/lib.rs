@@ -89,7 +89,7 @@ mod tests {
         let exe = std::fs::read_link("/proc/self/exe").unwrap_or_default();
         let exe = exe.display().to_string();
         assert_ne!(here(std::env::args().count() as u64), 1);
-        let addr = here as usize as u64;
+        let addr = here as *const () as usize as u64;
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         let bias = maps.lines().find_map(|l| {
             let mut parts = l.split_whitespace();
