@@ -86,8 +86,10 @@ pub fn clear() {
 impl Journal {
     fn push_alloc(&mut self, addr: usize, size: usize, at_site: &Site<'_>) {
         if !self.live.insert(addr) {
-            // A block freed where the hooks do not see it (by libc itself): drop its trace.
+            // A block freed where the hooks do not see it (by libc itself, or a mapping
+            // unmapped by an object left alone): drop its trace, and its range if it was one.
             self.words.extend([header(FREE, 0, 0, 0), addr as u64]);
+            self.maps.remove(&addr);
         }
         self.words.extend([
             header(
@@ -302,7 +304,48 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::{header, unpack, ALLOC, CARVE};
+    use super::{header, unpack, ALLOC, CARVE, JOURNAL};
+
+    /// Partial unmaps carve the traced mappings they overlap, and only those.
+    #[test]
+    fn munmap_carves_mappings() {
+        let site = super::Site {
+            thread: 1,
+            py: &[],
+            total_py: 0,
+            native: &[0x1234],
+        };
+        let page = 4096;
+        super::open();
+        super::alloc(0x10_0000, 16 * page, &site, true);
+        super::alloc(0x20_0000, 4 * page, &site, true);
+        super::alloc(0x30_0000, 100, &site, false);
+        // A hole of 4 pages, 4 pages in; then the first page of the second mapping.
+        super::unmap(0x10_0000 + 4 * page, 4 * page, page);
+        super::unmap(0x20_0000, 1, page);
+        // The tail of nothing traced.
+        super::unmap(0x40_0000, page, page);
+        let maps: Vec<(usize, usize)> = JOURNAL
+            .lock()
+            .as_ref()
+            .map(|j| j.maps.iter().map(|(&a, &b)| (a, b)).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            maps,
+            vec![
+                (0x10_0000, 4 * page),
+                (0x10_0000 + 8 * page, 8 * page),
+                (0x20_0000 + page, 3 * page),
+            ]
+        );
+        assert!(super::holds(0x30_0000));
+        assert!(super::holds(0x10_0000 + 8 * page));
+        assert!(!super::holds(0x20_0000));
+        super::free(0x30_0000);
+        assert!(!super::holds(0x30_0000));
+        super::close();
+        assert!(!super::holds(0x10_0000));
+    }
 
     #[test]
     fn headers_round_trip() {
