@@ -65,6 +65,9 @@ pub fn install() -> usize {
 /// tcmalloc, mimalloc: their `mmap`s are their arenas, whose blocks their `malloc` already
 /// counts).
 fn is_allocator(path: &[u8]) -> bool {
+    if path.is_empty() && SKIP_MAIN.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
     let file = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
     [
         &b"libc.so"[..],
@@ -79,11 +82,50 @@ fn is_allocator(path: &[u8]) -> bool {
     .any(|p| file.starts_with(p))
 }
 
+/// Leave the main program's malloc-family imports alone: set when its PLT entry is the
+/// canonical address of `malloc` (a non-PIE executable that takes malloc's address, as
+/// Debian's static CPython 3.13+ executables do). The loader's own allocations then go
+/// through the executable's GOT slot (`__rtld_malloc` is bound to that address), including
+/// the one that creates a thread's TLS block for heapscope's module on first use: patching it
+/// would send that allocation into the hook, whose first thread-local access needs it.
+static SKIP_MAIN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True if the global `malloc` symbol resolves into the main program (whose link map has an
+/// empty name).
+fn malloc_is_canonical_in_main() -> bool {
+    #[repr(C)]
+    struct LinkMap {
+        addr: usize,
+        name: *const libc::c_char,
+    }
+    // SAFETY: dlsym/dladdr1 with a NUL-terminated name and valid out-parameters; the link
+    // map's name is a NUL-terminated string owned by the loader.
+    unsafe {
+        let canonical = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
+        if canonical.is_null() {
+            return false;
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        let mut map: *const LinkMap = std::ptr::null();
+        let found = libc::dladdr1(
+            canonical,
+            &raw mut info,
+            (&raw mut map).cast::<*mut libc::c_void>(),
+            2, // RTLD_DL_LINKMAP
+        );
+        found != 0 && !map.is_null() && ((*map).name.is_null() || *(*map).name == 0)
+    }
+}
+
 /// `--native`: point every loaded object's malloc-family and `mmap`/`munmap` imports (but the
 /// allocators', see `is_allocator`) at the recording replacements, and keep doing so for
 /// objects loaded later. Returns the number of slots patched.
 pub fn install_malloc(layout: &'static crate::stack::FrameLayout) -> usize {
     malloc::start(layout);
+    SKIP_MAIN.store(
+        malloc_is_canonical_in_main(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut guard = MALLOC_INTERPOSER.lock();
     let interposer = guard.get_or_insert_with(|| {
         Interposer::new(&malloc::targets(), install as *const () as usize).skipping(is_allocator)
