@@ -160,11 +160,22 @@ def test_stacks_interleave_c_frames_above_the_python_line(
 ) -> None:
     out, env = capture
     report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
-    row = next(
+    rows = [
         r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of("KEEP")
-    )
-    assert row["size"] == 3 * 1_000_003
-    stack = row["stack"]
+    ]
+    # The interpreter may reach the C function through different C paths on the loop's first
+    # and later calls (3.15's specializing interpreter does): several stacks, one line.
+    assert sum(r["size"] for r in rows) == 3 * 1_000_003, rows
+    for row in rows:
+        check_keep_stack(row["stack"])
+    # --hide-native leaves the Python frames only.
+    hidden = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000", "--hide-native")
+    for r in hidden["rows"]:
+        assert not any(f["native"] for f in r["stack"]), r
+
+
+def check_keep_stack(stack: list[dict[str, Any]]) -> None:
+    """The stack of a block of the KEEP line: C frames, innermost first, then Python."""
     assert stack[0]["function"] == "nx_grab" and stack[0]["native"], stack[0]
     # Built with -g: the DWARF names the source file and the line of the malloc call.
     assert stack[0]["file"].endswith("nativeext.c") and stack[0]["line"] > 0, stack[0]
@@ -173,10 +184,6 @@ def test_stacks_interleave_c_frames_above_the_python_line(
     assert python[0]["line"] == line_of("KEEP") and python[0]["function"] == "keep", python
     first_python = stack.index(python[0])
     assert all(f["native"] for f in stack[:first_python])
-    # --hide-native leaves the Python frames only.
-    hidden = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000", "--hide-native")
-    for r in hidden["rows"]:
-        assert not any(f["native"] for f in r["stack"]), r
 
 
 def test_text_report_names_the_python_line_and_marks_native(
