@@ -17,13 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _apps
 import _inspect
+import _native_bench
 import _overhead
 import _parity
 from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workloads
 from _report import fmt, table, verdict
 from _runner import child_env, heapscope_location
 
-SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity", "apps"]
+SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity", "apps", "native"]
 PARITY_SCALE = {"quick": 1, "full": 4}
 
 
@@ -93,6 +94,8 @@ def main(argv: list[str]) -> int:
         app_configs = [c for c in _apps.CONFIGS if c in config_names]
         programs = [p for p in _apps.programs() if p.stem in apps]
         extra.append(_apps.section(env, opts.size, opts.rounds, app_configs, programs))
+    if "native" in sections:
+        extra.append(_native_bench.section(env, opts.size, opts.rounds))
     for section in extra:
         print("\n" + section.text)
         figures.update(section.figures)
@@ -151,6 +154,11 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
             fmt(figures.get("apps_hs_vs_stdlib"), ".2f"),
             f"<= {_apps.HS_VS_STD_TARGET}",
         ],
+        [
+            "--native added time / memray --native's, worst",
+            fmt(figures.get("native_vs_memray"), ".2f"),
+            f"<= {_native_bench.TARGET}",
+        ],
     ]
     checks = [
         verdict(g("heapscope-64"), 1.8),
@@ -169,6 +177,7 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         verdict(figures.get("apps_run_time"), _apps.TIME_TARGET),
         verdict(figures.get("apps_run_vs_memray"), _apps.RUN_VS_MEMRAY_TARGET),
         verdict(figures.get("apps_hs_vs_stdlib"), _apps.HS_VS_STD_TARGET),
+        verdict(figures.get("native_vs_memray"), _native_bench.TARGET),
     ]
     rows = [[*r, c] for r, c in zip(rows, checks, strict=True)]
     return table(["heapscope target", "measured", "target", "status"], rows, "Summary")

@@ -55,8 +55,10 @@ class CaptureSession:
         sample_rate: int | None = None,
         ppid: int | None = None,
         flush_interval: float = FLUSH_INTERVAL,
+        native: bool = False,
     ) -> None:
         self._path = os.fspath(path)
+        self.native = native
         self.ppid = ppid
         self.flush_interval = flush_interval
         self.sample_rate = sample_rate
@@ -112,6 +114,7 @@ class CaptureSession:
                 self.force,
                 self.sample_rate,
                 self.ppid,
+                self.native,
             )
         except BaseException:
             self._stopping = True

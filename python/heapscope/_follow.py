@@ -32,6 +32,7 @@ __all__ = [
     "BOOTSTRAP_DIR",
     "ENV_BOOTSTRAP",
     "ENV_CAPTURE_DIR",
+    "ENV_NATIVE",
     "ENV_SAMPLE_RATE",
     "ENV_TRACE_LIMIT",
     "FollowConfig",
@@ -47,6 +48,7 @@ ENV_CAPTURE_DIR = "HEAPSCOPE_CAPTURE_DIR"
 ENV_TRACE_LIMIT = "HEAPSCOPE_TRACE_LIMIT"
 #: Sampling rate in bytes for children (absent: every block).
 ENV_SAMPLE_RATE = "HEAPSCOPE_SAMPLE_RATE"
+ENV_NATIVE = "HEAPSCOPE_NATIVE"
 #: The directory prepended to ``PYTHONPATH`` (removed again from a child's ``sys.path``).
 ENV_BOOTSTRAP = "HEAPSCOPE_BOOTSTRAP"
 
@@ -63,12 +65,15 @@ class FollowConfig:
     """What every process of the tree needs to record itself: the children directory
     (absolute), the traceback limit and the sampling rate (None: every block)."""
 
-    __slots__ = ("capture_dir", "sample_rate", "trace_limit")
+    __slots__ = ("capture_dir", "native", "sample_rate", "trace_limit")
 
-    def __init__(self, capture_dir: str, trace_limit: int, sample_rate: int | None) -> None:
+    def __init__(
+        self, capture_dir: str, trace_limit: int, sample_rate: int | None, native: bool = False
+    ) -> None:
         self.capture_dir = capture_dir
         self.trace_limit = trace_limit
         self.sample_rate = sample_rate
+        self.native = native
 
     def environ(self, base: Mapping[str, str]) -> dict[str, str]:
         """``base`` plus the variables that make child interpreters record themselves."""
@@ -79,6 +84,10 @@ class FollowConfig:
             env[ENV_SAMPLE_RATE] = str(self.sample_rate)
         else:
             env.pop(ENV_SAMPLE_RATE, None)
+        if self.native:
+            env[ENV_NATIVE] = "1"
+        else:
+            env.pop(ENV_NATIVE, None)
         env[ENV_BOOTSTRAP] = BOOTSTRAP_DIR
         old = base.get("PYTHONPATH", "")
         env["PYTHONPATH"] = BOOTSTRAP_DIR + (os.pathsep + old if old else "")
@@ -96,7 +105,7 @@ class FollowConfig:
             rate = int(rate_text) if rate_text else None
         except ValueError:
             return None
-        return cls(directory, limit, rate)
+        return cls(directory, limit, rate, env.get(ENV_NATIVE) == "1")
 
 
 # This process's state. After fork() the child gets a copy, which the fork hook replaces.
@@ -179,6 +188,7 @@ def start_child(config: FollowConfig, ppid: int) -> CaptureSession:
         trace_limit=config.trace_limit,
         sample_rate=config.sample_rate,
         ppid=ppid,
+        native=config.native,
     )
     # Hooks first: what installing them allocates is not the program's.
     install(session, config, child=True)

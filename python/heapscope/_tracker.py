@@ -30,6 +30,11 @@ class Tracker(contextlib.ContextDecorator):
 
     Read the capture with ``heapscope report build.hsc``.
 
+    ``native=True`` also records what native code (C extensions, libraries loaded with
+    ctypes, threads C code started) takes with the malloc family and ``mmap``, with the C
+    frames above the Python stack that called it (``heapscope run --native``). If that cannot
+    be set up, entering the Tracker raises ``HeapscopeError`` and nothing is installed.
+
     In a process that ``heapscope run`` records (the program or one of its children), the
     process's own stream ends while the Tracker records, and a new one starts after it.
     """
@@ -41,8 +46,10 @@ class Tracker(contextlib.ContextDecorator):
         force: bool = False,
         trace_limit: int = DEFAULT_TRACE_LIMIT,
         sample_rate: int | None = None,
+        native: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.native = native
         self.force = force
         self.trace_limit = trace_limit
         self.sample_rate = sample_rate
@@ -58,6 +65,7 @@ class Tracker(contextlib.ContextDecorator):
             trace_limit=self.trace_limit,
             force=self.force,
             sample_rate=self.sample_rate,
+            native=self.native,
         )
         self._suspended = _follow.suspend()
         try:

@@ -15,6 +15,9 @@ pub struct Frame {
     pub function: Arc<str>,
     /// Line number, 0 if unknown.
     pub lineno: u32,
+    /// A native (C) frame of `--native`: `filename` is the source file where debug information
+    /// names it, else the shared object's path; `function` the symbol.
+    pub native: bool,
 }
 
 impl Frame {
@@ -24,6 +27,7 @@ impl Frame {
             filename: filename.into(),
             function: Arc::from(""),
             lineno,
+            native: false,
         }
     }
 }

@@ -18,3 +18,7 @@ pub mod stats;
 
 pub use error::CoreError;
 pub use frame::{Frame, FrameId};
+
+/// The domain of memory that native code took with the malloc family or `mmap` while
+/// `--native` traced it (`Tracker(native=True)`); ASCII "natv". Reports name it `[native]`.
+pub const NATIVE_DOMAIN: u32 = 0x6e61_7476;

@@ -150,6 +150,32 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The same profile with the native (C) frames of `--native` taken out of every stack
+    /// (`--hide-native`): a stack left with no frame (a thread C code started) keeps one
+    /// `<native>` frame. Figures are unchanged.
+    #[must_use]
+    pub fn without_native_frames(mut self) -> Profile {
+        if !self.frames.iter().any(|f| f.native) {
+            return self;
+        }
+        let placeholder = self.frames.len() as FrameId;
+        let mut used = false;
+        for stack in &mut self.stacks {
+            let frames = &self.frames;
+            stack
+                .frames
+                .retain(|&f| frames.get(f as usize).is_none_or(|f| !f.native));
+            if stack.frames.is_empty() {
+                stack.frames.push(placeholder);
+                used = true;
+            }
+        }
+        if used {
+            self.frames.push(Frame::new("<native>", 0));
+        }
+        self
+    }
+
     /// The per-stack figures of one view.
     pub fn view(&self, view: View) -> &[StackStat] {
         match view {

@@ -57,6 +57,7 @@ pub fn from_file(file: SnapshotFile) -> (Snapshot, Attrs) {
                 filename: f.filename,
                 function: f.function,
                 lineno: f.lineno,
+                native: false,
             })
             .collect(),
         tracebacks: file

@@ -15,6 +15,7 @@ fn frame(name: &str, line: u32) -> Frame {
         filename: "prog.py".into(),
         function: name.into(),
         lineno: line,
+        native: false,
     }
 }
 
@@ -189,6 +190,7 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
         filename: format!("/x/heapscope/cli/{f}").into(),
         function: "r".into(),
         lineno: l,
+        native: false,
     };
     let delta = ProfileDelta {
         new_frames: vec![
@@ -200,6 +202,7 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
                     filename: "<frozen runpy>".into(),
                     function: "_run_code".into(),
                     lineno: 3,
+                    native: false,
                 },
             ),
         ],

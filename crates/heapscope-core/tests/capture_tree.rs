@@ -32,6 +32,7 @@ fn stream(pid: u32, parent: Option<u32>, func: &str, mb: u64, exit: Option<ExitS
                     filename: "shared.py".into(),
                     function: "main".into(),
                     lineno: 1,
+                    native: false,
                 },
             ),
             (
@@ -40,6 +41,7 @@ fn stream(pid: u32, parent: Option<u32>, func: &str, mb: u64, exit: Option<ExitS
                     filename: format!("{func}.py").into(),
                     function: func.into(),
                     lineno: 5,
+                    native: false,
                 },
             ),
         ],

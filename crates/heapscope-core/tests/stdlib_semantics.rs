@@ -214,11 +214,13 @@ fn groups_ignore_function_names_and_total_nframe() {
                 filename: "a.py".into(),
                 function: "f".into(),
                 lineno: 1,
+                native: false,
             },
             Frame {
                 filename: "a.py".into(),
                 function: "g".into(),
                 lineno: 1,
+                native: false,
             },
         ],
         tracebacks: vec![

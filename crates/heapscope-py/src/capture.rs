@@ -27,7 +27,8 @@ const PROGRESS_MIN_BYTES: u64 = 4 << 20;
 
 /// Starts recording a capture to `path` (the file must not exist unless `force`).
 #[pyfunction]
-#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None, ppid = None))]
+#[pyo3(signature = (path, command, trace_limit, force = false, sample_rate = None, ppid = None, native = false))]
+#[allow(clippy::too_many_arguments)]
 fn start_capture(
     py: Python<'_>,
     path: PathBuf,
@@ -36,6 +37,7 @@ fn start_capture(
     force: bool,
     sample_rate: Option<u64>,
     ppid: Option<u32>,
+    native: bool,
 ) -> Result<(), NativeError> {
     let v = py.version_info();
     let python_version = format!("{}.{}.{}", v.major, v.minor, v.patch);
@@ -47,6 +49,7 @@ fn start_capture(
         trace_limit,
         sample_rate: sample_rate.filter(|&r| r > 0),
         ppid,
+        native,
     };
     Ok(recorder::start(gil(py), &opts)?)
 }
@@ -138,9 +141,14 @@ fn ignore_current_thread(py: Python<'_>) {
 /// Reads a capture (the root file and the streams of its child processes, merged) into a
 /// profile; `pid` keeps one process. A progress bar on a terminal for big captures.
 #[pyfunction]
-#[pyo3(signature = (path, pid = None))]
+#[pyo3(signature = (path, pid = None, hide_native = false))]
 #[allow(clippy::needless_pass_by_value)]
-fn load_capture(py: Python<'_>, path: PathBuf, pid: Option<u32>) -> Result<PyProfile, NativeError> {
+fn load_capture(
+    py: Python<'_>,
+    path: PathBuf,
+    pid: Option<u32>,
+    hide_native: bool,
+) -> Result<PyProfile, NativeError> {
     let profile = py.detach(|| {
         let size = capture_size(&path);
         let bar = (size >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal()).then(|| {
@@ -175,6 +183,11 @@ fn load_capture(py: Python<'_>, path: PathBuf, pid: Option<u32>) -> Result<PyPro
     let profile = match pid {
         Some(pid) => profile.only_process(pid).map_err(NativeError::from)?,
         None => profile,
+    };
+    let profile = if hide_native {
+        profile.without_native_frames()
+    } else {
+        profile
     };
     Ok(PyProfile {
         inner: Arc::new(profile),

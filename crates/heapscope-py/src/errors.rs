@@ -76,9 +76,9 @@ pub fn core_err(err: CoreError) -> PyErr {
 pub fn tracker_error(e: TrackerError) -> PyErr {
     match e {
         TrackerError::InvalidLimit => PyValueError::new_err(e.to_string()),
-        TrackerError::UnsupportedPython { .. } | TrackerError::LayoutMismatch(..) => {
-            HeapscopeError::new_err(e.to_string())
-        }
+        TrackerError::UnsupportedPython { .. }
+        | TrackerError::LayoutMismatch(..)
+        | TrackerError::NativeUnavailable(..) => HeapscopeError::new_err(e.to_string()),
     }
 }
 

@@ -31,6 +31,7 @@ fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Optio
     Ok(tracker::Options {
         by_thread,
         sample_rate,
+        native: false,
     })
 }
 
@@ -136,6 +137,12 @@ fn _tracer_shape(py: Python<'_>) -> (usize, usize, usize, usize) {
 #[pyfunction]
 fn _interposed_slots() -> usize {
     tracker::interposed_slots()
+}
+
+/// Number of GOT slots redirected to the `--native` malloc-family hooks (0 when off).
+#[pyfunction]
+fn _native_slots() -> usize {
+    tracker::native_slots()
 }
 
 /// Mismatches between heapscope's reader of a code object's location table and
@@ -262,6 +269,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_memory_parts, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(_native_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;

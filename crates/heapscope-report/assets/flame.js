@@ -124,6 +124,11 @@ HS.Flame.prototype.label = function (fr) {
 HS.Flame.prototype.color = function (fr) {
   if (fr.kind === "root") return "hsl(220, 15%, 80%)";
   if (fr.kind === "other") return "hsl(220, 8%, 72%)";
+  // Native (C) frames of --native: blues, apart from the warm Python frames.
+  if (fr.name && fr.name.slice(-9) === " [native]") {
+    var n = HS.hash(fr.name + "\u0000" + fr.file);
+    return "hsl(" + (195 + (n % 30)) + ", 60%, " + (62 + ((n >> 16) % 12)) + "%)";
+  }
   var h = HS.hash(fr.name + "\u0000" + fr.file);
   return "hsl(" + (8 + (h % 44)) + ", " + (70 + ((h >> 8) % 20)) + "%, " + (58 + ((h >> 16) % 14)) + "%)";
 };

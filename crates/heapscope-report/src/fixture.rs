@@ -95,6 +95,7 @@ pub fn profile_from_json(text: &str) -> Result<Profile, ReportError> {
                 filename: Arc::from(file),
                 function: Arc::from(func),
                 lineno: line,
+                native: false,
             })
             .collect(),
         stacks: p
@@ -139,6 +140,7 @@ fn synthetic_frames(n_funcs: u64) -> Vec<Frame> {
             )),
             function: Arc::from(format!("func_{}", i / 4)),
             lineno: 10 + (i % 4) as u32 * 7 + (i / 4) as u32 % 50,
+            native: false,
         })
         .collect()
 }

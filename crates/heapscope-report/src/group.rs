@@ -113,9 +113,14 @@ impl Row {
     }
 }
 
-/// How a domain is shown next to a location or in a flame graph: `[domain 389047]`.
+/// How a domain is shown next to a location or in a flame graph: `[domain 389047]`, and
+/// `[native]` for what `--native` saw native code allocate.
 pub fn domain_tag(domain: u32) -> String {
-    format!("[domain {domain}]")
+    if domain == heapscope_core::NATIVE_DOMAIN {
+        "[native]".to_owned()
+    } else {
+        format!("[domain {domain}]")
+    }
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -133,11 +138,7 @@ pub fn group(profile: &Profile, view: View, by: GroupBy) -> Vec<Row> {
         let Some(stack) = profile.stacks.get(stat.stack as usize) else {
             continue;
         };
-        let leaf = stack
-            .frames
-            .first()
-            .and_then(|&f| profile.frames.get(f as usize));
-        let leaf = leaf.unwrap_or(&unknown);
+        let leaf = crate::labels::report_leaf(profile, stack).unwrap_or(&unknown);
         let (file, function, line) = match by {
             GroupBy::Line | GroupBy::Stack => (&*leaf.filename, &*leaf.function, leaf.lineno),
             GroupBy::File => (&*leaf.filename, "", 0),

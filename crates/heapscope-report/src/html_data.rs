@@ -158,11 +158,12 @@ impl<'a> Interner<'a> {
         let Some(frame) = profile.frames.get(id as usize) else {
             return flame::OTHER;
         };
-        let entry = [
-            self.string(&frame.function),
-            self.string(&frame.filename),
-            frame.lineno,
-        ];
+        let function = if frame.native {
+            self.owned_string(crate::labels::marked_function(frame).into_owned())
+        } else {
+            self.string(&frame.function)
+        };
+        let entry = [function, self.string(&frame.filename), frame.lineno];
         let i = self.frames.len() as u32;
         self.frames.push(entry);
         self.frame_index.insert(id, i);
@@ -209,11 +210,7 @@ fn tables<'a>(
         let Some(stack) = stack_of(profile, stat) else {
             continue;
         };
-        let Some(leaf) = stack
-            .frames
-            .first()
-            .and_then(|&f| profile.frames.get(f as usize))
-        else {
+        let Some(leaf) = crate::labels::report_leaf(profile, stack) else {
             continue;
         };
         let row = lines

@@ -1,11 +1,12 @@
 //! The JSON report: `{"meta": {...}, "rows": [{"file", "line", "function", "size", "count",
 //! "domain"}]}` (domain: the tracemalloc domain, 0 but for blocks C extensions report),
-//! sizes in bytes, largest first.
+//! sizes in bytes, largest first. With `--by stack` each row also has `"stack"`: its whole
+//! stack, innermost first, each frame `{"file", "line", "function", "native"}`.
 
 use heapscope_core::profile::Profile;
 use serde_json::{json, Value};
 
-use crate::group::{group, view_name};
+use crate::group::{group, view_name, GroupBy};
 use crate::processes::{merged_view_note, processes_json};
 use crate::text::ReportOptions;
 
@@ -41,14 +42,30 @@ pub fn report_json(profile: &Profile, opts: &ReportOptions) -> Value {
         .into_iter()
         .take(opts.top)
         .map(|r| {
-            json!({
+            let mut row = json!({
                 "file": r.file,
                 "line": r.line,
                 "function": r.function,
                 "size": r.size,
                 "count": r.count,
                 "domain": r.domain,
-            })
+            });
+            if opts.by == GroupBy::Stack {
+                let stack: Vec<Value> = r
+                    .stack
+                    .iter()
+                    .map(|f| {
+                        json!({
+                            "file": &*f.filename,
+                            "line": f.lineno,
+                            "function": &*f.function,
+                            "native": f.native,
+                        })
+                    })
+                    .collect();
+                row["stack"] = Value::Array(stack);
+            }
+            row
         })
         .collect();
     json!({ "meta": meta, "rows": rows })

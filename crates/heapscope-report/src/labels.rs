@@ -45,14 +45,40 @@ pub fn function_name(frame: &Frame) -> &str {
     }
 }
 
-/// `function (file:line)`: how exports name a frame.
+/// What follows the function name of a native (C) frame in every report and export.
+pub const NATIVE_MARK: &str = " [native]";
+
+/// The function name as reports show it: native frames carry [`NATIVE_MARK`].
+pub fn marked_function(frame: &Frame) -> std::borrow::Cow<'_, str> {
+    if frame.native {
+        std::borrow::Cow::Owned(format!("{}{NATIVE_MARK}", function_name(frame)))
+    } else {
+        std::borrow::Cow::Borrowed(function_name(frame))
+    }
+}
+
+/// `function (file:line)`: how exports name a frame (`function [native] (object:0)` for a
+/// native frame).
 pub fn frame_label(frame: &Frame) -> String {
     format!(
         "{} ({}:{})",
-        function_name(frame),
+        marked_function(frame),
         frame.filename,
         frame.lineno
     )
+}
+
+/// The frame a line-level report names for a stack: the innermost Python frame (native frames
+/// of `--native` sit above it), or the innermost frame if the stack has no Python frame (a
+/// thread C code started).
+pub fn report_leaf<'p>(profile: &'p Profile, stack: &Stack) -> Option<&'p Frame> {
+    let frames = || {
+        stack
+            .frames
+            .iter()
+            .filter_map(|&f| profile.frames.get(f as usize))
+    };
+    frames().find(|f| !f.native).or_else(|| frames().next())
 }
 
 /// The stack a stat refers to, if the id is valid (a corrupt profile yields `None`, not a panic).

@@ -15,7 +15,7 @@ use flate2::Compression;
 use heapscope_core::profile::{Profile, StackStat, View};
 use prost::Message;
 
-use crate::labels::function_name;
+use crate::labels::{function_name, marked_function};
 use crate::pprof_proto as pb;
 use crate::ReportError;
 
@@ -63,11 +63,13 @@ fn functions_and_locations(
             id
         } else {
             let id = functions.len() as u64 + 1;
-            let name_idx = strings.get(name);
+            // Native frames are named `function [native]`; the system name stays the symbol.
+            let system_idx = strings.get(name);
+            let name_idx = strings.get(&marked_function(frame));
             functions.push(pb::Function {
                 id,
                 name: name_idx,
-                system_name: name_idx,
+                system_name: system_idx,
                 filename: strings.get(&frame.filename),
                 start_line: i64::from(frame.lineno),
             });

@@ -11,7 +11,7 @@ use heapscope_core::profile::{Profile, View};
 use serde::Serialize;
 
 use crate::group::domain_tag;
-use crate::labels::{function_name, stack_of, view_title, VIEWS};
+use crate::labels::{marked_function, stack_of, view_title, VIEWS};
 use crate::ReportError;
 
 const SCHEMA: &str = "https://www.speedscope.app/file-format-schema.json";
@@ -118,7 +118,7 @@ pub fn render(profile: &Profile, active: View) -> Result<Vec<u8>, ReportError> {
         .frames
         .iter()
         .map(|f| Frame {
-            name: Cow::Borrowed(function_name(f)),
+            name: marked_function(f),
             file: &f.filename,
             line: f.lineno,
         })

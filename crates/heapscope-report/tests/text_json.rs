@@ -14,6 +14,7 @@ fn frame(function: &str, line: u32) -> Frame {
         filename: "prog.py".into(),
         function: function.into(),
         lineno: line,
+        native: false,
     }
 }
 

@@ -41,7 +41,7 @@ impl CodeFrames {
         if self.next.len() <= node as usize {
             self.next.resize(node as usize + 1, NONE);
         }
-        if frame.code.is_null() || frame.is_dead() {
+        if frame.code.is_null() || frame.is_dead() || frame.is_native() {
             return;
         }
         let head = self.heads.entry(frame.code as usize).or_insert(NONE);
@@ -150,6 +150,9 @@ unsafe fn bury(code: *mut c_void) {
         let Some(st) = (unsafe { state() }) else {
             return;
         };
+        // Native events journaled since the last GIL holder may name this code object: intern
+        // them while it is intact (`native/journal.rs`).
+        st.apply_pending();
         if !st.codes.contains(code as usize) {
             return;
         }

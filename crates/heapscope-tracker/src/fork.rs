@@ -27,6 +27,7 @@ extern "C" fn child() {
         RAW.force_unlock();
         crate::native::fork_release();
     }
+    crate::native::after_fork_in_child();
 }
 
 /// Register the fork handlers once per process.

@@ -59,6 +59,14 @@ thread_local! {
     static IN_RAW_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
+/// True if the calling thread is inside one of heapscope's PyMem hooks, running the allocator
+/// underneath: what that allocator takes from the C library (pymalloc's arenas, RAW blocks) is
+/// Python memory already, so the `--native` hooks let it pass.
+#[inline(always)]
+pub fn inside_pymem_hook() -> bool {
+    IN_RAW_HOOK.get() || nested_in_gil_hook()
+}
+
 /// Which MEM/OBJ hooks are installed: the sampling ones or the full-tracing ones.
 static SAMPLED_HOOKS: AtomicBool = AtomicBool::new(false);
 

@@ -50,6 +50,9 @@ pub enum TrackerError {
     /// The running interpreter's frames do not look like the layout heapscope expects.
     #[error("heapscope cannot read this Python's frames (layout check failed for {0}{1}): tracing disabled")]
     LayoutMismatch(&'static str, String),
+    /// `--native` could not be set up; nothing of it is installed.
+    #[error("heapscope cannot trace native allocations here: {0}")]
+    NativeUnavailable(String),
     /// A traceback limit outside [1; 65535].
     #[error("the number of frames must be in range [1; 65535]")]
     InvalidLimit,
@@ -89,6 +92,8 @@ pub struct Options {
     /// Record one block per this many bytes on average, scaled to unbiased estimates
     /// (`None`: record every block).
     pub sample_rate: Option<u64>,
+    /// Also trace what native code takes with the malloc family and `mmap` (`--native`).
+    pub native: bool,
 }
 
 /// Start tracing with `limit` frames per traceback (`tracemalloc.start`). If already tracing,
@@ -149,6 +154,32 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     TRACING.store(true, Ordering::Release);
     // What extensions report through PyTraceMalloc_Track reaches the tracer from now on.
     native::install();
+    if options.native {
+        if let Err(e) = start_native(layout) {
+            stop(Gil(()));
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// `--native`: trace the malloc family and `mmap` of every loaded object.
+fn start_native(layout: &'static stack::FrameLayout) -> Result<(), TrackerError> {
+    if !cfg!(all(
+        target_os = "linux",
+        target_env = "gnu",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )) {
+        return Err(TrackerError::NativeUnavailable(
+            "only Linux (glibc) on x86-64 and aarch64 is supported".into(),
+        ));
+    }
+    if native::install_malloc(layout) == 0 {
+        native::uninstall_malloc();
+        return Err(TrackerError::NativeUnavailable(
+            "no loaded object's malloc could be redirected".into(),
+        ));
+    }
     Ok(())
 }
 
@@ -202,6 +233,8 @@ pub fn stop(_gil: Gil) {
     // SAFETY: GIL held; the reference ends with the block.
     match unsafe { state() } {
         Some(st) if st.active => {
+            native::uninstall_malloc();
+            native::set_native_floor(0);
             native::uninstall();
             // SAFETY: GIL held, hooks installed.
             unsafe {
@@ -229,6 +262,16 @@ fn forget_resolved() {
 /// and `dlopen`/`dlclose` replacements (0 when not tracing).
 pub fn interposed_slots() -> usize {
     native::patched_slots()
+}
+
+/// Number of GOT slots redirected to the `--native` malloc-family hooks (0 when off).
+pub fn native_slots() -> usize {
+    native::malloc_slots()
+}
+
+/// True while native allocations are traced (`--native`).
+pub fn native_tracing() -> bool {
+    native::native_on()
 }
 
 /// True while tracing.
@@ -366,6 +409,7 @@ pub fn set_stack_floor(_gil: Gil, on: bool) {
             0
         };
         st.floor = frame;
+        native::set_native_floor(frame);
     }
 }
 

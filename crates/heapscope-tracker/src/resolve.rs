@@ -22,6 +22,8 @@ pub struct Resolver {
     dead: Vec<(Arc<str>, Arc<str>)>,
     /// Bumped by every `clear`, so caches keyed by frame index know when they are stale.
     generation: u64,
+    /// Objects whose symbols native frames were looked up in (`--native`).
+    symbols: heapscope_symbols::Symbolizer,
 }
 
 pub struct ResolverCell(UnsafeCell<Option<Resolver>>);
@@ -65,6 +67,18 @@ impl Resolver {
         if let Some(&i) = self.by_raw.get(&raw) {
             return i;
         }
+        if raw.is_native() {
+            let d = crate::native::symbols::describe(&mut self.symbols, raw.native_ip());
+            let i = self.frames.len() as u32;
+            self.frames.push(Frame {
+                filename: d.file,
+                function: d.function,
+                lineno: d.line,
+                native: true,
+            });
+            self.by_raw.insert(raw, i);
+            return i;
+        }
         if raw.code.is_null() {
             let i = self.frames.len() as u32;
             let unknown: Arc<str> = Arc::from("<unknown>");
@@ -72,6 +86,7 @@ impl Resolver {
                 filename: unknown.clone(),
                 function: unknown,
                 lineno: 0,
+                native: false,
             });
             self.by_raw.insert(raw, i);
             return i;
@@ -91,6 +106,7 @@ impl Resolver {
             filename,
             function,
             lineno: line.max(0) as u32,
+            native: false,
         });
         self.by_raw.insert(raw, i);
         i

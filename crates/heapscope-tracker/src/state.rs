@@ -164,6 +164,9 @@ impl State {
                 self.stats.free(tb, size);
             }
         }
+        if self.active {
+            self.apply_native();
+        }
         self.publish();
     }
 
@@ -403,6 +406,7 @@ impl State {
             r.pending.clear();
             r.domains.clear();
         }
+        crate::native::journal::clear();
         PENDING.store(false, Ordering::Release);
         self.publish();
     }

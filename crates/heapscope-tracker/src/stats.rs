@@ -145,6 +145,20 @@ impl Stats {
         self.current = self.current.saturating_sub(size);
     }
 
+    /// Part of a live block is released (a partial `munmap`): `bytes` fewer live bytes, and
+    /// the block is now `blocks_after` blocks (0: it is gone). Totals stay.
+    pub fn shrink(&mut self, tb: TbId, bytes: u64, blocks_after: usize) {
+        if self.peak_pending {
+            self.capture_peak();
+        }
+        let s = &mut self.per_tb[tb as usize];
+        s.live_bytes = s.live_bytes.saturating_sub(bytes);
+        let after = u32::try_from(blocks_after).unwrap_or(u32::MAX);
+        s.live_count = s.live_count.saturating_add(after).saturating_sub(1);
+        self.touch(tb);
+        self.current = self.current.saturating_sub(bytes);
+    }
+
     /// A live block moves from one traceback to another (an object reused from a free list
     /// is re-attributed): totals and the allocation counts stay.
     pub fn retag(&mut self, from: TbId, to: TbId, size: u64) {

@@ -30,6 +30,15 @@ def add_pid_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_hide_native_argument(parser: argparse.ArgumentParser) -> None:
+    """``--hide-native``: leave out the native (C) frames a ``--native`` capture recorded."""
+    parser.add_argument(
+        "--hide-native",
+        action="store_true",
+        help="leave the native (C) frames of a --native capture out of stacks",
+    )
+
+
 def default_output(capture: str, suffix: str) -> Path:
     """``heapscope-app.123.hsc`` -> ``heapscope-app.123<suffix>``, next to the capture."""
     path = Path(capture)

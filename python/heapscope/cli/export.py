@@ -7,6 +7,7 @@ import sys
 
 from heapscope import _native
 from heapscope.cli._output import (
+    add_hide_native_argument,
     add_pid_argument,
     add_view_argument,
     default_output,
@@ -40,11 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_view_argument(parser)
     add_pid_argument(parser)
+    add_hide_native_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Read the capture, export it, write it; return the exit status."""
-    profile = _native.load_capture(args.file, args.pid)
+    profile = _native.load_capture(args.file, args.pid, args.hide_native)
     data: bytes = _native.export(profile, args.format, args.at)
     output = args.output or default_output(args.file, SUFFIXES[args.format])
     where = write_output(data, output)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from heapscope import _native
-from heapscope.cli._output import add_pid_argument
+from heapscope.cli._output import add_hide_native_argument, add_pid_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=10, metavar="N", help="rows to show (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_pid_argument(parser)
+    add_hide_native_argument(parser)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Print the report; 0 on success."""
     if args.n < 0:
         raise ValueError("-n must not be negative")
-    profile = _native.load_capture(args.file, args.pid)
+    profile = _native.load_capture(args.file, args.pid, args.hide_native)
     text = _native.render_report(profile, args.at, args.by, args.n, args.json)
     sys.stdout.write(text)
     if args.json and _native.profile_truncated(profile):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import contextlib
 import gc
 import importlib.machinery
 import io
@@ -41,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="sample one block per BYTES allocated on average, with sizes scaled to unbiased "
         "estimates (production mode; e.g. 524288). Default: record every block",
+    )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="also record what native code (C extensions, ctypes libraries, C threads) takes "
+        "with malloc and mmap, with its C frames",
     )
     parser.add_argument(
         "--live",
@@ -123,27 +130,30 @@ def execute(args: argparse.Namespace) -> int:
         force=True,
         sample_rate=args.sample_rate,
         flush_interval=args.flush_interval,
+        native=args.native,
     )
     if follow is not None:
         # Before recording starts: setting variables allocates, and that is not the program's.
         os.environ.update(follow.environ(os.environ))
     _follow.install(session, follow, child=False)  # before recording, as the line above
     root_pid = os.getpid()  # before recording: the int it makes lives to the end
-    session.start()
-    # heapscope's own start-up (this runner, the session's thread) leaves garbage and moves the
-    # collector's counters: collected once tracing runs (its frees are of untraced blocks, and
-    # what the collection allocates is not traced), so the program's collections happen where
-    # they would from a clean start.
-    _native._set_thread_ignored(True)
-    gc.collect()
-    _native._set_thread_ignored(False)
+    traced = _start_session(session, output, native=args.native)
+    if traced:
+        # heapscope's own start-up (this runner, the session's thread) leaves garbage and
+        # moves the collector's counters: collected once tracing runs (its frees are of
+        # untraced blocks, and what the collection allocates is not traced), so the program's
+        # collections happen where they would from a clean start.
+        _native._set_thread_ignored(True)
+        gc.collect()
+        _native._set_thread_ignored(False)
     status = 0
     try:
         sys.argv = program_argv
         sys.path[0] = path0
         # The program runs right here, not in a helper, and this frame is the floor of the
         # tracer's stack walks: the runner's frames below it are not walked at each allocation.
-        _native._set_stack_floor(True)
+        if traced:
+            _native._set_stack_floor(True)
         if code is not None and main is not None:
             # Like the interpreter, leave the program's module as __main__ (atexit, pickle).
             sys.modules["__main__"] = main
@@ -158,13 +168,16 @@ def execute(args: argparse.Namespace) -> int:
         _print_user_traceback(exc)
         status = 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
-        _native._set_stack_floor(False)  # before this frame returns and its memory is reused
+        if traced:
+            _native._set_stack_floor(False)  # before this frame returns and its memory is reused
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
         sys.stdout.flush()
         exit_status = ("exit", status & 0xFF)
-        if os.getpid() == root_pid:
+        if not traced:
+            pass
+        elif os.getpid() == root_pid:
             path = session.stop(exit_status)
             _follow.end(exit_status)  # a stream that replaced the root's (heapscope.Tracker)
             _report_written(path, session.size, follow)
@@ -172,6 +185,21 @@ def execute(args: argparse.Namespace) -> int:
             # A child forked by the program (without exec) that ran on to the end.
             _follow.end(exit_status)
     return status
+
+
+def _start_session(session: CaptureSession, output: Path, *, native: bool) -> bool:
+    """Start recording; with ``--native``, a failure to set up the native hooks is one
+    message on stderr and the program runs untraced (False)."""
+    try:
+        session.start()
+    except HeapscopeError as exc:
+        if not native:
+            raise
+        sys.stderr.write(f"heapscope: error: {exc}; the program runs untraced\n")
+        with contextlib.suppress(OSError):
+            output.unlink()
+        return False
+    return True
 
 
 def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
@@ -184,7 +212,7 @@ def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.Fol
             if old.suffix in (".hsc", ".untraced") and old.is_file():
                 old.unlink()
     directory.mkdir(parents=True, exist_ok=True)
-    return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate)
+    return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate, args.native)
 
 
 def _report_written(path: str, size: int, follow: _follow.FollowConfig | None) -> None:

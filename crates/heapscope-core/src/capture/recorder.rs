@@ -55,6 +55,14 @@ impl<W: Write> Recorder<W> {
                 })
                 .collect();
             self.writer.write(&Record::Frames(frames))?;
+            let native: Vec<u32> = chunk
+                .iter()
+                .filter(|(_, f)| f.native)
+                .map(|(id, _)| *id)
+                .collect();
+            if !native.is_empty() {
+                self.writer.write(&Record::NativeFrames(native))?;
+            }
         }
         for chunk in delta.new_stacks.chunks(CHUNK) {
             let stacks = chunk

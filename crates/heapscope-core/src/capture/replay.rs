@@ -127,6 +127,7 @@ impl State {
                         filename,
                         function: f.function.into(),
                         lineno: f.lineno,
+                        native: false,
                     };
                     self.frame_ids
                         .insert(f.id, self.profile.frames.len() as FrameId);
@@ -201,11 +202,23 @@ impl State {
                     self.profile.stacks[i].domain = d.domain;
                 }
             }
+            Record::NativeFrames(ids) => self.mark_native(&ids),
             Record::End { t_ms } => self.end_time = Some(t_ms),
             Record::Process { ppid } => self.ppid = Some(ppid),
             Record::Exit(status) => self.exit = Some(status),
         }
         Ok(())
+    }
+
+    /// NATIVE_FRAMES: these frames (already defined) are native ones.
+    fn mark_native(&mut self, ids: &[u32]) {
+        for id in ids {
+            if let Some(&i) = self.frame_ids.get(id) {
+                if let Some(frame) = self.profile.frames.get_mut(i as usize) {
+                    frame.native = true;
+                }
+            }
+        }
     }
 
     fn finish(self, truncated: bool) -> Profile {

@@ -32,6 +32,9 @@ pub mod kind {
     pub const PROCESS: u8 = 9;
     /// How the process ended (before END).
     pub const EXIT: u8 = 10;
+    /// Frames that are native (C) frames (`--native`). Added in format version 1 as a new
+    /// kind: readers that predate it skip it and show those frames as Python frames.
+    pub const NATIVE_FRAMES: u8 = 11;
 }
 
 /// How a process ended, as far as it could tell itself.
@@ -207,6 +210,8 @@ pub enum Record {
     ThreadNames(Vec<ThreadName>),
     /// Domains of stacks first seen (only stacks of a domain other than 0).
     StackDomains(Vec<StackDomain>),
+    /// Ids of frames first seen that are native (C) frames.
+    NativeFrames(Vec<u32>),
     /// The process was started by the process `ppid` (a child of the traced program).
     Process {
         /// The parent's process id.
@@ -266,6 +271,7 @@ impl Record {
             Record::Samples(_) => kind::SAMPLES,
             Record::ThreadNames(_) => kind::THREAD_NAMES,
             Record::StackDomains(_) => kind::STACK_DOMAINS,
+            Record::NativeFrames(_) => kind::NATIVE_FRAMES,
             Record::End { .. } => kind::END,
             Record::Process { .. } => kind::PROCESS,
             Record::Exit(_) => kind::EXIT,
@@ -346,6 +352,12 @@ impl Record {
                 for d in domains {
                     put_varint(buf, u64::from(d.stack));
                     put_varint(buf, u64::from(d.domain));
+                }
+            }
+            Record::NativeFrames(ids) => {
+                put_varint(buf, ids.len() as u64);
+                for &id in ids {
+                    put_varint(buf, u64::from(id));
                 }
             }
             Record::End { t_ms } => put_varint(buf, *t_ms),
@@ -447,6 +459,7 @@ impl Record {
                 }
                 Record::StackDomains(domains)
             }
+            kind::NATIVE_FRAMES => Record::NativeFrames(decode_ids(&mut d)?),
             kind::END => Record::End { t_ms: d.varint()? },
             kind::PROCESS => Record::Process {
                 ppid: d.varint_u32()?,
@@ -457,6 +470,15 @@ impl Record {
         d.finish()?;
         Ok(Some(record))
     }
+}
+
+fn decode_ids(d: &mut Decoder<'_>) -> Result<Vec<u32>, CorruptKind> {
+    let n = d.count(1)?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(d.varint_u32()?);
+    }
+    Ok(ids)
 }
 
 fn decode_counters(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {

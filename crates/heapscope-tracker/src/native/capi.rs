@@ -19,6 +19,10 @@ pub extern "C" fn track(domain: c_uint, ptr: usize, size: usize) -> c_int {
     if !is_tracing() {
         return -2;
     }
+    if super::native_on() && super::journal::holds(ptr) {
+        // `--native` saw this block's malloc already (numpy's buffers): counted once.
+        return 0;
+    }
     with_gil(|| {
         // SAFETY: this thread holds the GIL (with_gil); no other state reference is alive.
         match unsafe { state() } {

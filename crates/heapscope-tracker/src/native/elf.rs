@@ -79,6 +79,8 @@ pub struct ObjectInfo {
     pub relro: Option<(usize, usize)>,
     /// True if one of the object's loadable segments holds `probe` (an address of ours).
     pub holds_probe: bool,
+    /// The object's path as the loader recorded it (empty for the main program).
+    pub name: &'static [u8],
 }
 
 /// Calls `f` with each loaded object, under the loader's lock. The callback may read and write
@@ -244,6 +246,13 @@ unsafe fn describe(info: &libc::dl_phdr_info, probe: usize) -> Option<(ObjectInf
             key: ObjectKey { base, dynamic },
             relro,
             holds_probe,
+            name: if info.dlpi_name.is_null() {
+                &[]
+            } else {
+                // SAFETY: the loader's NUL-terminated name of a mapped object; it lives as long
+                // as the object, and callers use it only during the scan.
+                unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes()
+            },
         },
         d,
     ))

@@ -28,6 +28,8 @@ pub struct Interposer {
     own: usize,
     objects: HashMap<ObjectKey, Vec<Patch>>,
     page: usize,
+    /// Objects (by path) whose imports are left alone.
+    skip: fn(&[u8]) -> bool,
 }
 
 impl Interposer {
@@ -41,7 +43,14 @@ impl Interposer {
             own,
             objects: HashMap::new(),
             page,
+            skip: |_| false,
         }
+    }
+
+    /// The same, leaving alone the objects whose path `skip` accepts.
+    pub fn skipping(mut self, skip: fn(&[u8]) -> bool) -> Interposer {
+        self.skip = skip;
+        self
     }
 
     /// Patch every loaded object not patched yet, and forget objects that were unloaded.
@@ -54,11 +63,16 @@ impl Interposer {
     pub unsafe fn scan(&mut self) -> usize {
         let mut seen: Vec<ObjectKey> = Vec::new();
         let mut count = 0;
-        let (names, replacements, page) = (&self.names, &self.replacements, self.page);
+        let (names, replacements, page, skip) =
+            (&self.names, &self.replacements, self.page, self.skip);
         let objects = &mut self.objects;
         let each = |obj: &ObjectInfo, dynamic: &Dynamic| {
             seen.push(obj.key);
             if obj.holds_probe || objects.contains_key(&obj.key) {
+                return;
+            }
+            if skip(obj.name) {
+                objects.insert(obj.key, Vec::new());
                 return;
             }
             // SAFETY: inside for_each_object: the object is mapped.

@@ -44,6 +44,8 @@ pub struct CaptureOptions {
     pub sample_rate: Option<u64>,
     /// The parent process, for the capture of a child of the traced program.
     pub ppid: Option<u32>,
+    /// Trace native allocations too (`--native`).
+    pub native: bool,
 }
 
 /// A tracer drain waiting to be written; [`write`] applies them in the order drained.
@@ -129,6 +131,7 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
     let options = crate::Options {
         by_thread: true,
         sample_rate: opts.sample_rate,
+        native: opts.native,
     };
     backend::start(gil, u32::from(opts.trace_limit), options)?;
     let start = Instant::now();

@@ -54,6 +54,26 @@ impl RawFrame {
     pub fn dead_index(&self) -> u32 {
         (self.code as usize >> 1) as u32
     }
+
+    /// A native frame (`--native`): the return address `ip` of a C function, tagged so no
+    /// code object address (aligned) nor tombstone (odd) can equal it. Symbolized when read.
+    pub fn native(ip: usize) -> RawFrame {
+        RawFrame {
+            code: (ip << 2 | 2) as *mut c_void,
+            offset: 0,
+        }
+    }
+
+    /// True for a frame made by [`RawFrame::native`].
+    #[inline]
+    pub fn is_native(&self) -> bool {
+        self.code as usize & 3 == 2
+    }
+
+    /// The instruction address of a native frame.
+    pub fn native_ip(&self) -> usize {
+        self.code as usize >> 2
+    }
 }
 
 /// What a stack walk found.

@@ -1,0 +1,118 @@
+"""``--native``: heapscope run --native beside memray run --native, on a numpy-heavy and a
+pure-Python workload.
+
+Each round runs every configuration once, in turn (so the machine's load hits them alike), in a
+fresh process started by the small launcher (`_apps_launch.py`) that measures its wall time.
+Printed: the median wall time per configuration, the time each tracer adds over the untraced
+median, and heapscope's added time as a share of memray's (issue 13 aims at 0.5 or less).
+memray without ``--trace-python-allocators`` sees pymalloc's arenas, not every Python object,
+while heapscope run traces every Python allocation too: the columns without ``--native`` show
+what each tool costs before native tracing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _apps import LAUNCH
+from _configs import workload_args
+from _inspect import Section
+from _report import fmt, median, table
+
+WORKLOADS = ["numpy_arrays", "records"]
+UNTRACED, HS_RUN, HS_NATIVE, MEMRAY, MEMRAY_NATIVE = (
+    "untraced",
+    "hs-run",
+    "hs-run --native",
+    "memray",
+    "memray --native",
+)
+CONFIGS = [UNTRACED, HS_RUN, HS_NATIVE, MEMRAY, MEMRAY_NATIVE]
+TARGET = 0.5
+TIMEOUT_S = 900
+
+
+def command(config: str, script_args: list[str], capture: Path) -> list[str]:
+    """The command line of one configuration."""
+    py = sys.executable
+    if config == UNTRACED:
+        return [py, *script_args]
+    if config in (HS_RUN, HS_NATIVE):
+        native = ["--native"] if config == HS_NATIVE else []
+        return [py, "-m", "heapscope", "run", *native, "-o", str(capture), *script_args]
+    native = ["--native"] if config == MEMRAY_NATIVE else []
+    return [py, "-m", "memray", "run", *native, "-q", "-f", "-o", str(capture), *script_args]
+
+
+def run_once(config: str, script_args: list[str], env: dict[str, str]) -> float | str:
+    """Wall seconds of one run, or why it failed."""
+    with tempfile.TemporaryDirectory(prefix="hsnative-") as tmp:
+        result = Path(tmp) / "launch.json"
+        cmd = [sys.executable, str(LAUNCH), "--timeout", str(TIMEOUT_S), str(result)]
+        cmd += command(config, script_args, Path(tmp) / "cap")
+        subprocess.run(cmd, env=env, cwd=tmp, timeout=TIMEOUT_S + 60, check=True)
+        launch = json.loads(result.read_text())
+        if launch.get("returncode") != 0:
+            tail = "\n".join(str(launch.get("stderr", "")).strip().splitlines()[-6:])
+            return f"exit {launch.get('returncode')}: {tail}"
+        return float(launch["wall"])
+
+
+def available(env: dict[str, str]) -> bool:
+    """True if memray can be imported (the bench extra)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", "import memray"], env=env, capture_output=True, check=False
+    )
+    return proc.returncode == 0
+
+
+def section(env: dict[str, str], size: str, rounds: int) -> Section:
+    """Measure and render the section."""
+    configs = CONFIGS if available(env) else [UNTRACED, HS_RUN, HS_NATIVE]
+    crashes: list[str] = []
+    rows = []
+    figures: dict[str, float | None] = {}
+    worst: float | None = None
+    for name in WORKLOADS:
+        args = workload_args(name, size)
+        walls: dict[str, list[float]] = {c: [] for c in configs}
+        for _ in range(rounds):
+            for config in configs:
+                got = run_once(config, args, env)
+                if isinstance(got, str):
+                    crashes.append(f"native/{name}/{config}: {got}")
+                else:
+                    walls[config].append(got)
+        med = {c: median(walls[c]) for c in configs}
+        base = med[UNTRACED]
+
+        def added(config: str, med: dict[str, float | None] = med, base: float | None = base):
+            value = med.get(config)
+            return None if value is None or base is None else value - base
+
+        share = None
+        hs, mem = added(HS_NATIVE), added(MEMRAY_NATIVE)
+        if hs is not None and mem is not None and mem > 0:
+            share = hs / mem
+            worst = share if worst is None else max(worst, share)
+        rows.append(
+            [
+                name,
+                *(fmt(med[c], ".2f", " s") for c in configs),
+                *(fmt(added(c), "+.2f", " s") for c in configs[1:]),
+                fmt(share, ".2f"),
+            ]
+        )
+    figures["native_vs_memray"] = worst
+    header = [
+        "workload",
+        *(f"{c} (median)" for c in configs),
+        *(f"{c} added" for c in configs[1:]),
+        "hs --native added / memray --native added",
+    ]
+    text = table(header, rows, f"--native beside memray --native ({rounds} rounds, size {size})")
+    return Section(text, figures, crashes)

@@ -1,0 +1,359 @@
+//! The journal of native allocations (`--native`): what the malloc-family hooks saw, in order,
+//! until the next GIL holder interns it.
+//!
+//! The hooks run in any thread, with or without the GIL (C threads with no Python thread state
+//! too), so they cannot touch the GIL-owned interner or counters. Each event is appended here
+//! under a spinlock (a few words, plus the captured frames) and `PENDING` is raised; the next
+//! GIL holder (any traced Python allocation, a snapshot, the profiler's drain, a dying code
+//! object) applies the events in order: an allocation is interned and entered in the
+//! tracked-blocks table in [`NATIVE_DOMAIN`], a free removes it.
+//!
+//! The set of live native addresses is kept here too, synchronously, so that a free of a block
+//! that was never traced (allocated before `start`, or by libc itself) costs a hash probe and
+//! no event, and so that `PyTraceMalloc_Track` can tell a block the malloc hook already saw
+//! (numpy's buffers: counted once, as the malloc).
+//!
+//! Anonymous mappings are kept in an ordered map so that a partial `munmap` can carve them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use hashbrown::HashSet;
+pub use heapscope_core::NATIVE_DOMAIN;
+
+use crate::spin::SpinLock;
+use crate::stack::{mix, RawFrame};
+use crate::state::{State, PENDING, RAW};
+
+/// An allocation: `[header, addr, size, thread, frames...]`.
+const ALLOC: u64 = 1;
+/// A free: `[header, addr]`.
+const FREE: u64 = 2;
+/// Part of a mapping unmapped: `[header, old start, pieces..., (start, len) each]`, the
+/// header's count field holding the number of pieces left (0, 1 or 2).
+const CARVE: u64 = 3;
+
+/// The journal and the live set.
+#[derive(Default)]
+pub struct Journal {
+    words: Vec<u64>,
+    live: HashSet<usize>,
+    maps: BTreeMap<usize, usize>,
+}
+
+pub static JOURNAL: SpinLock<Option<Journal>> = SpinLock::new(None);
+
+/// One event's header word: kind, Python frames written, native frames written, and the
+/// Python frames the stack had.
+fn header(kind: u64, npy: usize, nnative: usize, total_py: u16) -> u64 {
+    kind | (npy as u64 & 0xffff) << 8 | (nnative as u64 & 0xffff) << 24 | u64::from(total_py) << 40
+}
+
+fn unpack(h: u64) -> (u64, usize, usize, u16) {
+    (
+        h & 0xff,
+        (h >> 8 & 0xffff) as usize,
+        (h >> 24 & 0xffff) as usize,
+        (h >> 40 & 0xffff) as u16,
+    )
+}
+
+/// What an allocation hook captured.
+pub struct Site<'a> {
+    pub thread: u64,
+    pub py: &'a [RawFrame],
+    pub total_py: u16,
+    pub native: &'a [usize],
+}
+
+/// Start journaling (forgetting anything from before).
+pub fn open() {
+    *JOURNAL.lock() = Some(Journal::default());
+}
+
+/// Stop journaling and drop what was not applied.
+pub fn close() {
+    *JOURNAL.lock() = None;
+}
+
+/// Forget everything journaled and every live address (`clear_traces`).
+pub fn clear() {
+    if let Some(j) = JOURNAL.lock().as_mut() {
+        *j = Journal::default();
+    }
+}
+
+impl Journal {
+    fn push_alloc(&mut self, addr: usize, size: usize, at_site: &Site<'_>) {
+        if !self.live.insert(addr) {
+            // A block freed where the hooks do not see it (by libc itself, or a mapping
+            // unmapped by an object left alone): drop its trace, and its range if it was one.
+            self.words.extend([header(FREE, 0, 0, 0), addr as u64]);
+            self.maps.remove(&addr);
+        }
+        self.words.extend([
+            header(
+                ALLOC,
+                at_site.py.len(),
+                at_site.native.len(),
+                at_site.total_py,
+            ),
+            addr as u64,
+            size as u64,
+            at_site.thread,
+        ]);
+        for f in at_site.py {
+            self.words.extend([f.code as u64, f.offset as u64]);
+        }
+        self.words
+            .extend(at_site.native.iter().map(|&ip| ip as u64));
+    }
+
+    fn push_free(&mut self, addr: usize) -> bool {
+        if self.live.remove(&addr) {
+            self.words.extend([header(FREE, 0, 0, 0), addr as u64]);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Journal an allocation of `size` bytes at `addr` made at `site`; `mapping` for an anonymous
+/// `mmap` (kept for partial unmaps).
+pub fn alloc(addr: usize, size: usize, at_site: &Site<'_>, mapping: bool) {
+    let mut guard = JOURNAL.lock();
+    let Some(j) = guard.as_mut() else {
+        return;
+    };
+    j.push_alloc(addr, size, at_site);
+    if mapping {
+        j.maps.insert(addr, size);
+    }
+    PENDING.store(true, Ordering::Release);
+}
+
+/// Journal a free of `addr` if it is a live native block.
+pub fn free(addr: usize) {
+    let mut guard = JOURNAL.lock();
+    if let Some(j) = guard.as_mut() {
+        if j.push_free(addr) {
+            PENDING.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// True if `addr` is a live native block (a malloc the hooks saw).
+pub fn holds(addr: usize) -> bool {
+    JOURNAL
+        .lock()
+        .as_ref()
+        .is_some_and(|j| j.live.contains(&addr))
+}
+
+/// Journal `munmap(addr, len)`: every traced mapping it overlaps loses the overlap (what is
+/// left of a mapping keeps its traceback).
+pub fn unmap(addr: usize, len: usize, page: usize) {
+    let len = len.div_ceil(page) * page;
+    let end = addr.saturating_add(len);
+    let mut guard = JOURNAL.lock();
+    let Some(j) = guard.as_mut() else {
+        return;
+    };
+    let hit: Vec<(usize, usize)> = j
+        .maps
+        .range(..end)
+        .rev()
+        // Live mappings are disjoint, so their ends are in the order of their starts.
+        .take_while(|&(&s, &l)| s + l > addr)
+        .map(|(&s, &l)| (s, l))
+        .collect();
+    for (s, l) in hit {
+        j.maps.remove(&s);
+        j.live.remove(&s);
+        let mut pieces = [(0usize, 0usize); 2];
+        let mut n = 0;
+        if s < addr {
+            pieces[n] = (s, addr - s);
+            n += 1;
+        }
+        if s + l > end {
+            pieces[n] = (end, s + l - end);
+            n += 1;
+        }
+        j.words.extend([header(CARVE, n, 0, 0), s as u64]);
+        for &(ps, pl) in &pieces[..n] {
+            j.words.extend([ps as u64, pl as u64]);
+            j.maps.insert(ps, pl);
+            j.live.insert(ps);
+        }
+        PENDING.store(true, Ordering::Release);
+    }
+}
+
+impl State {
+    /// Apply the journaled native events (the caller holds the GIL, via `apply_pending`).
+    pub(crate) fn apply_native(&mut self) {
+        let words = match JOURNAL.lock().as_mut() {
+            Some(j) => std::mem::take(&mut j.words),
+            None => return,
+        };
+        let mut frames: Vec<RawFrame> = Vec::new();
+        let mut at = 0;
+        while at < words.len() {
+            let (kind, npy, nnative, total_py) = unpack(words[at]);
+            match kind {
+                ALLOC => {
+                    let (addr, size, thread) = (words[at + 1], words[at + 2], words[at + 3]);
+                    let py = &words[at + 4..at + 4 + 2 * npy];
+                    let ips = &words[at + 4 + 2 * npy..at + 4 + 2 * npy + nnative];
+                    at += 4 + 2 * npy + nnative;
+                    frames.clear();
+                    frames.extend(ips.iter().map(|&ip| RawFrame::native(ip as usize)));
+                    frames.extend(py.chunks_exact(2).map(|w| RawFrame {
+                        code: w[0] as *mut std::ffi::c_void,
+                        offset: w[1] as isize,
+                    }));
+                    if frames.is_empty() {
+                        frames.push(RawFrame::UNKNOWN);
+                    }
+                    let total = total_py.saturating_add(nnative as u16).max(1);
+                    self.native_record(addr as usize, size, thread, &frames, total);
+                }
+                FREE => {
+                    self.native_forget(words[at + 1] as usize);
+                    at += 2;
+                }
+                CARVE => {
+                    let old = words[at + 1] as usize;
+                    let pieces = &words[at + 2..at + 2 + 2 * npy];
+                    at += 2 + 2 * npy;
+                    self.native_carve(old, pieces);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn native_record(
+        &mut self,
+        addr: usize,
+        size: u64,
+        thread: u64,
+        frames: &[RawFrame],
+        total: u16,
+    ) {
+        let hash = frames.iter().fold(0x5bd1_e995, |h, f| {
+            mix(mix(h, f.code as u64), f.offset as u64)
+        });
+        let thread = if self.by_thread { thread } else { 0 };
+        let owner = crate::domains::owner_key(thread, NATIVE_DOMAIN);
+        let (tb, new) = self.interner.intern(frames, total, owner, hash);
+        if new {
+            self.native_new_traceback();
+        }
+        let old = RAW
+            .lock()
+            .as_mut()
+            .and_then(|r| r.domains.insert(NATIVE_DOMAIN, addr, size, tb));
+        if let Some((s, t)) = old {
+            self.stats.free(t, s);
+        }
+        self.stats.alloc(tb, size);
+    }
+
+    fn native_forget(&mut self, addr: usize) {
+        let old = RAW
+            .lock()
+            .as_mut()
+            .and_then(|r| r.domains.remove(NATIVE_DOMAIN, addr));
+        if let Some((s, tb)) = old {
+            self.stats.free(tb, s);
+        }
+    }
+
+    fn native_carve(&mut self, old: usize, pieces: &[u64]) {
+        let mut raw = RAW.lock();
+        let Some(r) = raw.as_mut() else {
+            return;
+        };
+        let Some((size, tb)) = r.domains.remove(NATIVE_DOMAIN, old) else {
+            return;
+        };
+        let mut left = 0u64;
+        for p in pieces.chunks_exact(2) {
+            r.domains.insert(NATIVE_DOMAIN, p[0] as usize, p[1], tb);
+            left += p[1];
+        }
+        drop(raw);
+        self.stats
+            .shrink(tb, size.saturating_sub(left), pieces.len() / 2);
+    }
+}
+
+/// Traceback ids are dense: a new one needs its counters (the same as for Python stacks).
+impl State {
+    fn native_new_traceback(&mut self) {
+        self.stats.push_tb();
+        for &node in self.interner.fresh() {
+            let frame = self.interner.node_frame(node);
+            self.codes.add(node, frame);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{header, unpack, ALLOC, CARVE, JOURNAL};
+
+    /// Partial unmaps carve the traced mappings they overlap, and only those.
+    #[test]
+    fn munmap_carves_mappings() {
+        let site = super::Site {
+            thread: 1,
+            py: &[],
+            total_py: 0,
+            native: &[0x1234],
+        };
+        let page = 4096;
+        super::open();
+        super::alloc(0x10_0000, 16 * page, &site, true);
+        super::alloc(0x20_0000, 4 * page, &site, true);
+        super::alloc(0x30_0000, 100, &site, false);
+        // A hole of 4 pages, 4 pages in; then the first page of the second mapping.
+        super::unmap(0x10_0000 + 4 * page, 4 * page, page);
+        super::unmap(0x20_0000, 1, page);
+        // The tail of nothing traced.
+        super::unmap(0x40_0000, page, page);
+        let maps: Vec<(usize, usize)> = JOURNAL
+            .lock()
+            .as_ref()
+            .map(|j| j.maps.iter().map(|(&a, &b)| (a, b)).collect())
+            .unwrap_or_default();
+        assert_eq!(
+            maps,
+            vec![
+                (0x10_0000, 4 * page),
+                (0x10_0000 + 8 * page, 8 * page),
+                (0x20_0000 + page, 3 * page),
+            ]
+        );
+        assert!(super::holds(0x30_0000));
+        assert!(super::holds(0x10_0000 + 8 * page));
+        assert!(!super::holds(0x20_0000));
+        super::free(0x30_0000);
+        assert!(!super::holds(0x30_0000));
+        super::close();
+        assert!(!super::holds(0x10_0000));
+    }
+
+    #[test]
+    fn headers_round_trip() {
+        assert_eq!(unpack(header(ALLOC, 3, 17, 900)), (ALLOC, 3, 17, 900));
+        assert_eq!(unpack(header(CARVE, 2, 0, 0)), (CARVE, 2, 0, 0));
+        assert_eq!(
+            unpack(header(ALLOC, 0xffff, 0xffff, u16::MAX)),
+            (ALLOC, 0xffff, 0xffff, u16::MAX)
+        );
+    }
+}

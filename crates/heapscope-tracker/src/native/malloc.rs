@@ -1,0 +1,272 @@
+//! The malloc family and `mmap`/`munmap` as other objects call them while `--native` traces:
+//! each replacement calls the real function (heapscope's own module is never patched, so its
+//! calls reach the C library, or whatever allocator the process preloaded) and journals the
+//! block with the calling thread's native and Python stacks (`journal.rs`).
+//!
+//! Re-entrancy: a thread-local flag is set while a hook records, so whatever the unwinder, the
+//! journal or a signal handler allocates on this thread passes through untraced. Blocks the
+//! interpreter's allocators take while heapscope's PyMem hooks run (pymalloc's arenas, the RAW
+//! domain's mallocs, the GIL's state) are already Python memory and pass through too
+//! (`hooks::inside_pymem_hook`).
+//!
+//! Stopping: `stop` clears `ON` and waits until no hook is between its check of `ON` and the
+//! end of its stack walk (`INFLIGHT`), so that once tracing stopped no hook reads a Python
+//! thread state the interpreter may be tearing down.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::{journal, unwind};
+use crate::stack::{FrameLayout, RawFrame};
+
+/// Python frames a native event keeps at most (the traceback limit, capped: the frames are
+/// captured on the hook's stack).
+const MAX_PY: usize = 128;
+/// Native frames a native event keeps at most.
+const MAX_NATIVE: usize = 64;
+
+static ON: AtomicBool = AtomicBool::new(false);
+static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
+static LAYOUT: AtomicUsize = AtomicUsize::new(0);
+static FLOOR: AtomicUsize = AtomicUsize::new(0);
+static PAGE: AtomicUsize = AtomicUsize::new(4096);
+
+thread_local! {
+    /// Set while this thread records a native event.
+    static GUARD: Cell<bool> = const { Cell::new(false) };
+}
+
+extern "C" {
+    fn valloc(size: usize) -> *mut c_void;
+    fn pvalloc(size: usize) -> *mut c_void;
+    fn PyGILState_GetThisThreadState() -> *mut c_void;
+}
+
+/// The functions replaced, with their replacements.
+pub fn targets() -> [(&'static CStr, usize); 13] {
+    [
+        (c"malloc", malloc as *const () as usize),
+        (c"calloc", calloc as *const () as usize),
+        (c"realloc", realloc as *const () as usize),
+        (c"free", free as *const () as usize),
+        (c"posix_memalign", posix_memalign as *const () as usize),
+        (c"aligned_alloc", aligned_alloc as *const () as usize),
+        (c"memalign", memalign as *const () as usize),
+        (c"valloc", valloc_hook as *const () as usize),
+        (c"pvalloc", pvalloc_hook as *const () as usize),
+        (c"mmap", mmap as *const () as usize),
+        (c"mmap64", mmap as *const () as usize),
+        (c"munmap", munmap as *const () as usize),
+        (c"cfree", free as *const () as usize),
+    ]
+}
+
+/// Start recording (before any slot is patched).
+pub fn start(layout: &'static FrameLayout) {
+    // SAFETY: sysconf is always safe to call.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    PAGE.store(page, Ordering::Relaxed);
+    LAYOUT.store(std::ptr::from_ref(layout) as usize, Ordering::Relaxed);
+    unwind::prepare();
+    journal::open();
+    ON.store(true, Ordering::SeqCst);
+}
+
+/// Stop recording and wait for hooks that are reading stacks.
+pub fn stop() {
+    ON.store(false, Ordering::SeqCst);
+    while INFLIGHT.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+    journal::close();
+}
+
+/// True while recording.
+pub fn is_on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// The interpreter frame below which Python stacks stop (the runner's), as `set_stack_floor`.
+pub fn set_floor(frame: usize) {
+    FLOOR.store(frame, Ordering::Relaxed);
+}
+
+/// After `fork()` in the child: the threads that were inside hooks are gone.
+pub fn after_fork_in_child() {
+    INFLIGHT.store(0, Ordering::SeqCst);
+}
+
+/// Enter a recording hook, or `false` if this call must pass through.
+#[inline(always)]
+fn enter() -> bool {
+    if !ON.load(Ordering::Relaxed) || GUARD.get() || crate::hooks::inside_pymem_hook() {
+        return false;
+    }
+    INFLIGHT.fetch_add(1, Ordering::SeqCst);
+    if !ON.load(Ordering::SeqCst) {
+        INFLIGHT.fetch_sub(1, Ordering::SeqCst);
+        return false;
+    }
+    GUARD.set(true);
+    true
+}
+
+fn leave() {
+    GUARD.set(false);
+    INFLIGHT.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Journal a new block with the calling thread's stacks.
+#[inline(never)]
+fn record(addr: *mut c_void, size: usize, mapping: bool) {
+    if addr.is_null() || !enter() {
+        return;
+    }
+    let mut ips = [0usize; MAX_NATIVE];
+    let (nnative, _) = unwind::capture(&mut ips);
+    let mut py = [RawFrame::UNKNOWN; MAX_PY];
+    let limit = (crate::traceback_limit() as usize).min(MAX_PY);
+    // SAFETY: a TSS read of this thread's state (null if it has none); valid with or without
+    // the GIL.
+    let tstate = unsafe { PyGILState_GetThisThreadState() };
+    let layout = LAYOUT.load(Ordering::Relaxed) as *const FrameLayout;
+    let (npy, total_py) = if tstate.is_null() || layout.is_null() {
+        (0, 0)
+    } else {
+        // SAFETY: `layout` was stored from a `&'static FrameLayout` by `start`. `tstate` is
+        // this thread's, and its frames cannot change while this thread is in the hook (a
+        // thread's own frames are only pushed and popped by itself); `stop` waits for this
+        // walk before the interpreter can go away.
+        let c = unsafe {
+            ((*layout).capture)(
+                tstate,
+                &mut py[..limit],
+                FLOOR.load(Ordering::Relaxed) as *const c_void,
+            )
+        };
+        (c.nframe, c.total_nframe)
+    };
+    // SAFETY: gettid has no failure mode.
+    let thread = u64::try_from(unsafe { libc::gettid() }).unwrap_or(0);
+    let here = journal::Site {
+        thread,
+        py: &py[..npy],
+        total_py,
+        native: &ips[..nnative],
+    };
+    journal::alloc(addr as usize, size, &here, mapping);
+    leave();
+}
+
+/// Journal the free of a block (before it is freed: see `hooks.rs`).
+#[inline(always)]
+fn forget(addr: *mut c_void) {
+    if addr.is_null() || !ON.load(Ordering::Relaxed) || GUARD.get() {
+        return;
+    }
+    GUARD.set(true);
+    journal::free(addr as usize);
+    GUARD.set(false);
+}
+
+unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    // SAFETY: the caller's call, passed on.
+    let p = unsafe { libc::malloc(size) };
+    record(p, size, false);
+    p
+}
+
+unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    // SAFETY: as above.
+    let p = unsafe { libc::calloc(n, size) };
+    record(p, n.wrapping_mul(size), false);
+    p
+}
+
+unsafe extern "C" fn realloc(old: *mut c_void, size: usize) -> *mut c_void {
+    forget(old);
+    // SAFETY: as above.
+    let p = unsafe { libc::realloc(old, size) };
+    record(p, size, false);
+    p
+}
+
+unsafe extern "C" fn free(p: *mut c_void) {
+    forget(p);
+    // SAFETY: as above.
+    unsafe { libc::free(p) };
+}
+
+unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    // SAFETY: as above.
+    let r = unsafe { libc::posix_memalign(out, align, size) };
+    if r == 0 && !out.is_null() {
+        // SAFETY: on success the C library wrote the block's address to `out`.
+        record(unsafe { *out }, size, false);
+    }
+    r
+}
+
+unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: as above.
+    let p = unsafe { libc::aligned_alloc(align, size) };
+    record(p, size, false);
+    p
+}
+
+unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    // SAFETY: as above.
+    let p = unsafe { libc::memalign(align, size) };
+    record(p, size, false);
+    p
+}
+
+unsafe extern "C" fn valloc_hook(size: usize) -> *mut c_void {
+    // SAFETY: as above.
+    let p = unsafe { valloc(size) };
+    record(p, size, false);
+    p
+}
+
+unsafe extern "C" fn pvalloc_hook(size: usize) -> *mut c_void {
+    // SAFETY: as above.
+    let p = unsafe { pvalloc(size) };
+    let page = PAGE.load(Ordering::Relaxed);
+    record(p, size.div_ceil(page).max(1) * page, false);
+    p
+}
+
+unsafe extern "C" fn mmap(
+    addr: *mut c_void,
+    len: usize,
+    prot: c_int,
+    flags: c_int,
+    fd: c_int,
+    offset: libc::off_t,
+) -> *mut c_void {
+    if flags & libc::MAP_FIXED != 0 && ON.load(Ordering::Relaxed) && !GUARD.get() {
+        // The new mapping replaces whatever was there.
+        GUARD.set(true);
+        journal::unmap(addr as usize, len, PAGE.load(Ordering::Relaxed));
+        GUARD.set(false);
+    }
+    // SAFETY: as above.
+    let p = unsafe { libc::mmap(addr, len, prot, flags, fd, offset) };
+    // Only anonymous mappings take memory of their own; a file mapping is the page cache.
+    if p != libc::MAP_FAILED && flags & libc::MAP_ANONYMOUS != 0 {
+        let page = PAGE.load(Ordering::Relaxed);
+        record(p, len.div_ceil(page) * page, true);
+    }
+    p
+}
+
+unsafe extern "C" fn munmap(addr: *mut c_void, len: usize) -> c_int {
+    if !addr.is_null() && ON.load(Ordering::Relaxed) && !GUARD.get() {
+        GUARD.set(true);
+        journal::unmap(addr as usize, len, PAGE.load(Ordering::Relaxed));
+        GUARD.set(false);
+    }
+    // SAFETY: as above.
+    unsafe { libc::munmap(addr, len) }
+}

@@ -1,0 +1,215 @@
+"""``heapscope run --native``: known answers for what native code allocates.
+
+An extension module compiled here mallocs known sizes at known Python lines (some kept at
+exit, some freed), a C library and a C++ library are loaded with ctypes after tracing started,
+an anonymous mapping is partly unmapped, and a thread that C starts (no Python thread state)
+allocates. Each block must appear once, in the native domain, at the right line, with the C
+frames above the Python stack.
+"""
+
+from __future__ import annotations
+
+import mmap as mmap_module
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ._helpers import heapscope, report_json
+from ._native_build import build_ctypes_lib, build_cxx_lib, build_extension, native_env
+
+pytestmark = pytest.mark.timeout(180)
+
+NATIVE_DOMAIN = 0x6E617476
+# C++ new/delete is checked where a C++ compiler is installed (not in the Python root).
+HAVE_CXX = bool(shutil.which("c++") or shutil.which("g++"))
+PAGE = mmap_module.PAGESIZE
+
+PROGRAM = """\
+import ctypes
+import sys
+
+import nativeext
+
+held = None
+
+
+def keep():
+    for _ in range(3):
+        nativeext.take(1_000_003, 1)  # KEEP
+    nativeext.take(7_000_000, 0)  # TEMP
+
+
+def via_ctypes():
+    global held
+    lib = ctypes.CDLL(sys.argv[1])
+    lib.nx_lib_alloc.restype = ctypes.c_void_p
+    lib.nx_lib_alloc.argtypes = [ctypes.c_size_t]
+    held = lib.nx_lib_alloc(2_000_000)  # CTYPES
+
+
+def via_cxx():
+    if len(sys.argv) < 3:  # no C++ compiler here
+        return
+    lib = ctypes.CDLL(sys.argv[2])
+    lib.nx_cxx_new.argtypes = [ctypes.c_size_t, ctypes.c_int]
+    lib.nx_cxx_new(500_000, 1)  # CXX_KEEP
+    lib.nx_cxx_new(300_000, 0)  # CXX_TEMP
+
+
+keep()
+via_ctypes()
+via_cxx()
+nativeext.map(16, 4, 4)  # MMAP
+nativeext.c_thread(250_000, 4)
+nativeext.family(100_000)  # FAMILY
+"""
+
+
+def line_of(marker: str) -> int:
+    return next(i for i, line in enumerate(PROGRAM.splitlines(), 1) if f"# {marker}" in line)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("native")
+    built = {"ext": build_extension(tmp), "lib": build_ctypes_lib(tmp)}
+    if shutil.which("c++") or shutil.which("g++"):
+        built["cxx"] = build_cxx_lib(tmp)
+    return built
+
+
+@pytest.fixture(scope="module")
+def capture(
+    built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    tmp = built["ext"].parent
+    script = tmp / "prog.py"
+    script.write_text(PROGRAM)
+    env = native_env(tmp)
+    out = tmp_path_factory.mktemp("cap") / "native.hsc"
+    libs = [built["lib"], *([built["cxx"]] if "cxx" in built else [])]
+    proc = heapscope("run", "--native", "-o", out, script, *libs, cwd=tmp, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return out, env
+
+
+def native_rows(report: dict[str, Any], script: str) -> dict[int, tuple[int, int]]:
+    """(size, count) of the native rows of the program's lines."""
+    return {
+        r["line"]: (r["size"], r["count"])
+        for r in report["rows"]
+        if r["domain"] == NATIVE_DOMAIN and r["file"] == script
+    }
+
+
+def test_blocks_kept_at_exit_are_at_their_lines(capture: tuple[Path, dict[str, str]]) -> None:
+    out, env = capture
+    report = report_json(out, env, "--at", "end", "-n", "1000")
+    script = next(r["file"] for r in report["rows"] if r["file"].endswith("prog.py"))
+    rows = native_rows(report, script)
+    assert rows[line_of("KEEP")] == (3 * 1_000_003, 3)
+    assert rows[line_of("CTYPES")] == (2_000_000, 1)
+    # 16 pages mapped, 4 unmapped from the middle: two pieces of 4 and 8 pages.
+    assert rows[line_of("MMAP")] == (12 * PAGE, 2)
+    # calloc, realloc (grown: the first block is gone), posix_memalign, aligned_alloc.
+    assert rows[line_of("FAMILY")] == (4 * 100_000, 4)
+    assert line_of("TEMP") not in rows
+
+
+@pytest.mark.skipif(not HAVE_CXX, reason="no C++ compiler (c++/g++) installed")
+def test_cxx_new_and_delete(capture: tuple[Path, dict[str, str]]) -> None:
+    out, env = capture
+    end = report_json(out, env, "--at", "end", "-n", "1000")
+    script = next(r["file"] for r in end["rows"] if r["file"].endswith("prog.py"))
+    size, count = native_rows(end, script)[line_of("CXX_KEEP")]
+    # new char[500000], plus the std::vector's own array (a pointer) made by push_back.
+    assert 500_000 <= size <= 500_000 + 64 and count == 2, (size, count)
+    assert line_of("CXX_TEMP") not in native_rows(end, script)
+    total = native_rows(report_json(out, env, "--at", "total", "-n", "1000"), script)
+    assert total[line_of("CXX_TEMP")] == (300_000, 1)
+
+
+def test_freed_blocks_count_in_the_total(capture: tuple[Path, dict[str, str]]) -> None:
+    out, env = capture
+    report = report_json(out, env, "--at", "total", "-n", "1000")
+    script = next(r["file"] for r in report["rows"] if r["file"].endswith("prog.py"))
+    rows = native_rows(report, script)
+    assert rows[line_of("TEMP")] == (7_000_000, 1)
+    # 16 pages mapped once; the partial unmap is no new allocation.
+    assert rows[line_of("MMAP")] == (16 * PAGE, 1)
+
+
+def test_a_thread_c_started_has_only_native_frames(capture: tuple[Path, dict[str, str]]) -> None:
+    out, env = capture
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
+    rows = [
+        r
+        for r in report["rows"]
+        if r["domain"] == NATIVE_DOMAIN and r["stack"] and r["stack"][0]["function"] == "nx_grab"
+    ]
+    threaded = [r for r in rows if all(f["native"] for f in r["stack"])]
+    assert sum(r["size"] for r in threaded) == 4 * 250_000, threaded
+    functions = [f["function"] for f in threaded[0]["stack"]]
+    assert functions[:2] == ["nx_grab", "nx_thread_body"], functions
+
+
+def test_stacks_interleave_c_frames_above_the_python_line(
+    capture: tuple[Path, dict[str, str]],
+) -> None:
+    out, env = capture
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
+    rows = [
+        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of("KEEP")
+    ]
+    # The interpreter may reach the C function through different C paths on the loop's first
+    # and later calls (3.15's specializing interpreter does): several stacks, one line.
+    assert sum(r["size"] for r in rows) == 3 * 1_000_003, rows
+    for row in rows:
+        check_keep_stack(row["stack"])
+    # --hide-native leaves the Python frames only.
+    hidden = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000", "--hide-native")
+    for r in hidden["rows"]:
+        assert not any(f["native"] for f in r["stack"]), r
+
+
+def check_keep_stack(stack: list[dict[str, Any]]) -> None:
+    """The stack of a block of the KEEP line: C frames, innermost first, then Python."""
+    assert stack[0]["function"] == "nx_grab" and stack[0]["native"], stack[0]
+    # Built with -g: the DWARF names the source file and the line of the malloc call.
+    assert stack[0]["file"].endswith("nativeext.c") and stack[0]["line"] > 0, stack[0]
+    assert stack[1]["function"] == "take" and stack[1]["file"].endswith("nativeext.c"), stack[1]
+    python = [f for f in stack if not f["native"]]
+    assert python[0]["line"] == line_of("KEEP") and python[0]["function"] == "keep", python
+    first_python = stack.index(python[0])
+    assert all(f["native"] for f in stack[:first_python])
+
+
+def test_text_report_names_the_python_line_and_marks_native(
+    capture: tuple[Path, dict[str, str]],
+) -> None:
+    out, env = capture
+    proc = heapscope("report", out, "--at", "end", "-n", "50", cwd=out.parent, env=env)
+    assert proc.returncode == 0, proc.stderr
+    keep = next(line for line in proc.stdout.splitlines() if f"prog.py:{line_of('KEEP')}" in line)
+    assert "[native]" in keep and "keep" in keep, keep
+    collapsed = heapscope(
+        "export", out, "-f", "collapsed", "-o", out.with_suffix(".txt"), cwd=out.parent, env=env
+    )
+    assert collapsed.returncode == 0, collapsed.stderr
+    text = out.with_suffix(".txt").read_text()
+    assert "nx_grab [native] (" in text
+    hidden = heapscope(
+        "export",
+        out,
+        "-f",
+        "collapsed",
+        "--hide-native",
+        "-o",
+        out.with_suffix(".hidden.txt"),
+        cwd=out.parent,
+        env=env,
+    )
+    assert hidden.returncode == 0, hidden.stderr
+    assert "[native] (" not in out.with_suffix(".hidden.txt").read_text()
