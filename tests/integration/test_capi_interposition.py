@@ -98,8 +98,13 @@ def test_a_library_loaded_after_start_reports_to_heapscope(library: Path) -> Non
     root = str(Path(heapscope.__file__).resolve().parent.parent)
     script = library.parent / "program.py"
     script.write_text(PROGRAM)
+    _expect_ok(root, script, library)
+
+
+def _expect_ok(root: str, script: Path, *args: object) -> None:
+    """Run ``script`` with heapscope importable; it must exit 0 having printed ``ok``."""
     proc = subprocess.run(
-        [sys.executable, str(script), str(library)],
+        [sys.executable, str(script), *map(str, args)],
         env={**os.environ, "PYTHONPATH": root},
         capture_output=True,
         text=True,
@@ -338,12 +343,4 @@ def test_untrack_in_domain_zero_forgets_the_allocators_trace(
     root = str(Path(heapscope.__file__).resolve().parent.parent)
     script = tmp_path / "domain_zero.py"
     script.write_text(DOMAIN_ZERO)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(library), module],
-        env={**os.environ, "PYTHONPATH": root},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "ok"
+    _expect_ok(root, script, library, module)

@@ -42,14 +42,15 @@ struct Rela {
     addend: i64,
 }
 
+/// `Elf64_Sym`.
 #[repr(C)]
-struct Sym {
+pub(super) struct Sym {
     name: u32,
     info: u8,
     other: u8,
     shndx: u16,
     value: u64,
-    size: u64,
+    pub(super) size: u64,
 }
 
 /// One GOT slot bound to a wanted symbol.

@@ -96,15 +96,7 @@ pub fn capture(out: &mut [usize]) -> (usize, bool) {
 /// `RTLD_DL_SYMENT` of `dladdr1`: return the symbol's `Elf64_Sym`.
 const RTLD_DL_SYMENT: c_int = 1;
 
-#[repr(C)]
-struct Sym {
-    name: u32,
-    info: u8,
-    other: u8,
-    shndx: u16,
-    value: u64,
-    size: u64,
-}
+use super::elf::Sym;
 
 /// Find the address ranges the walk needs (once per install).
 pub fn prepare() {
