@@ -132,8 +132,14 @@ static PyObject *churn(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* C that calls back into Python: its frame sits between two Python frames. */
+PyObject *nx_call_back(PyObject *self, PyObject *callable) {
+    return PyObject_CallNoArgs(callable);
+}
+
 static PyMethodDef methods[] = {
     {"take", take, METH_VARARGS, ""},
+    {"call_back", nx_call_back, METH_O, ""},
     {"family", family, METH_VARARGS, ""},
     {"release_all", release_all, METH_NOARGS, ""},
     {"map", map, METH_VARARGS, ""},

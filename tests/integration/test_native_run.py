@@ -58,7 +58,16 @@ def via_cxx():
     lib.nx_cxx_new(300_000, 0)  # CXX_TEMP
 
 
+def inner():
+    nativeext.take(3_000_017, 1)  # INNER
+
+
+def outer():
+    nativeext.call_back(inner)  # OUTER
+
+
 keep()
+outer()
 via_ctypes()
 via_cxx()
 nativeext.map(16, 4, 4)  # MMAP
@@ -184,6 +193,44 @@ def check_keep_stack(stack: list[dict[str, Any]]) -> None:
     assert python[0]["line"] == line_of("KEEP") and python[0]["function"] == "keep", python
     first_python = stack.index(python[0])
     assert all(f["native"] for f in stack[:first_python])
+
+
+def test_c_frames_between_python_frames_are_in_call_order(
+    capture: tuple[Path, dict[str, str]],
+) -> None:
+    out, env = capture
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
+    rows = [
+        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of("INNER")
+    ]
+    assert sum(r["size"] for r in rows) == 3_000_017, rows
+    stack = rows[0]["stack"]
+    names = [(f["function"], f["native"]) for f in stack]
+
+    def at(function: str, native: bool) -> int:
+        return names.index((function, native))
+
+    # malloc's caller, the extension function, the Python function that called it, the C
+    # function that called that one back, the Python caller of that C function, the module.
+    order = [
+        at("nx_grab", True),
+        at("take", True),
+        at("inner", False),
+        at("nx_call_back", True),
+        at("outer", False),
+        at("<module>", False),
+    ]
+    assert order == sorted(order), names
+    assert stack[at("outer", False)]["line"] == line_of("OUTER")
+    # The interpreter's own invocations are replaced by the Python frames they run.
+    assert not any("_PyEval_EvalFrameDefault" in f for f, _ in names), names
+    # The line report still names the innermost Python line.
+    lines = report_json(out, env, "--at", "end", "-n", "1000")
+    assert any(
+        r["line"] == line_of("INNER") and r["size"] == 3_000_017
+        for r in lines["rows"]
+        if r["domain"] == NATIVE_DOMAIN
+    ), lines["rows"]
 
 
 def test_text_report_names_the_python_line_and_marks_native(

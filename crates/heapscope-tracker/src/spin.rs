@@ -46,6 +46,19 @@ impl<T> SpinLock<T> {
         SpinGuard { lock: self }
     }
 
+    /// Take the lock if it is free, without waiting.
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(SpinGuard { lock: self })
+    }
+
+    /// Whether some thread holds the lock now.
+    pub fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Acquire)
+    }
+
     /// Mark the lock free without a guard: only for a forked child, whose sole thread is the
     /// one that forked (which took the lock in the prepare handler).
     ///

@@ -80,19 +80,23 @@ unsafe extern "C" fn dlopen_from(
     flags: c_int,
     caller: usize,
 ) -> *mut c_void {
-    // SAFETY: the arguments are the caller's, passed on unchanged.
-    let handle = unsafe { open_as(filename, flags, caller) };
-    if !handle.is_null() {
-        super::rescan();
-    }
-    handle
+    super::loading(|| {
+        // SAFETY: the arguments are the caller's, passed on unchanged.
+        let handle = unsafe { open_as(filename, flags, caller) };
+        if !handle.is_null() {
+            super::rescan();
+        }
+        handle
+    })
 }
 
 unsafe extern "C" fn dlclose(handle: *mut c_void) -> c_int {
-    // SAFETY: the caller's argument, passed on.
-    let r = unsafe { libc::dlclose(handle) };
-    super::rescan();
-    r
+    super::loading(|| {
+        // SAFETY: the caller's argument, passed on.
+        let r = unsafe { libc::dlclose(handle) };
+        super::rescan();
+        r
+    })
 }
 
 /// Open `filename` the way the loader would for a call made from `caller`.

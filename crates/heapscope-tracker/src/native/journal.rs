@@ -62,9 +62,21 @@ fn unpack(h: u64) -> (u64, usize, usize, u16) {
 pub struct Site<'a> {
     pub thread: u64,
     pub py: &'a [RawFrame],
+    /// Per Python frame, the invocations of `_PyEval_EvalFrameDefault` between it and the
+    /// innermost frame (as long as `py`).
+    pub segs: &'a [u16],
     pub total_py: u16,
+    /// Return addresses, innermost first; those inside `_PyEval_EvalFrameDefault` carry
+    /// [`EVAL_MARK`].
     pub native: &'a [usize],
 }
+
+/// Marks a native frame inside `_PyEval_EvalFrameDefault`: the Python frames of that
+/// invocation go there.
+pub const EVAL_MARK: usize = 1 << 63;
+/// User-space addresses fit in 48 bits: a Python frame's journal word keeps its segment above.
+const SEG_SHIFT: u32 = 48;
+const ADDR_MASK: u64 = (1 << SEG_SHIFT) - 1;
 
 /// Start journaling (forgetting anything from before).
 pub fn open() {
@@ -102,8 +114,9 @@ impl Journal {
             size as u64,
             at_site.thread,
         ]);
-        for f in at_site.py {
-            self.words.extend([f.code as u64, f.offset as u64]);
+        for (f, &seg) in at_site.py.iter().zip(at_site.segs) {
+            let code = f.code as u64 & ADDR_MASK | u64::from(seg) << SEG_SHIFT;
+            self.words.extend([code, f.offset as u64]);
         }
         self.words
             .extend(at_site.native.iter().map(|&ip| ip as u64));
@@ -191,6 +204,32 @@ pub fn unmap(addr: usize, len: usize, page: usize) {
     }
 }
 
+/// The frames of one native event, innermost first: C frames in call order with the Python
+/// frames of each `_PyEval_EvalFrameDefault` invocation in its place (as memray shows them);
+/// Python frames beyond the last native frame walked go at the end. Returns the C frames
+/// written.
+fn interleave(ips: &[u64], py: &[u64], frames: &mut Vec<RawFrame>) -> usize {
+    let py_frame = |w: &[u64]| RawFrame {
+        code: (w[0] & ADDR_MASK) as *mut std::ffi::c_void,
+        offset: w[1] as isize,
+    };
+    let mut py = py.chunks_exact(2).peekable();
+    let (mut seg, mut native) = (0u64, 0);
+    for &ip in ips {
+        if ip as usize & EVAL_MARK == 0 {
+            frames.push(RawFrame::native(ip as usize));
+            native += 1;
+            continue;
+        }
+        while let Some(w) = py.next_if(|w| w[0] >> SEG_SHIFT <= seg) {
+            frames.push(py_frame(w));
+        }
+        seg += 1;
+    }
+    frames.extend(py.map(py_frame));
+    native
+}
+
 impl State {
     /// Apply the journaled native events (the caller holds the GIL, via `apply_pending`).
     pub(crate) fn apply_native(&mut self) {
@@ -209,15 +248,11 @@ impl State {
                     let ips = &words[at + 4 + 2 * npy..at + 4 + 2 * npy + nnative];
                     at += 4 + 2 * npy + nnative;
                     frames.clear();
-                    frames.extend(ips.iter().map(|&ip| RawFrame::native(ip as usize)));
-                    frames.extend(py.chunks_exact(2).map(|w| RawFrame {
-                        code: w[0] as *mut std::ffi::c_void,
-                        offset: w[1] as isize,
-                    }));
+                    let nc = interleave(ips, py, &mut frames);
                     if frames.is_empty() {
                         frames.push(RawFrame::UNKNOWN);
                     }
-                    let total = total_py.saturating_add(nnative as u16).max(1);
+                    let total = total_py.saturating_add(nc as u16).max(1);
                     self.native_record(addr as usize, size, thread, &frames, total);
                 }
                 FREE => {
@@ -304,7 +339,41 @@ impl State {
 
 #[cfg(test)]
 mod tests {
-    use super::{header, unpack, ALLOC, CARVE, JOURNAL};
+    use super::{header, interleave, unpack, ALLOC, CARVE, EVAL_MARK, JOURNAL, SEG_SHIFT};
+    use crate::stack::RawFrame;
+
+    /// C frames, then each interpreter invocation's Python frames where it was on the C
+    /// stack; Python frames past the last C frame walked go at the end.
+    #[test]
+    fn native_and_python_frames_interleave_in_call_order() {
+        let eval = |ip: u64| ip | EVAL_MARK as u64;
+        let py = |code: u64, seg: u64| [code | seg << SEG_SHIFT, code + 1];
+        // malloc <- ext_fn <- [eval: f, g] <- call_back <- [eval: h] <- [eval: i, j]
+        let ips = [0x10, 0x20, eval(0x30), 0x40, eval(0x50), eval(0x60)];
+        let frames: Vec<u64> = [py(0x100, 0), py(0x200, 0), py(0x300, 1), py(0x400, 2)]
+            .concat()
+            .into_iter()
+            .chain(py(0x500, 3))
+            .collect();
+        let mut out = Vec::new();
+        assert_eq!(interleave(&ips, &frames, &mut out), 3);
+        let python = |code: usize| RawFrame {
+            code: code as *mut std::ffi::c_void,
+            offset: code as isize + 1,
+        };
+        let expected = [
+            RawFrame::native(0x10),
+            RawFrame::native(0x20),
+            python(0x100),
+            python(0x200),
+            RawFrame::native(0x40),
+            python(0x300),
+            python(0x400),
+            // Beyond the walk (its budget stopped at the third invocation).
+            python(0x500),
+        ];
+        assert_eq!(out, expected);
+    }
 
     /// Partial unmaps carve the traced mappings they overlap, and only those.
     #[test]
@@ -312,6 +381,7 @@ mod tests {
         let site = super::Site {
             thread: 1,
             py: &[],
+            segs: &[],
             total_py: 0,
             native: &[0x1234],
         };

@@ -23,8 +23,8 @@ use crate::stack::{FrameLayout, RawFrame};
 /// Python frames a native event keeps at most (the traceback limit, capped: the frames are
 /// captured on the hook's stack).
 const MAX_PY: usize = 128;
-/// Native frames a native event keeps at most.
-const MAX_NATIVE: usize = 64;
+/// Native frames a native event keeps at most (C frames and interpreter invocations).
+const MAX_NATIVE: usize = 128;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
@@ -123,9 +123,8 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
     if addr.is_null() || !enter() {
         return;
     }
-    let mut ips = [0usize; MAX_NATIVE];
-    let (nnative, _) = unwind::capture(&mut ips);
     let mut py = [RawFrame::UNKNOWN; MAX_PY];
+    let mut segs = [0u16; MAX_PY];
     let limit = (crate::traceback_limit() as usize).min(MAX_PY);
     // SAFETY: a TSS read of this thread's state (null if it has none); valid with or without
     // the GIL.
@@ -139,19 +138,30 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
         // thread's own frames are only pushed and popped by itself); `stop` waits for this
         // walk before the interpreter can go away.
         let c = unsafe {
-            ((*layout).capture)(
+            ((*layout).capture_segments)(
                 tstate,
                 &mut py[..limit],
                 FLOOR.load(Ordering::Relaxed) as *const c_void,
+                &mut segs[..limit],
             )
         };
         (c.nframe, c.total_nframe)
     };
+    // The C frames up to the interpreter invocation that runs the outermost Python frame
+    // kept (all of them on a thread without Python frames).
+    let evals = if npy == 0 {
+        usize::MAX
+    } else {
+        usize::from(segs[npy - 1]) + 1
+    };
+    let mut ips = [0usize; MAX_NATIVE];
+    let nnative = unwind::capture(&mut ips, evals);
     // SAFETY: gettid has no failure mode.
     let thread = u64::try_from(unsafe { libc::gettid() }).unwrap_or(0);
     let here = journal::Site {
         thread,
         py: &py[..npy],
+        segs: &segs[..npy],
         total_py,
         native: &ips[..nnative],
     };

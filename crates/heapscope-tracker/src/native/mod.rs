@@ -16,6 +16,8 @@
 mod capi;
 mod dl;
 mod elf;
+#[cfg(target_arch = "x86_64")]
+mod fast_unwind;
 mod got;
 pub mod journal;
 mod malloc;
@@ -162,6 +164,16 @@ pub fn uninstall() {
     }
 }
 
+/// Run `dlopen` or `dlclose` (`f`) and the rescan after it; with `--native`, native stack walks
+/// meanwhile do not use the object list being changed (`fast_unwind::loading`).
+fn loading<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if malloc::is_on() {
+        return fast_unwind::loading(f);
+    }
+    f()
+}
+
 /// Patch objects loaded since the last scan and forget unloaded ones (after `dlopen` and
 /// `dlclose`); nothing when not installed.
 fn rescan() {
@@ -211,5 +223,7 @@ pub unsafe fn fork_release() {
 
 /// After `fork()` in the child, once the locks are released.
 pub fn after_fork_in_child() {
+    #[cfg(target_arch = "x86_64")]
+    fast_unwind::after_fork_in_child();
     malloc::after_fork_in_child();
 }

@@ -1,16 +1,20 @@
 //! Native stack capture for `--native`: the return addresses of the C frames between an
-//! allocation and the innermost Python frame, with libgcc's `_Unwind_Backtrace` (DWARF CFI, so
-//! code built without frame pointers unwinds too). No allocation, no lock of ours: it runs
-//! inside the malloc hooks. Symbols are looked up only when a traceback is read
-//! (`symbols.rs`).
+//! allocation and the innermost Python frame, from the DWARF CFI (so code built without frame
+//! pointers unwinds too): framehop with cached rules on x86-64 (`fast_unwind.rs`), libgcc's
+//! `_Unwind_Backtrace` otherwise and whenever the fast walk cannot answer. No allocation, no
+//! wait on a lock: it runs inside the malloc hooks. Symbols are looked up only when a
+//! traceback is read (`symbols.rs`).
 //!
-//! The walk skips heapscope's own frames (the hook) and stops at the first frame inside
-//! `_PyEval_EvalFrameDefault`: the frames below belong to the Python stack, which the stack
-//! readers capture with code objects and lines. A thread with no Python frame (a thread C code
-//! started) keeps its whole native stack, up to the buffer's length.
+//! The walk skips heapscope's own frames (the hook) and marks each frame inside
+//! `_PyEval_EvalFrameDefault` with `journal::EVAL_MARK` (the Python frames of that invocation
+//! go there, `journal.rs`); it stops after as many of those as the Python stack kept needs. A
+//! thread with no Python frame (a thread C code started) keeps its whole native stack, up to
+//! the buffer's length.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::journal::EVAL_MARK;
 
 #[repr(C)]
 struct UnwindContext {
@@ -41,7 +45,8 @@ struct Walk<'a> {
     eval: (usize, usize),
     /// Still inside heapscope's frames at the top of the stack.
     in_own: bool,
-    reached_python: bool,
+    /// Interpreter invocations still to walk past.
+    evals: usize,
 }
 
 extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
@@ -59,21 +64,44 @@ extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
         }
         w.in_own = false;
     }
-    if ip >= w.eval.0 && ip < w.eval.1 {
-        w.reached_python = true;
-        return URC_NORMAL_STOP;
-    }
     if w.n == w.out.len() {
         return URC_NORMAL_STOP;
     }
-    w.out[w.n] = ip;
+    let eval = ip >= w.eval.0 && ip < w.eval.1;
+    w.out[w.n] = if eval { ip | EVAL_MARK } else { ip };
     w.n += 1;
+    if eval {
+        w.evals -= 1;
+        if w.evals == 0 {
+            return URC_NORMAL_STOP;
+        }
+    }
     URC_NO_REASON
 }
 
 /// Write the return addresses of the calling thread's native frames, innermost first, into
-/// `out`; returns how many were written and whether the walk reached a Python frame.
-pub fn capture(out: &mut [usize]) -> (usize, bool) {
+/// `out`, up to and including the `evals`-th frame of `_PyEval_EvalFrameDefault` (`evals` > 0);
+/// returns how many were written.
+pub fn capture(out: &mut [usize], evals: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let own = (
+            OWN[0].load(Ordering::Relaxed),
+            OWN[1].load(Ordering::Relaxed),
+        );
+        let eval = (
+            EVAL[0].load(Ordering::Relaxed),
+            EVAL[1].load(Ordering::Relaxed),
+        );
+        if let super::fast_unwind::Walk::Done(n) = super::fast_unwind::walk(out, own, eval, evals) {
+            return n;
+        }
+    }
+    capture_with_libgcc(out, evals)
+}
+
+/// `capture` with libgcc's unwinder.
+pub fn capture_with_libgcc(out: &mut [usize], evals: usize) -> usize {
     let mut w = Walk {
         out,
         n: 0,
@@ -86,11 +114,11 @@ pub fn capture(out: &mut [usize]) -> (usize, bool) {
             EVAL[1].load(Ordering::Relaxed),
         ),
         in_own: true,
-        reached_python: false,
+        evals: evals.max(1),
     };
     // SAFETY: `step` only reads the context it is given and writes into `w`.
     unsafe { _Unwind_Backtrace(step, (&raw mut w).cast()) };
-    (w.n, w.reached_python)
+    w.n
 }
 
 /// `RTLD_DL_SYMENT` of `dladdr1`: return the symbol's `Elf64_Sym`.
@@ -98,8 +126,11 @@ const RTLD_DL_SYMENT: c_int = 1;
 
 use super::elf::Sym;
 
-/// Find the address ranges the walk needs (once per install).
+/// Find the address ranges the walk needs and build the fast walk's object list (once per
+/// install).
 pub fn prepare() {
+    #[cfg(target_arch = "x86_64")]
+    super::fast_unwind::prepare();
     let probe = prepare as *const () as usize;
     if let Some(range) = object_range(probe) {
         OWN[0].store(range.0, Ordering::Relaxed);
@@ -176,19 +207,22 @@ fn object_range(probe: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     #[inline(never)]
-    fn deeper(out: &mut [usize]) -> (usize, bool) {
-        std::hint::black_box(super::capture(out))
+    fn deeper(out: &mut [usize]) -> usize {
+        std::hint::black_box(super::capture(out, usize::MAX))
     }
 
     /// The walk sees the test's own frames (no range is set up, so nothing is skipped).
     #[test]
     fn walks_this_threads_stack() {
         let mut out = [0usize; 32];
-        let (n, python) = deeper(&mut out);
+        let n = std::hint::black_box(super::capture_with_libgcc(&mut out, usize::MAX));
         assert!(n >= 3, "only {n} frames");
-        assert!(!python);
-        assert!(out[..n].iter().all(|&ip| ip != 0));
+        let n = deeper(&mut out);
+        assert!(n >= 3, "only {n} frames");
+        assert!(out[..n]
+            .iter()
+            .all(|&ip| ip != 0 && ip & super::EVAL_MARK == 0));
         let mut two = [0usize; 2];
-        assert_eq!(deeper(&mut two).0, 2);
+        assert_eq!(deeper(&mut two), 2);
     }
 }

@@ -101,6 +101,15 @@ pub struct FrameLayout {
     /// stopping before the interpreter frame `floor` (null: walk to the bottom).
     pub capture:
         unsafe fn(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured,
+    /// `capture`, also writing for each frame written how many invocations of
+    /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`--native` puts the C
+    /// frames between them there). Not on the allocation hot path.
+    pub capture_segments: unsafe fn(
+        tstate: *mut c_void,
+        out: &mut [RawFrame],
+        floor: *const c_void,
+        segs: &mut [u16],
+    ) -> Captured,
     /// The innermost interpreter frame of `tstate` (null if none).
     pub current_frame: unsafe fn(tstate: *mut c_void) -> *const c_void,
     /// The OS thread id stored in a `PyThreadState*`.

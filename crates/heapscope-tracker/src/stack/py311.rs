@@ -11,6 +11,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     // 3.11 publishes no offsets; `start()` still compares the walk with `PyEval_GetFrame()`.
     check: |_| Ok(()),
     capture,
+    capture_segments,
     current_frame,
     native_thread_id,
     code_names,
@@ -23,6 +24,8 @@ const CFRAME_CURRENT_FRAME: usize = 8;
 const FRAME_F_CODE: usize = 32;
 const FRAME_PREVIOUS: usize = 48;
 const FRAME_PREV_INSTR: usize = 56;
+/// `bool is_entry`: the outermost frame of a `_PyEval_EvalFrameDefault` invocation.
+const FRAME_IS_ENTRY: usize = 68;
 const FRAME_OWNER: usize = 69;
 const FRAME_OWNED_BY_GENERATOR: u8 = 1;
 const CODE_FIRSTTRACEABLE: usize = 168;
@@ -76,6 +79,35 @@ unsafe fn current_frame(tstate: *mut c_void) -> *const c_void {
 }
 
 unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured {
+    // SAFETY: the caller's contract.
+    unsafe { walk::<false>(tstate, out, floor, &mut []) }
+}
+
+unsafe fn capture_segments(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    segs: &mut [u16],
+) -> Captured {
+    // SAFETY: the caller's contract.
+    unsafe { walk::<true>(tstate, out, floor, segs) }
+}
+
+/// One more `_PyEval_EvalFrameDefault` invocation lies beyond `frame` (it is an entry frame).
+#[inline(always)]
+unsafe fn entry(frame: *const c_void) -> u16 {
+    // SAFETY: `frame` is a live `_PyInterpreterFrame*`.
+    u16::from(unsafe { read::<u8>(frame, FRAME_IS_ENTRY) } != 0)
+}
+
+#[inline(always)]
+unsafe fn walk<const SEG: bool>(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    segs: &mut [u16],
+) -> Captured {
+    let mut seg = 0u16;
     let mut captured = Captured {
         nframe: 0,
         total_nframe: 0,
@@ -95,6 +127,9 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_voi
         // Only the innermost frames can be incomplete (a frame is set up before it calls
         // anything), so the check stops at the first complete frame.
         while !frame.is_null() && frame != floor && incomplete(frame, read(frame, FRAME_F_CODE)) {
+            if SEG {
+                seg = seg.saturating_add(entry(frame));
+            }
             frame = read(frame, FRAME_PREVIOUS);
         }
         let mut hash = 0u64;
@@ -105,6 +140,10 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_voi
             let code: *mut c_void = read(frame, FRAME_F_CODE);
             let off = offset(frame, code);
             out[n] = RawFrame { code, offset: off };
+            if SEG && n < segs.len() {
+                segs[n] = seg;
+                seg = seg.saturating_add(entry(frame));
+            }
             hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
             n += 1;
             frame = read(frame, FRAME_PREVIOUS);

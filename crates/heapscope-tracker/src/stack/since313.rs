@@ -118,6 +118,31 @@ pub unsafe fn capture<F: Facts>(
     out: &mut [RawFrame],
     floor: *const c_void,
 ) -> Captured {
+    // SAFETY: the caller's contract.
+    unsafe { walk::<F, false>(tstate, out, floor, &mut []) }
+}
+
+/// `capture`, and in `segs[i]` how many invocations of `_PyEval_EvalFrameDefault` lie between
+/// frame `i` and the innermost one (each pushes an entry frame the interpreter owns; `--native`
+/// interleaves C frames at those places).
+pub unsafe fn capture_segments<F: Facts>(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    segs: &mut [u16],
+) -> Captured {
+    // SAFETY: the caller's contract.
+    unsafe { walk::<F, true>(tstate, out, floor, segs) }
+}
+
+#[inline(always)]
+unsafe fn walk<F: Facts, const SEG: bool>(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    segs: &mut [u16],
+) -> Captured {
+    let mut seg = 0u16;
     let mut captured = Captured {
         nframe: 0,
         total_nframe: 0,
@@ -131,6 +156,9 @@ pub unsafe fn capture<F: Facts>(
             && frame != floor
             && (not_python::<F>(frame) || before_first_instruction::<F>(frame))
         {
+            if SEG && not_python::<F>(frame) {
+                seg = seg.saturating_add(1);
+            }
             frame = read(frame, FRAME_PREVIOUS);
         }
         let mut hash = 0u64;
@@ -143,10 +171,15 @@ pub unsafe fn capture<F: Facts>(
                     let code = code::<F>(frame);
                     let off = offset::<F>(frame, code);
                     out[n] = RawFrame { code, offset: off };
+                    if SEG && n < segs.len() {
+                        segs[n] = seg;
+                    }
                     hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
                     n += 1;
                 }
                 total += 1;
+            } else if SEG {
+                seg = seg.saturating_add(1);
             }
             frame = read(frame, FRAME_PREVIOUS);
         }
