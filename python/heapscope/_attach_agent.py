@@ -186,6 +186,7 @@ def start(workdir: str) -> None:
             force=bool(config.get("force", False)),
             sample_rate=config.get("sample_rate"),
             flush_interval=float(config.get("flush_interval", 0.9)),
+            native=bool(config.get("native", False)),
         )
         try:
             session.start()

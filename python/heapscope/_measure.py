@@ -146,6 +146,8 @@ class Measuring:
     the lines are grouped by whole traceback. ``top`` is how many lines to keep. Allocations
     whose most recent frame matches an ``exclude`` pattern (``fnmatch``, as ``tracemalloc.Filter``)
     or lies in heapscope itself are left out of what was kept and of the lines (not of the peak).
+    With ``native``, what native code takes with ``malloc`` and ``mmap`` counts too; its lines
+    are those of the C code that called ``malloc`` (the innermost frame).
     """
 
     def __init__(
@@ -154,8 +156,10 @@ class Measuring:
         top: int = 5,
         exclude: Sequence[str] = (),
         profile_command: Sequence[str] | None = None,
+        native: bool = False,
     ) -> None:
         self.nframe = nframe
+        self.native = native
         self.top = top
         # With a command, finish() also keeps the tracer's figures as a profile (``profile``)
         # for the HTML report.
@@ -169,7 +173,7 @@ class Measuring:
         """Start the tracer; return ``False`` (and do nothing) if it is already tracing."""
         if tracemalloc.is_tracing():
             return False
-        tracemalloc.start(self.nframe)
+        tracemalloc.start(self.nframe, native=self.native)
         tracemalloc.reset_peak()
         self._started = True
         self._started_at = time.monotonic()

@@ -51,6 +51,7 @@ class HeapscopePlugin:
         self._suspended = _follow.suspend()
         self.top: int = config.getoption("heapscope_top")
         self.nframe: int = config.getoption("heapscope_traceback_limit")
+        self.native: bool = config.getoption("heapscope_native")
         self.base = str(config.rootpath)
         self._highest: list[tuple[int, int, str, Measurement]] = []
         self._order = itertools.count()
@@ -69,7 +70,9 @@ class HeapscopePlugin:
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """Run the test under the tracer, then fail it if it exceeded a limit."""
-        measuring = Measuring(nframe=self.nframe, top=self.top, exclude=_PYTEST_INTERNALS)
+        measuring = Measuring(
+            nframe=self.nframe, top=self.top, exclude=_PYTEST_INTERNALS, native=self.native
+        )
         started = measuring.start()
         try:
             result = yield

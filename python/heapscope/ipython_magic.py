@@ -118,6 +118,11 @@ class HeapscopeMagics(Magics):
         default=1,
         help="traceback limit: frames stored per allocation (default 1)",
     )
+    @argument(
+        "--native",
+        action="store_true",
+        help="also count what native code takes with malloc and mmap (C frames in stacks)",
+    )
     @cell_magic
     def heapscope(self, line: str, cell: str) -> Any:
         """Run the cell under heapscope's tracer; show its peak, what it kept, its top lines.
@@ -132,6 +137,7 @@ class HeapscopeMagics(Magics):
             top=args.top,
             exclude=_IPYTHON_INTERNALS,
             profile_command=["%%heapscope " + line.strip()],
+            native=args.native,
         )
         if not measuring.start():
             print(ALREADY_TRACING, file=sys.stderr)

@@ -9,9 +9,10 @@ counted)::
     @pytest.mark.limit_memory("24 MB")   # fail if the test's peak traced memory exceeds 24 MB
     @pytest.mark.limit_leaks("1 MiB")    # fail if it keeps more than 1 MiB after gc.collect()
 
-Options: ``--heapscope-top N`` (tests in the summary and lines per test, default 5) and
+Options: ``--heapscope-top N`` (tests in the summary and lines per test, default 5),
 ``--heapscope-traceback-limit N`` (frames stored per allocation, default 1; with more, lines
-are grouped by traceback and their callers shown).
+are grouped by traceback and their callers shown) and ``--heapscope-native`` (what native code
+takes with ``malloc`` and ``mmap`` counts too, at the C line that called ``malloc``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=1,
         metavar="N",
         help="with --heapscope: frames stored per allocation (default 1, the allocating line)",
+    )
+    group.addoption(
+        "--heapscope-native",
+        action="store_true",
+        default=False,
+        help="with --heapscope: also count what native code (C extensions, ctypes libraries) "
+        "takes with malloc and mmap, against the limits too",
     )
 
 

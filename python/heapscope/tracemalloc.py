@@ -68,7 +68,7 @@ _KEY_TYPES = ("traceback", "filename", "lineno")
 _SNAPSHOT_FIELDS = ("traces", "traceback_limit")
 
 
-def start(nframe: int = 1, /, *, sample_rate: int | None = None) -> None:
+def start(nframe: int = 1, /, *, sample_rate: int | None = None, native: bool = False) -> None:
     """Start tracing Python memory allocations, storing at most ``nframe`` frames per trace.
 
     heapscope extension: with ``sample_rate=N``, record one block per ``N`` bytes allocated on
@@ -76,8 +76,13 @@ def start(nframe: int = 1, /, *, sample_rate: int | None = None) -> None:
     ``1 - exp(-size / N)``) and count each recorded block as ``size / probability`` bytes, so
     sizes in snapshots and ``get_traced_memory()`` are unbiased estimates (counts are the number
     of sampled blocks). Unsampled blocks cost almost nothing: this is the production mode.
+
+    heapscope extension: with ``native=True``, also trace what native code (C extensions,
+    libraries loaded with ctypes) takes with ``malloc`` and ``mmap``, in domain
+    ``0x6e617476``, with the C frames in the tracebacks (what ``heapscope run --native``
+    records). Raises ``RuntimeError`` where that cannot be installed.
     """
-    _native.start(nframe, sample_rate=sample_rate)
+    _native.start(nframe, sample_rate=sample_rate, native=native)
 
 
 def stop() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ._helpers import heapscope, report_json
+from ._native_build import build_extension, native_env
 
 pytestmark = pytest.mark.skipif(
     shutil.which("gdb") is None
@@ -23,6 +24,8 @@ pytestmark = pytest.mark.skipif(
     and not os.environ.get("CI"),  # CI installs gdb (scripts/install-tools.sh): fail there
     reason="gdb is not installed (make install-tools)",
 )
+
+NATIVE_DOMAIN = 0x6E617476
 
 LEAKER = textwrap.dedent(
     """
@@ -428,3 +431,73 @@ def test_killed_attach_command_lets_the_target_detach_itself(
     assert report_json(out, subprocess_env)["meta"]["truncated"] is False
     time.sleep(0.5)
     assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{target.pid}-*"))
+
+
+NATIVE_LEAKER = textwrap.dedent(
+    """
+    import os, sys, time
+    import nativeext
+    def leak_here():
+        nativeext.take(4096, 1)
+    out, end = sys.argv[1], time.monotonic() + float(sys.argv[2])
+    with open(out + ".tmp", "w") as f:
+        f.write("ready")
+    os.replace(out + ".tmp", out)
+    while time.monotonic() < end:
+        leak_here()
+        time.sleep(0.005)
+    """
+)
+
+
+def test_attach_native_records_what_c_code_mallocs(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """``attach --native`` patches a running program's malloc imports, records the blocks a C
+    extension takes from then on at the Python line that called it, and puts them back."""
+    build_extension(tmp_path)
+    env = {**subprocess_env, "PYTHONPATH": native_env(tmp_path)["PYTHONPATH"]}
+    script = tmp_path / "native_leaker.py"
+    script.write_text(NATIVE_LEAKER)
+    state = tmp_path / "state"
+    target = subprocess.Popen(
+        [sys.executable, str(script), str(state), "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not state.exists():
+            assert target.poll() is None, target.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        out = tmp_path / "native.hsc"
+        proc = heapscope(
+            "attach",
+            str(target.pid),
+            "--native",
+            "--duration",
+            "2",
+            "-o",
+            out,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert target.poll() is None  # detached, still running
+        rows = [
+            r
+            for r in report_json(out, env, "--at", "end", "-n", "20")["rows"]
+            if r["domain"] == NATIVE_DOMAIN and r["function"] == "leak_here"
+        ]
+        assert rows and rows[0]["line"] == 5, rows
+        count = int(str(rows[0]["count"]))
+        assert count > 50 and rows[0]["size"] == 4096 * count, rows
+        stacks = report_json(out, env, "--at", "end", "--by", "stack", "-n", "20")["rows"]
+        top = next(r["stack"][0] for r in stacks if r["domain"] == NATIVE_DOMAIN)
+        assert top["function"] == "nx_grab" and top["native"], top
+    finally:
+        target.kill()
+        target.communicate(timeout=30)

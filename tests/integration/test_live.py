@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ._helpers import heapscope, report_json
+from ._native_build import build_extension, native_env
 
 needs_tmux = pytest.mark.skipif(
     shutil.which("tmux") is None and not os.environ.get("CI"),
@@ -215,3 +216,42 @@ def test_live_off_a_terminal_is_an_error(
     assert proc.stderr.startswith("heapscope: error: --live needs a terminal")
     assert "ran" not in proc.stdout
     assert not list(tmp_path.glob("*.hsc"))
+
+
+NATIVE_PROGRAM = textwrap.dedent(
+    """
+    import os, sys, time
+    import nativeext
+    def leak_here():
+        nativeext.take(65536, 1)
+    with open(sys.argv[1], "w") as f:
+        f.write(str(os.getpid()))
+    end = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < end:
+        leak_here()
+        time.sleep(0.01)
+    """
+)
+
+
+@needs_tmux
+def test_run_live_native_shows_what_c_code_takes(
+    tmp_path: Path, subprocess_env: dict[str, str], tmux_factory: Callable[[str], Tmux]
+) -> None:
+    """``run --live --native``: a C extension's mallocs show in the UI at the Python line that
+    called it, marked native."""
+    build_extension(tmp_path)
+    env = {**subprocess_env, "PYTHONPATH": native_env(tmp_path)["PYTHONPATH"]}
+    (tmp_path / "prog.py").write_text(NATIVE_PROGRAM)
+    capture = tmp_path / "live.hsc"
+    args = ["run", "--live", "--native", "-o", str(capture), "prog.py", str(tmp_path / "pid"), "4"]
+    t = tmux_factory(_shell(tmp_path, env, args))
+    screen = t.wait_for(lambda s: "prog.py:5 [native]" in s, "the native leaking line")
+    assert "leak_here [native]" in screen, screen
+    t.keys("q")
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "exit-status").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    rows = report_json(capture, env, "--at", "end")["rows"]
+    assert rows[0]["function"] == "leak_here" and rows[0]["domain"] == 0x6E617476, rows

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from html import unescape
+from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from heapscope import tracemalloc
 from heapscope.ipython_magic import CellReport, HeapscopeMagics
+from integration._native_build import build_extension
 
 from .conftest import skip_if_traced
 
@@ -158,3 +160,29 @@ def test_numpy_arrays_are_measured(
     kept = lines.index("What it kept:")
     assert "7.6 MiB" in lines[kept + 1] and lines[kept + 1].endswith(":2")
     shell.user_ns.pop("keep_np")
+
+
+def test_native_memory_with_native(
+    shell: InteractiveShell,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a C extension takes with malloc shows with --native only, at its C line."""
+    skip_if_traced()
+    build_extension(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cell = "import nativeext\nnativeext.take(5_000_000, 0)\nnativeext.take(2_000_000, 1)\n"
+    assert shell.run_cell("%%heapscope\n" + cell).success
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("heapscope: peak ") and " MiB" not in lines[0].split(",")[0], lines
+    assert shell.run_cell("%%heapscope --native\n" + cell).success
+    lines = capsys.readouterr().out.splitlines()
+    # The 5 MB block is freed before the 2 MB one is taken: the peak is the first.
+    assert lines[0].startswith("heapscope: peak 4.8 MiB"), lines
+    assert "kept 1.9 MiB" in lines[0], lines
+    assert lines[1] == "Top lines at the peak:"
+    assert "4.8 MiB" in lines[2] and "nativeext.c:" in lines[2], lines
+    kept = lines.index("What it kept:")
+    assert "1.9 MiB" in lines[kept + 1] and "nativeext.c:" in lines[kept + 1], lines
+    assert not tracemalloc.is_tracing()

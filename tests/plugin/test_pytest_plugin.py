@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from integration._native_build import build_extension, native_env
+
 from .conftest import PLUGIN, skip_if_traced
 
 pytest_plugins = ["pytester"]
@@ -161,6 +163,43 @@ def test_numpy_buffers_count_against_the_limits(isolated_pytester: pytest.Pytest
             "heapscope: the test's peak traced memory 3.8 MiB*exceeds limit_memory('1 MB')*",
             "Top allocating lines*",
             "*3.8 MiB*blocks*test_np.py:6",
+        ]
+    )
+
+
+NATIVE_LIMITED = """
+import nativeext
+import pytest
+
+@pytest.mark.limit_memory("1 MB")
+def test_native_peak():
+    nativeext.take(5_000_000, 0)
+"""
+
+
+def test_native_memory_counts_with_heapscope_native(
+    isolated_pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A C extension's malloc is invisible to the tracer unless --heapscope-native is given;
+    then it counts against the limit, at the C line that called malloc."""
+    skip_if_traced()
+    build_extension(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", native_env(tmp_path)["PYTHONPATH"])
+    isolated_pytester.makepyfile(test_nat=NATIVE_LIMITED)
+    # In subprocesses: --native patches every loaded object's imports of malloc.
+    without = isolated_pytester.runpytest_subprocess(
+        *PLUGIN, "-p", "no:cacheprovider", "--heapscope"
+    )
+    without.assert_outcomes(passed=1)
+    result = isolated_pytester.runpytest_subprocess(
+        *PLUGIN, "-p", "no:cacheprovider", "--heapscope", "--heapscope-native"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "heapscope: the test's peak traced memory 4.8 MiB*exceeds limit_memory('1 MB')*",
+            "Top allocating lines*",
+            "*4.8 MiB*1 block*nativeext.c:*",
         ]
     )
 

@@ -18,7 +18,7 @@ fn gil(_py: Python<'_>) -> Gil {
     unsafe { Gil::assume() }
 }
 
-fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Options> {
+fn options(by_thread: bool, sample_rate: Option<i64>, native: bool) -> PyResult<tracker::Options> {
     let sample_rate = match sample_rate {
         None => None,
         Some(r) if r > 0 => Some(r as u64),
@@ -31,18 +31,19 @@ fn options(by_thread: bool, sample_rate: Option<i64>) -> PyResult<tracker::Optio
     Ok(tracker::Options {
         by_thread,
         sample_rate,
-        native: false,
+        native,
     })
 }
 
 /// Start tracing Python memory allocations, storing at most `nframe` frames per traceback.
 /// With `sample_rate`, record one block per `sample_rate` bytes on average (Poisson sampling)
-/// and scale sizes into unbiased estimates.
+/// and scale sizes into unbiased estimates. With `native`, also trace what native code takes
+/// with the malloc family and `mmap` (`heapscope run --native`).
 #[pyfunction]
-#[pyo3(signature = (nframe = 1, *, sample_rate = None))]
-fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
+#[pyo3(signature = (nframe = 1, *, sample_rate = None, native = false))]
+fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>, native: bool) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
-    tracker::start(gil(py), limit, options(false, sample_rate)?).map_err(tracker_error)?;
+    tracker::start(gil(py), limit, options(false, sample_rate, native)?).map_err(tracker_error)?;
     warn_ref_tracer(py)
 }
 
@@ -65,7 +66,7 @@ fn warn_ref_tracer(py: Python<'_>) -> PyResult<()> {
 fn _start_profiling(py: Python<'_>, nframe: i64, sample_rate: Option<i64>) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
     tracker::reset_drain(gil(py));
-    tracker::start(gil(py), limit, options(true, sample_rate)?).map_err(tracker_error)?;
+    tracker::start(gil(py), limit, options(true, sample_rate, false)?).map_err(tracker_error)?;
     warn_ref_tracer(py)
 }
 

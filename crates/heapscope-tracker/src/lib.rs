@@ -97,7 +97,8 @@ pub struct Options {
 }
 
 /// Start tracing with `limit` frames per traceback (`tracemalloc.start`). If already tracing,
-/// only the limit and the sampling rate change.
+/// only the limit and the sampling rate change, and native tracing starts if asked for (it is
+/// never turned off before `stop`).
 pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError> {
     let limit = u16::try_from(limit)
         .ok()
@@ -131,6 +132,9 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
                 hooks::install(sampled);
             }
             set_ref_tracer(!sampled);
+        }
+        if options.native && !native::native_on() {
+            start_native(layout)?;
         }
         return Ok(());
     }

@@ -32,6 +32,9 @@ from heapscope.errors import HeapscopeError
 
 __all__ = ["REFRESH_INTERVAL", "require_terminal", "run_ui"]
 
+#: The domain of what native code took with malloc and mmap (``--native``).
+NATIVE_DOMAIN = 0x6E617476
+
 #: Seconds between two reads of the capture and redraws (the UI refreshes 4x a second).
 REFRESH_INTERVAL = 0.25
 
@@ -115,7 +118,12 @@ def _table(title: str, rows: list[dict[str, Any]], by: str, total: int) -> Table
         share = f"{100 * r['size'] / total:.1f}%" if total else ""
         place = r["function"] if by == "function" else f"{r['file']}:{r['line']}"
         other = r["file"] if by == "function" else r["function"]
-        table.add_row(format_size(r["size"]), str(r["count"]), share, place, other)
+        domain = int(r.get("domain", 0))
+        if domain:
+            # As the text report tags locations.
+            place += " [native]" if domain == NATIVE_DOMAIN else f" [domain {domain}]"
+        # Text, not markup: "[native]" would read as a style tag.
+        table.add_row(format_size(r["size"]), str(r["count"]), share, Text(place), Text(other))
     return table
 
 

@@ -26,6 +26,7 @@ def run_live(
     *,
     trace_limit: int,
     sample_rate: int | None,
+    native: bool = False,
 ) -> int:
     """Run ``command`` (script and arguments, or ``-m module ...``) under the UI; return its
     exit status."""
@@ -36,6 +37,8 @@ def run_live(
     child_args += ["--trace-limit", str(trace_limit)]
     if sample_rate is not None:
         child_args += ["--sample-rate", str(sample_rate)]
+    if native:
+        child_args.append("--native")
     child_args += command
     with open(log, "wb") as out:
         child = subprocess.Popen(

@@ -64,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up if the target's main thread runs no Python code for this long (default 10)",
     )
+    parser.add_argument(
+        "--native",
+        action="store_true",
+        help="also record what native code takes with malloc and mmap from now on, with C "
+        "frames in the stacks (as heapscope run --native)",
+    )
     parser.add_argument("--live", action="store_true", help="watch memory in a terminal UI")
 
 
@@ -240,6 +246,7 @@ def execute(args: argparse.Namespace) -> int:
             "duration": args.duration,
             "sample_rate": args.sample_rate,
             "trace_limit": args.trace_limit,
+            "native": bool(args.native),
             "flush_interval": LIVE_FLUSH_INTERVAL if args.live else FLUSH_INTERVAL,
         }
         _write(workdir / "config.json", json.dumps(config), target)

@@ -109,7 +109,11 @@ def execute(args: argparse.Namespace) -> int:
         from heapscope.cli._live_run import run_live
 
         return run_live(
-            output.resolve(), command, trace_limit=args.trace_limit, sample_rate=args.sample_rate
+            output.resolve(),
+            command,
+            trace_limit=args.trace_limit,
+            sample_rate=args.sample_rate,
+            native=args.native,
         )
     # Compiled before recording starts, as the interpreter compiles a script before running it.
     try:

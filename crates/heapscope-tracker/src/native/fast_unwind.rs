@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, MustNotAllocateDuringUnwind, Unwinder};
 
-use super::journal::EVAL_MARK;
 use crate::spin::SpinLock;
 
 /// Bytes of a loaded object's mapped unwind tables, read in place.
@@ -130,10 +129,10 @@ pub fn after_fork_in_child() {
 }
 
 /// Walk the calling thread's stack from the registers of this function. Frames inside `own`
-/// at the top are skipped; frames inside `eval` (`_PyEval_EvalFrameDefault`) carry
-/// `EVAL_MARK`, and the walk stops after the `evals`-th of them.
+/// at the top are skipped; the frames holding `bounds` (interpreter invocations) are marked,
+/// and the walk stops at the last of them (see `unwind::capture`).
 #[inline(never)]
-pub fn walk(out: &mut [usize], own: (usize, usize), eval: (usize, usize), evals: usize) -> Walk {
+pub fn walk(out: &mut [usize], own: (usize, usize), mut bounds: &[usize]) -> Walk {
     let (ip, sp, bp): (u64, u64, u64);
     // SAFETY: reads three registers; touches no memory and no stack.
     unsafe {
@@ -162,30 +161,20 @@ pub fn walk(out: &mut [usize], own: (usize, usize), eval: (usize, usize), evals:
         Ok(unsafe { (addr as *const u64).read() })
     };
     let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
-    let (mut n, mut in_own, mut evals) = (0usize, true, evals.max(1));
+    let mut n = 0usize;
     let mut frame = FrameAddress::from_instruction_pointer(ip);
     loop {
         let addr = frame.address() as usize;
-        if in_own && !(addr >= own.0 && addr < own.1) {
-            in_own = false;
-        }
-        if !in_own {
+        let own_frame = n == 0 && addr >= own.0 && addr < own.1;
+        if !own_frame {
             if n == out.len() {
                 return Walk::Done(n);
             }
-            if addr >= eval.0 && addr < eval.1 {
-                out[n] = addr | EVAL_MARK;
-                n += 1;
-                evals -= 1;
-                if evals == 0 {
-                    return Walk::Done(n);
-                }
-            } else if known(&fast.ranges, addr as u64) {
-                out[n] = addr;
-                n += 1;
-            } else {
+            if !known(&fast.ranges, addr as u64) {
                 return Walk::Fallback;
             }
+            out[n] = addr;
+            n += 1;
         }
         let lookup = frame.address_for_lookup();
         let cache = &mut fast.caches[(lookup >> 9 ^ lookup >> 3) as usize % CACHES];
@@ -199,6 +188,12 @@ pub fn walk(out: &mut [usize], own: (usize, usize), eval: (usize, usize), evals:
             },
             Ok(None) | Err(_) => return Walk::Done(n),
         };
+        // The caller's stack pointer is the top of the frame just unwound.
+        if !own_frame
+            && !super::unwind::mark_invocations(out, &mut n, &mut bounds, regs.sp() as usize)
+        {
+            return Walk::Done(n);
+        }
     }
 }
 
@@ -350,7 +345,7 @@ mod tests {
 
     #[inline(never)]
     fn deeper(out: &mut [usize]) -> Walk {
-        std::hint::black_box(walk(out, (0, 0), (0, 0), usize::MAX))
+        std::hint::black_box(walk(out, (0, 0), &[]))
     }
 
     #[test]
@@ -362,7 +357,7 @@ mod tests {
         };
         assert!(n >= 4, "only {n} frames");
         let mut slow = [0usize; 16];
-        let m = super::super::unwind::capture_with_libgcc(&mut slow, usize::MAX);
+        let m = super::super::unwind::capture_with_libgcc(&mut slow, &[]);
         // The walks start from different calls in this test; from the test's caller on, the
         // stack is the same.
         let at = slow[..m]

@@ -125,6 +125,7 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
     }
     let mut py = [RawFrame::UNKNOWN; MAX_PY];
     let mut segs = [0u16; MAX_PY];
+    let mut bounds = [0usize; MAX_PY];
     let limit = (crate::traceback_limit() as usize).min(MAX_PY);
     // SAFETY: a TSS read of this thread's state (null if it has none); valid with or without
     // the GIL.
@@ -143,19 +144,20 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
                 &mut py[..limit],
                 FLOOR.load(Ordering::Relaxed) as *const c_void,
                 &mut segs[..limit],
+                &mut bounds,
             )
         };
         (c.nframe, c.total_nframe)
     };
     // The C frames up to the interpreter invocation that runs the outermost Python frame
     // kept (all of them on a thread without Python frames).
-    let evals = if npy == 0 {
-        usize::MAX
+    let needed = if npy == 0 {
+        0
     } else {
-        usize::from(segs[npy - 1]) + 1
+        (usize::from(segs[npy - 1]) + 1).min(MAX_PY)
     };
     let mut ips = [0usize; MAX_NATIVE];
-    let nnative = unwind::capture(&mut ips, evals);
+    let nnative = unwind::capture(&mut ips, &bounds[..needed]);
     // SAFETY: gettid has no failure mode.
     let thread = u64::try_from(unsafe { libc::gettid() }).unwrap_or(0);
     let here = journal::Site {

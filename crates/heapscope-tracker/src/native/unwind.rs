@@ -5,11 +5,13 @@
 //! wait on a lock: it runs inside the malloc hooks. Symbols are looked up only when a
 //! traceback is read (`symbols.rs`).
 //!
-//! The walk skips heapscope's own frames (the hook) and marks each frame inside
-//! `_PyEval_EvalFrameDefault` with `journal::EVAL_MARK` (the Python frames of that invocation
-//! go there, `journal.rs`); it stops after as many of those as the Python stack kept needs. A
-//! thread with no Python frame (a thread C code started) keeps its whole native stack, up to
-//! the buffer's length.
+//! The walk skips heapscope's own frames (the hook) and marks with `journal::EVAL_MARK` the C
+//! frame of each interpreter invocation, found by its stack range: it holds the address the
+//! stack reader gave for that invocation (a local variable of `_PyEval_EvalFrameDefault`,
+//! see `FrameLayout::capture_segments`), so no symbol of the interpreter is needed. The
+//! Python frames of that invocation go there (`journal.rs`). The walk stops once every
+//! invocation asked for is found; a thread with no Python frame (a thread C code started)
+//! keeps its whole native stack, up to the buffer's length.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,6 +28,7 @@ type TraceFn = extern "C" fn(*mut UnwindContext, *mut c_void) -> c_int;
 extern "C" {
     fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> c_int;
     fn _Unwind_GetIP(ctx: *mut UnwindContext) -> usize;
+    fn _Unwind_GetCFA(ctx: *mut UnwindContext) -> usize;
 }
 
 /// `_URC_NO_REASON`: go on.
@@ -33,20 +36,43 @@ const URC_NO_REASON: c_int = 0;
 /// `_URC_NORMAL_STOP`: stop the walk.
 const URC_NORMAL_STOP: c_int = 4;
 
-/// `[start, end)` of heapscope's own module and of `_PyEval_EvalFrameDefault`, found at
-/// install time.
+/// `[start, end)` of heapscope's own module, found at install time.
 static OWN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
-static EVAL: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 struct Walk<'a> {
     out: &'a mut [usize],
     n: usize,
     own: (usize, usize),
-    eval: (usize, usize),
     /// Still inside heapscope's frames at the top of the stack.
     in_own: bool,
-    /// Interpreter invocations still to walk past.
-    evals: usize,
+    /// Stack addresses of the interpreter invocations not found yet, innermost first.
+    bounds: &'a [usize],
+}
+
+/// Mark the frame just written if its stack range (up to `top`, its CFA) holds the next
+/// invocation's address; one more marked copy for each further one it holds. Returns false
+/// when every invocation was found (the walk can stop).
+pub(super) fn mark_invocations(
+    out: &mut [usize],
+    n: &mut usize,
+    bounds: &mut &[usize],
+    top: usize,
+) -> bool {
+    let mut first = true;
+    while let Some((&b, rest)) = bounds.split_first() {
+        if b == 0 || b >= top || *n == 0 {
+            break;
+        }
+        if first {
+            out[*n - 1] |= EVAL_MARK;
+            first = false;
+        } else if *n < out.len() {
+            out[*n] = out[*n - 1];
+            *n += 1;
+        }
+        *bounds = rest;
+    }
+    !bounds.is_empty() || first
 }
 
 extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
@@ -54,7 +80,7 @@ extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
     // whole walk and touched by no one else.
     let w = unsafe { &mut *arg.cast::<Walk<'_>>() };
     // SAFETY: `ctx` is the context the unwinder hands its callback.
-    let ip = unsafe { _Unwind_GetIP(ctx) };
+    let (ip, cfa) = unsafe { (_Unwind_GetIP(ctx), _Unwind_GetCFA(ctx)) };
     if ip == 0 {
         return URC_NORMAL_STOP;
     }
@@ -67,41 +93,33 @@ extern "C" fn step(ctx: *mut UnwindContext, arg: *mut c_void) -> c_int {
     if w.n == w.out.len() {
         return URC_NORMAL_STOP;
     }
-    let eval = ip >= w.eval.0 && ip < w.eval.1;
-    w.out[w.n] = if eval { ip | EVAL_MARK } else { ip };
+    w.out[w.n] = ip;
     w.n += 1;
-    if eval {
-        w.evals -= 1;
-        if w.evals == 0 {
-            return URC_NORMAL_STOP;
-        }
+    if !mark_invocations(w.out, &mut w.n, &mut w.bounds, cfa) {
+        return URC_NORMAL_STOP;
     }
     URC_NO_REASON
 }
 
 /// Write the return addresses of the calling thread's native frames, innermost first, into
-/// `out`, up to and including the `evals`-th frame of `_PyEval_EvalFrameDefault` (`evals` > 0);
-/// returns how many were written.
-pub fn capture(out: &mut [usize], evals: usize) -> usize {
+/// `out`, up to the C frame of the interpreter invocation that holds the last of `bounds`
+/// (the whole stack if `bounds` is empty); returns how many were written.
+pub fn capture(out: &mut [usize], bounds: &[usize]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let own = (
             OWN[0].load(Ordering::Relaxed),
             OWN[1].load(Ordering::Relaxed),
         );
-        let eval = (
-            EVAL[0].load(Ordering::Relaxed),
-            EVAL[1].load(Ordering::Relaxed),
-        );
-        if let super::fast_unwind::Walk::Done(n) = super::fast_unwind::walk(out, own, eval, evals) {
+        if let super::fast_unwind::Walk::Done(n) = super::fast_unwind::walk(out, own, bounds) {
             return n;
         }
     }
-    capture_with_libgcc(out, evals)
+    capture_with_libgcc(out, bounds)
 }
 
 /// `capture` with libgcc's unwinder.
-pub fn capture_with_libgcc(out: &mut [usize], evals: usize) -> usize {
+pub fn capture_with_libgcc(out: &mut [usize], bounds: &[usize]) -> usize {
     let mut w = Walk {
         out,
         n: 0,
@@ -109,24 +127,15 @@ pub fn capture_with_libgcc(out: &mut [usize], evals: usize) -> usize {
             OWN[0].load(Ordering::Relaxed),
             OWN[1].load(Ordering::Relaxed),
         ),
-        eval: (
-            EVAL[0].load(Ordering::Relaxed),
-            EVAL[1].load(Ordering::Relaxed),
-        ),
         in_own: true,
-        evals: evals.max(1),
+        bounds,
     };
     // SAFETY: `step` only reads the context it is given and writes into `w`.
     unsafe { _Unwind_Backtrace(step, (&raw mut w).cast()) };
     w.n
 }
 
-/// `RTLD_DL_SYMENT` of `dladdr1`: return the symbol's `Elf64_Sym`.
-const RTLD_DL_SYMENT: c_int = 1;
-
-use super::elf::Sym;
-
-/// Find the address ranges the walk needs and build the fast walk's object list (once per
+/// Find heapscope's own address range and build the fast walk's object list (once per
 /// install).
 pub fn prepare() {
     #[cfg(target_arch = "x86_64")]
@@ -136,36 +145,6 @@ pub fn prepare() {
         OWN[0].store(range.0, Ordering::Relaxed);
         OWN[1].store(range.1, Ordering::Relaxed);
     }
-    // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches the global scope.
-    let eval = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyEval_EvalFrameDefault".as_ptr()) };
-    if eval.is_null() {
-        return;
-    }
-    let mut info: libc::Dl_info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
-    };
-    let mut sym: *const Sym = std::ptr::null();
-    // SAFETY: a query about a mapped address; `sym` receives a pointer into the object's
-    // symbol table.
-    let ok = unsafe {
-        libc::dladdr1(
-            eval,
-            &raw mut info,
-            (&raw mut sym).cast::<*mut c_void>(),
-            RTLD_DL_SYMENT,
-        )
-    };
-    if ok == 0 || sym.is_null() {
-        return;
-    }
-    // SAFETY: `sym` points into the symbol table of a mapped object.
-    let size = unsafe { (*sym).size } as usize;
-    let start = eval as usize;
-    EVAL[0].store(start, Ordering::Relaxed);
-    EVAL[1].store(start + size.max(1), Ordering::Relaxed);
 }
 
 /// `[lowest, highest)` address of the loadable segments of the object holding `probe`.
@@ -208,14 +187,14 @@ fn object_range(probe: usize) -> Option<(usize, usize)> {
 mod tests {
     #[inline(never)]
     fn deeper(out: &mut [usize]) -> usize {
-        std::hint::black_box(super::capture(out, usize::MAX))
+        std::hint::black_box(super::capture(out, &[]))
     }
 
     /// The walk sees the test's own frames (no range is set up, so nothing is skipped).
     #[test]
     fn walks_this_threads_stack() {
         let mut out = [0usize; 32];
-        let n = std::hint::black_box(super::capture_with_libgcc(&mut out, usize::MAX));
+        let n = std::hint::black_box(super::capture_with_libgcc(&mut out, &[]));
         assert!(n >= 3, "only {n} frames");
         let n = deeper(&mut out);
         assert!(n >= 3, "only {n} frames");
@@ -224,5 +203,33 @@ mod tests {
             .all(|&ip| ip != 0 && ip & super::EVAL_MARK == 0));
         let mut two = [0usize; 2];
         assert_eq!(deeper(&mut two), 2);
+    }
+
+    /// A frame holding an invocation's address is marked (a copy per further address it
+    /// holds); the walk may stop once the last one is found.
+    #[test]
+    fn frames_holding_invocations_are_marked() {
+        use super::{mark_invocations, EVAL_MARK};
+        let mut out = [0usize; 8];
+        let mut bounds: &[usize] = &[150, 420, 430];
+        let mut n = 1;
+        out[0] = 0xa;
+        // Frame 0 spans up to 100: holds none.
+        assert!(mark_invocations(&mut out, &mut n, &mut bounds, 100));
+        out[1] = 0xb;
+        n = 2;
+        assert!(mark_invocations(&mut out, &mut n, &mut bounds, 200));
+        assert_eq!(out[1], 0xb | EVAL_MARK);
+        out[2] = 0xc;
+        n = 3;
+        // Two in one frame (not seen in practice): two marked entries, and done.
+        assert!(!mark_invocations(&mut out, &mut n, &mut bounds, 500));
+        assert_eq!(
+            &out[..n],
+            &[0xa, 0xb | EVAL_MARK, 0xc | EVAL_MARK, 0xc | EVAL_MARK]
+        );
+        assert!(bounds.is_empty());
+        // Nothing asked for: never stops.
+        assert!(mark_invocations(&mut out, &mut n, &mut bounds, 900));
     }
 }

@@ -87,6 +87,15 @@ pub struct Captured {
     pub hash: u64,
 }
 
+/// [`FrameLayout::capture_segments`].
+pub type CaptureSegments = unsafe fn(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    segs: &mut [u16],
+    bounds: &mut [usize],
+) -> Captured;
+
 /// The operations that depend on the interpreter's frame layout.
 #[derive(Clone, Copy)]
 pub struct FrameLayout {
@@ -102,14 +111,12 @@ pub struct FrameLayout {
     pub capture:
         unsafe fn(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured,
     /// `capture`, also writing for each frame written how many invocations of
-    /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`--native` puts the C
-    /// frames between them there). Not on the allocation hot path.
-    pub capture_segments: unsafe fn(
-        tstate: *mut c_void,
-        out: &mut [RawFrame],
-        floor: *const c_void,
-        segs: &mut [u16],
-    ) -> Captured,
+    /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`segs`, as long as
+    /// `out`), and for the innermost invocations an address on the C stack inside each one's
+    /// C frame (`bounds`; 0 where unknown): `--native` finds those C frames by their stack
+    /// range, so that it needs no symbol of the interpreter (Debian's are stripped, its eval
+    /// loop split across local functions). Not on the allocation hot path.
+    pub capture_segments: CaptureSegments,
     /// The innermost interpreter frame of `tstate` (null if none).
     pub current_frame: unsafe fn(tstate: *mut c_void) -> *const c_void,
     /// The OS thread id stored in a `PyThreadState*`.

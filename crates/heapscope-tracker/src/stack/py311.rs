@@ -21,6 +21,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
 const TSTATE_CFRAME: usize = 56;
 const TSTATE_NATIVE_THREAD_ID: usize = 160;
 const CFRAME_CURRENT_FRAME: usize = 8;
+const CFRAME_PREVIOUS: usize = 16;
 const FRAME_F_CODE: usize = 32;
 const FRAME_PREVIOUS: usize = 48;
 const FRAME_PREV_INSTR: usize = 56;
@@ -83,14 +84,31 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_voi
     unsafe { walk::<false>(tstate, out, floor, &mut []) }
 }
 
+/// Each `_PyEval_EvalFrameDefault` invocation links a `_PyCFrame`, a local variable of its C
+/// frame, into `tstate->cframe`, innermost first: their addresses are the `bounds`.
 unsafe fn capture_segments(
     tstate: *mut c_void,
     out: &mut [RawFrame],
     floor: *const c_void,
     segs: &mut [u16],
+    bounds: &mut [usize],
 ) -> Captured {
     // SAFETY: the caller's contract.
-    unsafe { walk::<true>(tstate, out, floor, segs) }
+    let captured = unsafe { walk::<true>(tstate, out, floor, segs) };
+    bounds.fill(0);
+    if !tstate.is_null() {
+        // SAFETY: `tstate` is the calling thread's; its cframe chain is live while it runs.
+        let mut cframe: *const c_void = unsafe { read(tstate, TSTATE_CFRAME) };
+        for b in bounds.iter_mut() {
+            if cframe.is_null() {
+                break;
+            }
+            *b = cframe as usize;
+            // SAFETY: as above.
+            cframe = unsafe { read(cframe, CFRAME_PREVIOUS) };
+        }
+    }
+    captured
 }
 
 /// One more `_PyEval_EvalFrameDefault` invocation lies beyond `frame` (it is an entry frame).

@@ -119,20 +119,22 @@ pub unsafe fn capture<F: Facts>(
     floor: *const c_void,
 ) -> Captured {
     // SAFETY: the caller's contract.
-    unsafe { walk::<F, false>(tstate, out, floor, &mut []) }
+    unsafe { walk::<F, false>(tstate, out, floor, &mut [], &mut []) }
 }
 
 /// `capture`, and in `segs[i]` how many invocations of `_PyEval_EvalFrameDefault` lie between
-/// frame `i` and the innermost one (each pushes an entry frame the interpreter owns; `--native`
-/// interleaves C frames at those places).
+/// frame `i` and the innermost one: each pushes an entry frame the interpreter owns, a local
+/// variable of its C frame, whose address goes to `bounds` (`--native` interleaves C frames
+/// at those places).
 pub unsafe fn capture_segments<F: Facts>(
     tstate: *mut c_void,
     out: &mut [RawFrame],
     floor: *const c_void,
     segs: &mut [u16],
+    bounds: &mut [usize],
 ) -> Captured {
     // SAFETY: the caller's contract.
-    unsafe { walk::<F, true>(tstate, out, floor, segs) }
+    unsafe { walk::<F, true>(tstate, out, floor, segs, bounds) }
 }
 
 #[inline(always)]
@@ -141,8 +143,15 @@ unsafe fn walk<F: Facts, const SEG: bool>(
     out: &mut [RawFrame],
     floor: *const c_void,
     segs: &mut [u16],
+    bounds: &mut [usize],
 ) -> Captured {
     let mut seg = 0u16;
+    // The entry frame ending segment `seg`.
+    let mut bound = |seg: u16, frame: *const c_void| {
+        if let Some(b) = bounds.get_mut(usize::from(seg)) {
+            *b = frame as usize;
+        }
+    };
     let mut captured = Captured {
         nframe: 0,
         total_nframe: 0,
@@ -157,6 +166,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
             && (not_python::<F>(frame) || before_first_instruction::<F>(frame))
         {
             if SEG && not_python::<F>(frame) {
+                bound(seg, frame);
                 seg = seg.saturating_add(1);
             }
             frame = read(frame, FRAME_PREVIOUS);
@@ -179,6 +189,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
                 }
                 total += 1;
             } else if SEG {
+                bound(seg, frame);
                 seg = seg.saturating_add(1);
             }
             frame = read(frame, FRAME_PREVIOUS);
