@@ -76,25 +76,41 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
     let mut delta = ProfileDelta::default();
     let mut resolved = 0;
-    while resolved < max_new {
-        let Some(batch) = copy_new(ds, (max_new - resolved).min(BATCH)) else {
+    loop {
+        // Journaled native events and RAW frees first: the tracebacks they make must be
+        // written with the figures that count them. (Without this, the native blocks of a
+        // program's last lines were in the totals but in no row when no traced Python
+        // allocation applied them before the final drain, as under --sample-rate.)
+        // SAFETY: GIL held; the reference ends here.
+        if let Some(st) = unsafe { state() } {
+            st.apply_pending();
+        }
+        while resolved < max_new {
+            let Some(batch) = copy_new(ds, (max_new - resolved).min(BATCH)) else {
+                return (ProfileDelta::default(), false);
+            };
+            if batch.new_tbs.is_empty() {
+                break;
+            }
+            resolved += batch.new_tbs.len();
+            resolve_new(gil, ds, &batch, &mut delta);
+        }
+        // SAFETY: GIL held; the reference ends before the loop goes on.
+        let Some(st) = (unsafe { state() }) else {
             return (ProfileDelta::default(), false);
         };
-        if batch.new_tbs.is_empty() {
+        if st.interner.len() <= ds.tb_to_stack.len() {
             break;
         }
-        resolved += batch.new_tbs.len();
-        resolve_new(gil, ds, &batch, &mut delta);
+        if resolved >= max_new {
+            return (delta, true);
+        }
     }
     // SAFETY: GIL held; the reference ends with this function, and nothing below calls into
     // Python.
     let Some(st) = (unsafe { state() }) else {
         return (ProfileDelta::default(), false);
     };
-    if st.interner.len() > ds.tb_to_stack.len() {
-        return (delta, true);
-    }
-    st.apply_pending();
     st.stats.capture_peak();
     let s = &st.stats;
     delta.current_bytes = s.current;

@@ -136,6 +136,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
         if options.native && !native::native_on() {
             start_native(layout)?;
         }
+        native::set_native_sample_rate(options.sample_rate.unwrap_or(0));
         return Ok(());
     }
     (layout.check)(python_version_hex())
@@ -158,6 +159,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     TRACING.store(true, Ordering::Release);
     // What extensions report through PyTraceMalloc_Track reaches the tracer from now on.
     native::install();
+    native::set_native_sample_rate(options.sample_rate.unwrap_or(0));
     if options.native {
         if let Err(e) = start_native(layout) {
             stop(Gil(()));

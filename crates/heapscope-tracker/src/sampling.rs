@@ -4,8 +4,8 @@
 //! `size / p` bytes, so sums of recorded sizes are unbiased estimates of the true sums.
 //! Unsampled blocks cost one subtraction and a compare: no stack walk, no table.
 
-/// Sampling state (GIL-owned, inside the tracer state).
-#[derive(Debug, Clone)]
+/// Sampling state (GIL-owned, inside the tracer state; per thread for `--native`).
+#[derive(Debug, Clone, Copy)]
 pub struct Sampler {
     rate: u64,
     countdown: i64,

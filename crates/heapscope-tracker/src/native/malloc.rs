@@ -15,9 +15,10 @@
 
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::{journal, unwind};
+use crate::sampling::Sampler;
 use crate::stack::{FrameLayout, RawFrame};
 
 /// Python frames a native event keeps at most (the traceback limit, capped: the frames are
@@ -31,10 +32,41 @@ static INFLIGHT: AtomicUsize = AtomicUsize::new(0);
 static LAYOUT: AtomicUsize = AtomicUsize::new(0);
 static FLOOR: AtomicUsize = AtomicUsize::new(0);
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
+/// Mean bytes between sampled native blocks (0: every block is recorded).
+static RATE: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// Set while this thread records a native event.
     static GUARD: Cell<bool> = const { Cell::new(false) };
+    /// This thread's sampler when native blocks are sampled (`--sample-rate`): hooks run in
+    /// any thread, without the GIL, so each thread draws its own sample points.
+    static SAMPLER: Cell<Option<Sampler>> = const { Cell::new(None) };
+}
+
+/// Sample native blocks at one per `rate` bytes on average (0: record every block), as the
+/// tracer samples Python's (`sampling.rs`): unsampled blocks cost a subtraction, no stack walk.
+pub fn set_sample_rate(rate: u64) {
+    RATE.store(rate, Ordering::Relaxed);
+}
+
+/// The bytes a block of `size` stands for, or `None` if it is not sampled.
+#[inline(always)]
+fn sampled_size(size: usize) -> Option<usize> {
+    let rate = RATE.load(Ordering::Relaxed);
+    if rate == 0 {
+        return Some(size);
+    }
+    let mut s = match SAMPLER.get() {
+        Some(s) if s.rate() == rate => s,
+        _ => {
+            // SAFETY: gettid has no failure mode.
+            let tid = u64::try_from(unsafe { libc::gettid() }).unwrap_or(1);
+            Sampler::new(rate, tid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ size as u64)
+        }
+    };
+    let weight = s.sample(size as u64);
+    SAMPLER.set(Some(s));
+    weight.map(|w| usize::try_from(w).unwrap_or(usize::MAX))
 }
 
 extern "C" {
@@ -120,7 +152,22 @@ fn leave() {
 /// Journal a new block with the calling thread's stacks.
 #[inline(never)]
 fn record(addr: *mut c_void, size: usize, mapping: bool) {
-    if addr.is_null() || !enter() {
+    if addr.is_null()
+        || !ON.load(Ordering::Relaxed)
+        || GUARD.get()
+        || crate::hooks::inside_pymem_hook()
+    {
+        return;
+    }
+    // Mappings are kept whole (partial unmaps carve them by their real size).
+    let size = if mapping {
+        size
+    } else if let Some(weight) = sampled_size(size) {
+        weight
+    } else {
+        return;
+    };
+    if !enter() {
         return;
     }
     let mut py = [RawFrame::UNKNOWN; MAX_PY];

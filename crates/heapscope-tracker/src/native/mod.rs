@@ -146,6 +146,11 @@ pub fn uninstall_malloc() {
     malloc::stop();
 }
 
+/// Sample native blocks (one per `rate` bytes on average; 0: every block).
+pub fn set_native_sample_rate(rate: u64) {
+    malloc::set_sample_rate(rate);
+}
+
 /// True while `--native` records.
 pub fn native_on() -> bool {
     malloc::is_on()
