@@ -113,6 +113,12 @@ pub struct Interner {
     /// Moves on whenever a code object that nodes name dies.
     epoch: u32,
     owners: Owners,
+    /// The frames of the last traceback inserted, root first, with their nodes: a new
+    /// traceback mostly shares a long root-side prefix with the one before (the same import
+    /// chain or framework layers), whose nodes are taken from here instead of one index probe
+    /// each (`perf` on `pip list`, 64 frames: inserting was 10 % of the run). Emptied when a
+    /// node's frame changes (a dying code object's tombstones).
+    path: Vec<(RawFrame, NodeId)>,
 }
 
 const RECENT: usize = 256;
@@ -256,6 +262,7 @@ impl Interner {
 
     /// A code object that nodes name has died (its nodes are tombstones now).
     pub fn on_code_death(&mut self) {
+        self.path.clear();
         self.epoch = self.epoch.wrapping_add(1);
     }
 
@@ -269,9 +276,18 @@ impl Interner {
         check: u64,
     ) -> TbId {
         self.fresh.clear();
-        let mut parent = NO_PARENT;
-        for &frame in frames.iter().rev() {
+        let n = frames.len();
+        let shared = self
+            .path
+            .iter()
+            .zip(frames.iter().rev())
+            .take_while(|((known, _), frame)| known == *frame)
+            .count();
+        self.path.truncate(shared);
+        let mut parent = self.path.last().map_or(NO_PARENT, |&(_, node)| node);
+        for &frame in frames[..n - shared].iter().rev() {
             parent = self.node(parent, frame);
+            self.path.push((frame, parent));
         }
         let id = self.records.len() as TbId;
         let owner = self.owners.id(thread);
@@ -363,6 +379,7 @@ impl Interner {
     /// place in the index under the hash of the live frame, where no live frame can match it
     /// any more.
     pub fn set_node_frame(&mut self, node: NodeId, frame: RawFrame) {
+        self.path.clear();
         let n = &mut self.nodes[node as usize];
         n.code = frame.code as usize;
         n.offset = frame.offset as i32;
@@ -388,6 +405,10 @@ impl Interner {
     /// Bytes of memory held, per structure.
     pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
         out.push(("interner.nodes", self.nodes.capacity() * size_of::<Node>()));
+        out.push((
+            "interner.path",
+            self.path.capacity() * size_of::<(RawFrame, NodeId)>(),
+        ));
         out.push((
             "interner.node_index",
             self.node_index.capacity() * (size_of::<NodeId>() + 1),
@@ -433,11 +454,13 @@ mod tests {
     }
 
     proptest! {
-        /// The interner agrees with a plain map from stacks to ids, and gives every stack back.
+        /// The interner agrees with a plain map from stacks to ids, gives every stack back,
+        /// and keeps one node per distinct root-side prefix (few frame values, so stacks
+        /// share prefixes often, as the insert path's cache of the last path expects).
         #[test]
         fn agrees_with_a_map_of_stacks(
             stacks in prop::collection::vec(
-                (prop::collection::vec((0usize..6, -2isize..40), 1..12), 0u64..3),
+                (prop::collection::vec((0usize..4, -2isize..6), 1..12), 0u64..3),
                 1..300,
             )
         ) {
@@ -461,6 +484,14 @@ mod tests {
                 prop_assert_eq!(&interner.frames(*id).collect::<Vec<_>>(), frames);
                 prop_assert_eq!(interner.owner(*id), *thread);
             }
+            let prefixes: std::collections::HashSet<Vec<RawFrame>> = model
+                .keys()
+                .flat_map(|(frames, _)| {
+                    let root_first: Vec<RawFrame> = frames.iter().rev().copied().collect();
+                    (1..=root_first.len()).map(move |k| root_first[..k].to_vec())
+                })
+                .collect();
+            prop_assert_eq!(interner.nodes.len(), prefixes.len());
         }
     }
 
