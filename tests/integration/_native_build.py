@@ -211,6 +211,38 @@ def build_ctypes_lib(directory: Path) -> Path:
     return out
 
 
+STRIPPED_LIB = r"""
+#include <stdlib.h>
+#include <string.h>
+void nx_strip_first(void) {}
+__attribute__((noinline)) static void *hidden_alloc(size_t n) {
+    void *p = malloc(n);
+    if (p) memset(p, 3, n);
+    return p;
+}
+__attribute__((noinline)) void *nx_strip_alloc(size_t n) {
+    char *p = hidden_alloc(n);
+    if (p) p[0] = 4; /* not a tail call: this frame stays on the stack */
+    return p;
+}
+"""
+
+
+def build_stripped_lib(directory: Path) -> Path:
+    """Compile ``libnxstrip.so`` without debug information or symbol table (``-s``, as most
+    wheels ship): only its exported functions have names."""
+    cc = _compiler("cc", "gcc")
+    source = directory / "nxstrip.c"
+    source.write_text(STRIPPED_LIB)
+    out = directory / "libnxstrip.so"
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-O1", "-fno-reorder-functions", "-s", "-o", out, source],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
 def build_cxx_lib(directory: Path) -> Path:
     """Compile ``libnxcxx.so`` (C++ ``new``/``delete``, loaded with ctypes)."""
     cxx = _compiler("c++", "g++")

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from ._helpers import heapscope, report_json
-from ._native_build import build_ctypes_lib, build_cxx_lib, build_extension, native_env
+from ._native_build import (
+    build_ctypes_lib,
+    build_cxx_lib,
+    build_extension,
+    build_stripped_lib,
+    native_env,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -260,3 +266,34 @@ def test_text_report_names_the_python_line_and_marks_native(
     )
     assert hidden.returncode == 0, hidden.stderr
     assert "[native] (" not in out.with_suffix(".hidden.txt").read_text()
+
+
+STRIPPED_PROGRAM = """\
+import ctypes
+import sys
+
+lib = ctypes.CDLL(sys.argv[1])
+lib.nx_strip_alloc.restype = ctypes.c_void_p
+lib.nx_strip_alloc.argtypes = [ctypes.c_size_t]
+held = lib.nx_strip_alloc(1_500_000)
+"""
+
+
+def test_stripped_library_frames_are_not_misnamed(tmp_path: Path) -> None:
+    """In an object without debug information or symbol table, a static function is named by
+    its object and offset, not after the exported function before it."""
+    lib = build_stripped_lib(tmp_path)
+    script = tmp_path / "stripped.py"
+    script.write_text(STRIPPED_PROGRAM)
+    env = native_env(tmp_path)
+    out = tmp_path / "stripped.hsc"
+    proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "100")
+    row = next(
+        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["size"] == 1_500_000
+    )
+    names = [f["function"] for f in row["stack"]]
+    assert names[0].startswith("libnxstrip.so+0x"), names
+    assert names[1] == "nx_strip_alloc", names
+    assert "nx_strip_first" not in names, names

@@ -21,21 +21,62 @@ pub struct Symbol {
     pub line: u32,
 }
 
+/// An object's function symbols with their sizes, by address: addr2line names an address
+/// after the nearest symbol before it, which in a stripped object (only its exported symbols
+/// left, as most wheels ship) is often another function; a name is only given here to an
+/// address inside the symbol's size.
+struct Sized(Vec<(u64, u64, String)>);
+
+impl Sized {
+    fn read(path: &Path) -> Sized {
+        use object::{Object, ObjectSymbol, SymbolKind};
+        // Read on demand: the headers and symbol tables, not the whole object.
+        let Ok(handle) = std::fs::File::open(path) else {
+            return Sized(Vec::new());
+        };
+        let cache = object::ReadCache::new(handle);
+        let Ok(file) = object::File::parse(&cache) else {
+            return Sized(Vec::new());
+        };
+        let table: Vec<_> = if file.symbols().next().is_some() {
+            file.symbols().collect()
+        } else {
+            file.dynamic_symbols().collect()
+        };
+        let mut symbols: Vec<(u64, u64, String)> = table
+            .into_iter()
+            .filter(|s| s.kind() == SymbolKind::Text && s.is_definition())
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_owned())))
+            .collect();
+        symbols.sort_unstable_by_key(|s| s.0);
+        Sized(symbols)
+    }
+
+    /// The function holding `address`; a symbol of size 0 (assembly) is taken as is.
+    fn find(&self, address: u64) -> Option<&str> {
+        let i = self.0.partition_point(|s| s.0 <= address);
+        let (start, size, name) = self.0.get(i.checked_sub(1)?)?;
+        (*size == 0 || address < start + size).then_some(name.as_str())
+    }
+}
+
 /// Loaded objects, by path (an object that cannot be read is remembered as such).
 #[derive(Default)]
 pub struct Symbolizer {
-    objects: HashMap<String, Option<addr2line::Loader>>,
+    objects: HashMap<String, (Option<addr2line::Loader>, Sized)>,
 }
 
 impl Symbolizer {
     /// The innermost function and location of `address`, an address relative to the object's
     /// load bias (the address in the file's own virtual addresses), in the object at `path`.
     pub fn lookup(&mut self, path: &str, address: u64) -> Option<Symbol> {
-        let loader = self
-            .objects
-            .entry_ref(path)
-            .or_insert_with(|| addr2line::Loader::new(Path::new(path)).ok())
-            .as_ref()?;
+        let (loader, sized) = self.objects.entry_ref(path).or_insert_with(|| {
+            (
+                addr2line::Loader::new(Path::new(path)).ok(),
+                Sized::read(Path::new(path)),
+            )
+        });
+        let loader = loader.as_ref()?;
         let mut function = None;
         let (mut file, mut line) = (None, 0);
         if let Ok(mut frames) = loader.find_frames(address) {
@@ -52,7 +93,7 @@ impl Symbolizer {
             }
         }
         if function.is_none() {
-            function = loader.find_symbol(address).map(demangle);
+            function = sized.find(address).map(demangle);
         }
         (function.is_some() || file.is_some()).then_some(Symbol {
             function,

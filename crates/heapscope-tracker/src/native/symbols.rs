@@ -10,6 +10,8 @@ use heapscope_symbols::Symbolizer;
 
 /// `RTLD_DL_LINKMAP` of `dladdr1`: return the object's `struct link_map *`.
 const RTLD_DL_LINKMAP: c_int = 2;
+/// `RTLD_DL_SYMENT` of `dladdr1`: return the symbol's `Elf64_Sym`.
+const RTLD_DL_SYMENT: c_int = 1;
 
 #[repr(C)]
 struct LinkMap {
@@ -68,11 +70,17 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
         ),
     };
     let found = symbols.lookup(&object, at.wrapping_sub(bias) as u64);
+    // The object's own tables name the address only if it lies inside a symbol
+    // (`heapscope-symbols`); the loader's nearest dynamic symbol is the fallback for an object
+    // that cannot be read, under the same condition. Else: the object and the offset.
     let function = found
         .as_ref()
         .and_then(|s| s.function.clone())
-        .or_else(|| text(info.dli_sname))
-        .unwrap_or_else(|| format!("{:#x}", at.wrapping_sub(bias)));
+        .or_else(|| text(info.dli_sname).filter(|_| inside_dynamic_symbol(at)))
+        .unwrap_or_else(|| {
+            let base = object.rsplit('/').next().unwrap_or(&object);
+            format!("{base}+{:#x}", at.wrapping_sub(bias))
+        });
     let (file, line) = match found {
         Some(heapscope_symbols::Symbol {
             file: Some(file),
@@ -86,4 +94,32 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
         function: Arc::from(function),
         line,
     }
+}
+
+/// True if `at` lies within the size of the nearest dynamic symbol `dladdr` finds for it.
+fn inside_dynamic_symbol(at: usize) -> bool {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let mut sym: *const super::elf::Sym = std::ptr::null();
+    // SAFETY: a query about an address; `sym` receives a pointer into the object's dynamic
+    // symbol table.
+    let ok = unsafe {
+        libc::dladdr1(
+            at as *const c_void,
+            &raw mut info,
+            (&raw mut sym).cast::<*mut c_void>(),
+            RTLD_DL_SYMENT,
+        )
+    } != 0;
+    if !ok || sym.is_null() || info.dli_saddr.is_null() {
+        return false;
+    }
+    // SAFETY: `sym` points into the symbol table of a mapped object.
+    let size = unsafe { (*sym).size } as usize;
+    // A size of 0 (hand-written assembly, some linkers' aliases) says nothing: trust it.
+    size == 0 || at < info.dli_saddr as usize + size
 }
