@@ -24,6 +24,8 @@ from _configs import CONFIGS, DEFAULT_SAMPLE_RATE, LIVE_OBJECTS, SIZES, workload
 from _report import fmt, table, verdict
 from _runner import child_env, heapscope_location
 
+# Issue 11's target on every CPython (issue 3 had 1.8x on 3.11).
+LIMIT64_TARGET = 1.5
 SECTIONS = ["overhead", "memory", "snapshot", "accuracy", "parity", "apps", "native"]
 PARITY_SCALE = {"quick": 1, "full": 4}
 
@@ -114,7 +116,11 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
     if ov and (hs := g("heapscope-64")) and (std := g("stdlib-64")) and std > 1:
         share = 100 * (hs - 1) / (std - 1)
     rows = [
-        ["full tracing, limit 64 (geomean)", fmt(g("heapscope-64"), ".2f", "x"), "<= 1.8x"],
+        [
+            "full tracing, limit 64 (geomean)",
+            fmt(g("heapscope-64"), ".2f", "x"),
+            f"<= {LIMIT64_TARGET}x",
+        ],
         ["hs added / std added, limit 64", fmt(share, ".1f", "%"), "<= 10%"],
         ["traceback limit 1 (geomean)", fmt(g("heapscope-1"), ".2f", "x"), "<= 1.4x"],
         ["sampling (geomean)", fmt(g("hs-sampled"), ".2f", "x"), "<= 1.05x"],
@@ -161,7 +167,7 @@ def summary(ov: _overhead.Overhead | None, figures: dict[str, float | None]) -> 
         ],
     ]
     checks = [
-        verdict(g("heapscope-64"), 1.8),
+        verdict(g("heapscope-64"), LIMIT64_TARGET),
         verdict(share, 10),
         verdict(g("heapscope-1"), 1.4),
         verdict(g("hs-sampled"), 1.05),
