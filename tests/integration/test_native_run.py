@@ -290,9 +290,7 @@ def test_stripped_library_frames_are_not_misnamed(tmp_path: Path) -> None:
     proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "100")
-    row = next(
-        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["size"] == 1_500_000
-    )
+    row = next(r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["size"] == 1_500_000)
     names = [f["function"] for f in row["stack"]]
     assert names[0].startswith("libnxstrip.so+0x"), names
     assert names[1] == "nx_strip_alloc", names

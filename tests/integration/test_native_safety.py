@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ._helpers import heapscope, report_json
-from ._native_build import build_extension, native_env
+from ._native_build import _compiler, build_extension, native_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -150,3 +150,85 @@ def test_tracker_native_and_nothing_installed_when_off(ext_dir: Path, tmp_path: 
     rows = report_json(off, env, "--at", "end", "-n", "1000")["rows"]
     assert not [r for r in rows if r["domain"] == NATIVE_DOMAIN]
     assert os.path.getsize(off) > 0
+
+
+INNER_LIB = r"""
+#include <stdlib.h>
+void *nx_inner_keep;
+__attribute__((constructor)) static void inner_init(void) { nx_inner_keep = malloc(70001); }
+"""
+
+OUTER_LIB = r"""
+#include <dlfcn.h>
+#include <stdlib.h>
+void *nx_outer_keep;
+/* A constructor that calls dlopen: a load nested in the loader's own. */
+__attribute__((constructor)) static void outer_init(void) {
+    nx_outer_keep = malloc(90001);
+    dlopen(INNER_PATH, RTLD_NOW);
+}
+void *nx_outer_alloc(size_t n) { return malloc(n); }
+"""
+
+LOADING_PROGRAM = """\
+import ctypes
+import sys
+import threading
+
+import nativeext
+
+nativeext.churn(2)  # C threads that malloc and mmap all along
+
+
+def load(path):
+    lib = ctypes.CDLL(path)  # LOAD
+    lib.nx_outer_alloc.restype = ctypes.c_void_p
+    for _ in range(200):
+        lib.nx_outer_alloc(1000)  # ALLOC
+
+
+threads = [threading.Thread(target=load, args=(p,)) for p in sys.argv[1:]]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("loaded", len(threads))
+"""
+
+
+def test_concurrent_and_nested_dlopen_while_threads_allocate(ext_dir: Path, tmp_path: Path) -> None:
+    """Four threads load libraries whose constructors malloc and dlopen another library, while
+    C threads allocate and stacks are walked: no hang (the object list the fast unwinder uses
+    changes under all of them), and what the loaded code mallocs afterwards is seen. (What
+    constructors allocate is not: they run inside dlopen, before the new object's imports are
+    redirected.)"""
+    cc = _compiler("cc", "gcc")
+    outers = []
+    for i in range(4):
+        inner = tmp_path / f"libnxinner{i}.so"
+        src = tmp_path / f"inner{i}.c"
+        src.write_text(INNER_LIB)
+        subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", inner, src], check=True)
+        outer = tmp_path / f"libnxouter{i}.so"
+        src = tmp_path / f"outer{i}.c"
+        src.write_text(OUTER_LIB)
+        subprocess.run(
+            [cc, "-shared", "-fPIC", "-O1", f'-DINNER_PATH="{inner}"', "-o", outer, src, "-ldl"],
+            check=True,
+        )
+        outers.append(outer)
+    script = tmp_path / "loading.py"
+    script.write_text(LOADING_PROGRAM)
+    env = native_env(ext_dir)
+    out = tmp_path / "loading.hsc"
+    proc = heapscope("run", "--native", "-o", out, script, *outers, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "loaded 4" in proc.stdout
+    rows = report_json(out, env, "--at", "end", "-n", "1000")["rows"]
+    at_alloc = [
+        r
+        for r in rows
+        if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of(LOADING_PROGRAM, "ALLOC")
+    ]
+    assert sum(r["size"] for r in at_alloc) == 4 * 200 * 1000, at_alloc
+    assert sum(r["count"] for r in at_alloc) == 4 * 200, at_alloc

@@ -3,17 +3,20 @@
 //! address. libgcc's `_Unwind_Backtrace` (the fallback in `unwind.rs`) finds and decodes the
 //! FDE of every frame on every walk, about 0.2 us a frame; a cached rule is one hash probe.
 //!
-//! One unwinder and one cache, behind a spinlock that the hooks only *try*: a thread that finds
-//! it taken (another thread walking, or the loader changing the object list) walks with libgcc
+//! One unwinder and its caches, behind a spinlock that the hooks only *try*: a thread that
+//! finds it taken (another thread walking, or the object list being changed) walks with libgcc
 //! instead, so no hook ever waits. The walk allocates nothing (framehop's
-//! `MustNotAllocateDuringUnwind`). `dlopen` and `dlclose` hold the lock while the loader runs
-//! and until the object list is refreshed (`loading`), so no walk reads the unwind tables of an
-//! object that is being mapped or unmapped. A return address outside every known object (code
-//! loaded by other means, a JIT) makes the walk start over with libgcc.
+//! `MustNotAllocateDuringUnwind`). While any thread is in `dlopen`/`dlclose` (`LOADING`), every
+//! walk takes the fallback, so none reads the unwind tables of an object being mapped or
+//! unmapped or trusts a stale object list; the list is read from the loader *before* the lock
+//! is taken to apply it, so the lock is never held while waiting for the loader's lock (a
+//! constructor that calls `dlopen` inside another thread's `dlopen` cannot deadlock with it).
+//! A return address outside every known object (code loaded by other means, a JIT) makes the
+//! walk start over with libgcc.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::ops::{Deref, Range};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use framehop::x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64};
 use framehop::{ExplicitModuleSectionInfo, FrameAddress, MustNotAllocateDuringUnwind, Unwinder};
@@ -69,9 +72,8 @@ static FAST: SpinLock<Option<Fast>> = SpinLock::new(None);
 /// Set in a forked child if another thread held the lock at `fork()`: its state may be half
 /// updated, so the child walks with libgcc only.
 static BROKEN: AtomicBool = AtomicBool::new(false);
-/// The thread inside `loading` (0: none), so that a `dlopen` from a constructor of the object
-/// being loaded does not wait for itself.
-static LOADER: AtomicU64 = AtomicU64::new(0);
+/// Threads inside `dlopen`/`dlclose` (`loading`).
+static LOADING: AtomicUsize = AtomicUsize::new(0);
 
 /// How far above the walk's first stack pointer a frame may be read (a thread's stack).
 const STACK_SPAN: u64 = 1 << 30;
@@ -94,26 +96,22 @@ pub fn prepare() {
         caches: Box::new(std::array::from_fn(|_| Cache::new_in())),
         ranges: Vec::new(),
     };
-    refresh(&mut fast);
+    apply(&mut fast, loaded_objects());
     *FAST.lock() = Some(fast);
 }
 
 /// Run the loader (`dlopen`, `dlclose` and the GOT rescan after them) with the walks on the
 /// fallback, then bring the object list up to date.
 pub fn loading<R>(f: impl FnOnce() -> R) -> R {
-    // SAFETY: gettid has no failure mode.
-    let me = u64::try_from(unsafe { libc::gettid() }).unwrap_or(u64::MAX);
-    if LOADER.load(Ordering::Acquire) == me || BROKEN.load(Ordering::Relaxed) {
-        return f();
-    }
-    let mut guard = FAST.lock();
-    LOADER.store(me, Ordering::Release);
+    LOADING.fetch_add(1, Ordering::SeqCst);
     let r = f();
-    if let Some(fast) = guard.as_mut() {
-        refresh(fast);
+    if !BROKEN.load(Ordering::Relaxed) {
+        let now = loaded_objects();
+        if let Some(fast) = FAST.lock().as_mut() {
+            apply(fast, now);
+        }
     }
-    LOADER.store(0, Ordering::Release);
-    drop(guard);
+    LOADING.fetch_sub(1, Ordering::SeqCst);
     r
 }
 
@@ -125,7 +123,7 @@ pub fn after_fork_in_child() {
         // alone for good (BROKEN), only the flag is reset.
         unsafe { FAST.force_unlock() };
     }
-    LOADER.store(0, Ordering::Relaxed);
+    LOADING.store(0, Ordering::Relaxed);
 }
 
 /// Walk the calling thread's stack from the registers of this function. Frames inside `own`
@@ -145,6 +143,9 @@ pub fn walk(out: &mut [usize], own: (usize, usize), mut bounds: &[usize]) -> Wal
             bp = out(reg) bp,
             options(nomem, nostack, preserves_flags),
         );
+    }
+    if LOADING.load(Ordering::Acquire) != 0 {
+        return Walk::Fallback;
     }
     let Some(mut guard) = FAST.try_lock() else {
         return Walk::Fallback;
@@ -211,9 +212,8 @@ struct Object {
     eh_frame: Range<u64>,
 }
 
-/// Add the objects loaded since the last refresh, drop the unloaded ones.
-fn refresh(fast: &mut Fast) {
-    let now = loaded_objects();
+/// Add the objects of `now` (the loaded objects) not known yet, drop those no longer loaded.
+fn apply(fast: &mut Fast, now: Vec<Object>) {
     for old in fast.ranges.clone() {
         if !now.iter().any(|o| o.range == old) {
             fast.unwinder.remove_module(old.start);
