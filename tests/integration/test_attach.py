@@ -10,8 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,23 @@ def target(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Target]:
     t.close()
 
 
+def _wait_tracing(
+    state: Callable[[], str], proc: subprocess.Popen[Any], seconds: float = 60
+) -> None:
+    """Wait until the target reports that it traces. Fails with what the attach command said
+    if it exits first or the time runs out (one CI run on 3.14 saw 20 s pass with no reason
+    given)."""
+    deadline = time.monotonic() + seconds
+    while not state().startswith("True"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(
+                f"the target never started tracing (attach exit status {proc.returncode}): {err}"
+            )
+
+
 def _leak_rows(capture: Path, env: dict[str, str], at: str) -> list[dict[str, object]]:
     rows = report_json(capture, env, "--at", at, "-n", "5")["rows"]
     return [r for r in rows if r["function"] == "leak_here"]
@@ -141,9 +159,7 @@ def test_attach_records_the_leak_then_detaches_twice(
             stderr=subprocess.PIPE,
             text=True,
         )
-        deadline = time.monotonic() + 20
-        while not target.state().startswith("True"):
-            assert time.monotonic() < deadline, "the target never started tracing"
+        _wait_tracing(target.state, proc)
         # While attached: the tracer's hooks and threads are in the target.
         assert "heapscope-sampl" in _threads_of(target.pid)
         state = target.state()
@@ -189,9 +205,11 @@ def test_target_killed_while_attached(tmp_path: Path, subprocess_env: dict[str, 
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while not t.state().startswith("True"):
-        assert time.monotonic() < deadline
+    try:
+        _wait_tracing(t.state, proc)
+    finally:
+        if proc.poll() is not None:
+            t.close()
     time.sleep(2)  # at least one flush
     os.kill(t.pid, signal.SIGKILL)
     t.close()
@@ -298,9 +316,7 @@ def test_already_recorded(tmp_path: Path, subprocess_env: dict[str, str], target
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
-        while not target.state().startswith("True"):
-            assert time.monotonic() < deadline
+        _wait_tracing(target.state, first)
         message = _attach_fails(tmp_path, subprocess_env, target.pid)
         assert "already being recorded by heapscope" in message
     finally:
@@ -398,9 +414,7 @@ def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 20
-    while not target.state().startswith("True"):
-        assert time.monotonic() < deadline
+    _wait_tracing(target.state, proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -419,9 +433,7 @@ def test_killed_attach_command_lets_the_target_detach_itself(
         env=subprocess_env,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while not target.state().startswith("True"):
-        assert time.monotonic() < deadline
+    _wait_tracing(target.state, proc)
     proc.kill()  # no stop file, no more heartbeats
     proc.wait()
     deadline = time.monotonic() + 30  # the heartbeat times out after 10 s
