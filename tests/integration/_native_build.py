@@ -183,32 +183,39 @@ def _compiler(*names: str) -> str:
     pytest.skip(f"no compiler among {', '.join(names)}")
 
 
-def build_extension(directory: Path) -> Path:
-    """Compile the ``nativeext`` extension module into ``directory``."""
-    cc = _compiler("cc", "gcc")
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    source = directory / "nativeext.c"
-    source.write_text(EXTENSION)
-    out = directory / f"nativeext{suffix}"
-    include = sysconfig.get_paths()["include"]
+def compile_shared(
+    directory: Path,
+    source_name: str,
+    text: str,
+    out_name: str,
+    *flags: str,
+    compiler: tuple[str, ...] = ("cc", "gcc"),
+    libs: tuple[str, ...] = (),
+) -> Path:
+    """Write ``text`` to ``directory/source_name`` and compile it into the shared object
+    ``directory/out_name`` with ``flags``."""
+    source = directory / source_name
+    source.write_text(text)
+    out = directory / out_name
     subprocess.run(
-        [cc, "-shared", "-fPIC", "-g", "-O1", "-pthread", f"-I{include}", "-o", out, source],
+        [_compiler(*compiler), "-shared", "-fPIC", *flags, "-o", out, source, *libs],
         check=True,
         capture_output=True,
     )
     return out
 
 
+def build_extension(directory: Path) -> Path:
+    """Compile the ``nativeext`` extension module into ``directory``."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    include = sysconfig.get_paths()["include"]
+    flags = ("-g", "-O1", "-pthread", f"-I{include}")
+    return compile_shared(directory, "nativeext.c", EXTENSION, f"nativeext{suffix}", *flags)
+
+
 def build_ctypes_lib(directory: Path) -> Path:
     """Compile ``libnxlib.so`` (plain C, loaded with ctypes)."""
-    cc = _compiler("cc", "gcc")
-    source = directory / "nxlib.c"
-    source.write_text(CTYPES_LIB)
-    out = directory / "libnxlib.so"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-g", "-O1", "-o", out, source], check=True, capture_output=True
-    )
-    return out
+    return compile_shared(directory, "nxlib.c", CTYPES_LIB, "libnxlib.so", "-g", "-O1")
 
 
 STRIPPED_LIB = r"""
@@ -231,28 +238,15 @@ __attribute__((noinline)) void *nx_strip_alloc(size_t n) {
 def build_stripped_lib(directory: Path) -> Path:
     """Compile ``libnxstrip.so`` without debug information or symbol table (``-s``, as most
     wheels ship): only its exported functions have names."""
-    cc = _compiler("cc", "gcc")
-    source = directory / "nxstrip.c"
-    source.write_text(STRIPPED_LIB)
-    out = directory / "libnxstrip.so"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-O1", "-fno-reorder-functions", "-s", "-o", out, source],
-        check=True,
-        capture_output=True,
-    )
-    return out
+    flags = ("-O1", "-fno-reorder-functions", "-s")
+    return compile_shared(directory, "nxstrip.c", STRIPPED_LIB, "libnxstrip.so", *flags)
 
 
 def build_cxx_lib(directory: Path) -> Path:
     """Compile ``libnxcxx.so`` (C++ ``new``/``delete``, loaded with ctypes)."""
-    cxx = _compiler("c++", "g++")
-    source = directory / "nxcxx.cpp"
-    source.write_text(CXX_LIB)
-    out = directory / "libnxcxx.so"
-    subprocess.run(
-        [cxx, "-shared", "-fPIC", "-g", "-O1", "-o", out, source], check=True, capture_output=True
+    return compile_shared(
+        directory, "nxcxx.cpp", CXX_LIB, "libnxcxx.so", "-g", "-O1", compiler=("c++", "g++")
     )
-    return out
 
 
 def native_env(directory: Path) -> dict[str, str]:

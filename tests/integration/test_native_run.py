@@ -170,14 +170,20 @@ def test_a_thread_c_started_has_only_native_frames(capture: tuple[Path, dict[str
     assert functions[:2] == ["nx_grab", "nx_thread_body"], functions
 
 
+def native_stack_rows(capture: tuple[Path, dict[str, str]], marker: str) -> list[dict[str, Any]]:
+    """The `--by stack` rows of native blocks held at exit at the line of ``marker``."""
+    out, env = capture
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
+    return [
+        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of(marker)
+    ]
+
+
 def test_stacks_interleave_c_frames_above_the_python_line(
     capture: tuple[Path, dict[str, str]],
 ) -> None:
     out, env = capture
-    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
-    rows = [
-        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of("KEEP")
-    ]
+    rows = native_stack_rows(capture, "KEEP")
     # The interpreter may reach the C function through different C paths on the loop's first
     # and later calls (3.15's specializing interpreter does): several stacks, one line.
     assert sum(r["size"] for r in rows) == 3 * 1_000_003, rows
@@ -205,10 +211,7 @@ def test_c_frames_between_python_frames_are_in_call_order(
     capture: tuple[Path, dict[str, str]],
 ) -> None:
     out, env = capture
-    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
-    rows = [
-        r for r in report["rows"] if r["domain"] == NATIVE_DOMAIN and r["line"] == line_of("INNER")
-    ]
+    rows = native_stack_rows(capture, "INNER")
     assert sum(r["size"] for r in rows) == 3_000_017, rows
     stack = rows[0]["stack"]
     names = [(f["function"], f["native"]) for f in stack]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ._helpers import heapscope, report_json
-from ._native_build import _compiler, build_extension, native_env
+from ._native_build import build_extension, compile_shared, native_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -202,19 +202,12 @@ def test_concurrent_and_nested_dlopen_while_threads_allocate(ext_dir: Path, tmp_
     changes under all of them), and what the loaded code mallocs afterwards is seen. (What
     constructors allocate is not: they run inside dlopen, before the new object's imports are
     redirected.)"""
-    cc = _compiler("cc", "gcc")
     outers = []
     for i in range(4):
-        inner = tmp_path / f"libnxinner{i}.so"
-        src = tmp_path / f"inner{i}.c"
-        src.write_text(INNER_LIB)
-        subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", inner, src], check=True)
-        outer = tmp_path / f"libnxouter{i}.so"
-        src = tmp_path / f"outer{i}.c"
-        src.write_text(OUTER_LIB)
-        subprocess.run(
-            [cc, "-shared", "-fPIC", "-O1", f'-DINNER_PATH="{inner}"', "-o", outer, src, "-ldl"],
-            check=True,
+        inner = compile_shared(tmp_path, f"inner{i}.c", INNER_LIB, f"libnxinner{i}.so", "-O1")
+        define = f'-DINNER_PATH="{inner}"'
+        outer = compile_shared(
+            tmp_path, f"outer{i}.c", OUTER_LIB, f"libnxouter{i}.so", "-O1", define, libs=("-ldl",)
         )
         outers.append(outer)
     script = tmp_path / "loading.py"

@@ -63,19 +63,18 @@ impl Sized {
 /// Loaded objects, by path (an object that cannot be read is remembered as such).
 #[derive(Default)]
 pub struct Symbolizer {
-    objects: HashMap<String, (Option<addr2line::Loader>, Sized)>,
+    /// The loader (debug information), and the sized symbols, read when first needed.
+    objects: HashMap<String, (Option<addr2line::Loader>, Option<Sized>)>,
 }
 
 impl Symbolizer {
     /// The innermost function and location of `address`, an address relative to the object's
     /// load bias (the address in the file's own virtual addresses), in the object at `path`.
     pub fn lookup(&mut self, path: &str, address: u64) -> Option<Symbol> {
-        let (loader, sized) = self.objects.entry_ref(path).or_insert_with(|| {
-            (
-                addr2line::Loader::new(Path::new(path)).ok(),
-                Sized::read(Path::new(path)),
-            )
-        });
+        let (loader, sized) = self
+            .objects
+            .entry_ref(path)
+            .or_insert_with(|| (addr2line::Loader::new(Path::new(path)).ok(), None));
         let loader = loader.as_ref()?;
         let mut function = None;
         let (mut file, mut line) = (None, 0);
@@ -93,7 +92,10 @@ impl Symbolizer {
             }
         }
         if function.is_none() {
-            function = sized.find(address).map(demangle);
+            function = sized
+                .get_or_insert_with(|| Sized::read(Path::new(path)))
+                .find(address)
+                .map(demangle);
         }
         (function.is_some() || file.is_some()).then_some(Symbol {
             function,

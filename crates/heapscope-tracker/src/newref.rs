@@ -17,9 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::state::state;
 
-/// glibc's `dladdr1` flag asking for the symbol table entry (`<dlfcn.h>`; not in `libc`).
-const RTLD_DL_SYMENT: i32 = 1;
-
 /// `movabs rax, imm64; jmp rax`.
 const PATCH_LEN: usize = 12;
 
@@ -42,27 +39,6 @@ fn symbol(name: &CStr) -> usize {
     // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads the loaded objects'
     // symbol tables.
     unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
-}
-
-/// The size of the function at `addr` according to its ELF symbol, if known.
-fn function_size(addr: usize) -> Option<usize> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    let mut sym: *mut c_void = std::ptr::null_mut();
-    // SAFETY: valid out-pointers; RTLD_DL_SYMENT writes a pointer to the matching Elf64_Sym.
-    let found = unsafe {
-        libc::dladdr1(
-            addr as *const c_void,
-            info.as_mut_ptr(),
-            (&raw mut sym).cast(),
-            RTLD_DL_SYMENT,
-        )
-    };
-    if found == 0 || sym.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr1 succeeded and set `sym` to the symbol's table entry.
-    let sym = unsafe { &*sym.cast::<libc::Elf64_Sym>() };
-    (sym.st_value != 0).then_some(sym.st_size as usize)
 }
 
 /// Make the page(s) holding `[addr, addr + len)` writable (and executable) or back to
@@ -97,7 +73,9 @@ pub unsafe fn install() -> bool {
         return false;
     }
     let target = symbol(c"_Py_NewReference");
-    if target == 0 || function_size(target).is_none_or(|n| n < PATCH_LEN) {
+    // The function's own symbol, at least as long as the patch.
+    let size = crate::native::dynamic_symbol(target).filter(|&(start, _)| start == target);
+    if target == 0 || size.is_none_or(|(_, n)| n < PATCH_LEN) {
         return false;
     }
     STDLIB_CONFIG.store(symbol(c"_Py_tracemalloc_config"), Ordering::Relaxed);

@@ -44,13 +44,13 @@ struct Rela {
 
 /// `Elf64_Sym`.
 #[repr(C)]
-pub(super) struct Sym {
+struct Sym {
     name: u32,
     info: u8,
     other: u8,
     shndx: u16,
     value: u64,
-    pub(super) size: u64,
+    size: u64,
 }
 
 /// One GOT slot bound to a wanted symbol.
@@ -257,4 +257,35 @@ unsafe fn describe(info: &libc::dl_phdr_info, probe: usize) -> Option<(ObjectInf
         },
         d,
     ))
+}
+
+/// `RTLD_DL_SYMENT` of `dladdr1` (`<dlfcn.h>`; not in `libc`): return the symbol's entry.
+const RTLD_DL_SYMENT: std::ffi::c_int = 1;
+
+/// Start and size of the dynamic symbol the loader finds for `addr` (`dladdr1` with
+/// `RTLD_DL_SYMENT`), if any.
+pub fn dynamic_symbol(addr: usize) -> Option<(usize, usize)> {
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    let mut sym: *const Sym = std::ptr::null();
+    // SAFETY: a query about an address with valid out-parameters; `sym` receives a pointer
+    // into the object's dynamic symbol table.
+    let ok = unsafe {
+        libc::dladdr1(
+            addr as *const std::ffi::c_void,
+            &raw mut info,
+            (&raw mut sym).cast::<*mut std::ffi::c_void>(),
+            RTLD_DL_SYMENT,
+        )
+    } != 0;
+    if !ok || sym.is_null() || info.dli_saddr.is_null() {
+        return None;
+    }
+    // SAFETY: `sym` points into the symbol table of a mapped object.
+    let size = unsafe { (*sym).size } as usize;
+    Some((info.dli_saddr as usize, size))
 }

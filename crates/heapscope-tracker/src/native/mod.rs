@@ -16,6 +16,7 @@
 mod capi;
 mod dl;
 mod elf;
+pub use elf::dynamic_symbol;
 #[cfg(target_arch = "x86_64")]
 mod fast_unwind;
 mod got;

@@ -10,8 +10,6 @@ use heapscope_symbols::Symbolizer;
 
 /// `RTLD_DL_LINKMAP` of `dladdr1`: return the object's `struct link_map *`.
 const RTLD_DL_LINKMAP: c_int = 2;
-/// `RTLD_DL_SYMENT` of `dladdr1`: return the symbol's `Elf64_Sym`.
-const RTLD_DL_SYMENT: c_int = 1;
 
 #[repr(C)]
 struct LinkMap {
@@ -96,30 +94,8 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
     }
 }
 
-/// True if `at` lies within the size of the nearest dynamic symbol `dladdr` finds for it.
+/// True if `at` lies within the size of the nearest dynamic symbol `dladdr` finds for it (a
+/// size of 0, from hand-written assembly or some linkers' aliases, says nothing: trusted).
 fn inside_dynamic_symbol(at: usize) -> bool {
-    let mut info = libc::Dl_info {
-        dli_fname: std::ptr::null(),
-        dli_fbase: std::ptr::null_mut(),
-        dli_sname: std::ptr::null(),
-        dli_saddr: std::ptr::null_mut(),
-    };
-    let mut sym: *const super::elf::Sym = std::ptr::null();
-    // SAFETY: a query about an address; `sym` receives a pointer into the object's dynamic
-    // symbol table.
-    let ok = unsafe {
-        libc::dladdr1(
-            at as *const c_void,
-            &raw mut info,
-            (&raw mut sym).cast::<*mut c_void>(),
-            RTLD_DL_SYMENT,
-        )
-    } != 0;
-    if !ok || sym.is_null() || info.dli_saddr.is_null() {
-        return false;
-    }
-    // SAFETY: `sym` points into the symbol table of a mapped object.
-    let size = unsafe { (*sym).size } as usize;
-    // A size of 0 (hand-written assembly, some linkers' aliases) says nothing: trust it.
-    size == 0 || at < info.dli_saddr as usize + size
+    super::elf::dynamic_symbol(at).is_some_and(|(start, size)| size == 0 || at < start + size)
 }

@@ -113,7 +113,8 @@ pub struct FrameLayout {
     /// `capture`, also writing for each frame written how many invocations of
     /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`segs`, as long as
     /// `out`), and for the innermost invocations an address on the C stack inside each one's
-    /// C frame (`bounds`; 0 where unknown): `--native` finds those C frames by their stack
+    /// C frame (`bounds`; entries it cannot tell are left as the caller set them, zeros):
+    /// `--native` finds those C frames by their stack
     /// range, so that it needs no symbol of the interpreter (Debian's are stripped, its eval
     /// loop split across local functions). Not on the allocation hot path.
     pub capture_segments: CaptureSegments,

@@ -95,7 +95,6 @@ unsafe fn capture_segments(
 ) -> Captured {
     // SAFETY: the caller's contract.
     let captured = unsafe { walk::<true>(tstate, out, floor, segs) };
-    bounds.fill(0);
     if !tstate.is_null() {
         // SAFETY: `tstate` is the calling thread's; its cframe chain is live while it runs.
         let mut cframe: *const c_void = unsafe { read(tstate, TSTATE_CFRAME) };
