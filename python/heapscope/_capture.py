@@ -27,6 +27,8 @@ __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 
 #: Seconds between two flushes of the capture file (at least one a second).
 FLUSH_INTERVAL = 0.9  # "at least once a second", with room for the drain itself
+# How often the flush thread asks whether a burst of new stacks calls for an early drain.
+POLL_INTERVAL = 0.05
 
 #: Frames kept per stack unless asked otherwise.
 DEFAULT_TRACE_LIMIT = 64
@@ -140,7 +142,13 @@ class CaptureSession:
         if self._stopping:
             return
         _native.ignore_current_thread()
-        while not self._wake.acquire(timeout=self.flush_interval):
+        poll = min(POLL_INTERVAL, self.flush_interval)
+        waited = 0.0
+        while not self._wake.acquire(timeout=poll):
+            waited += poll
+            if waited < self.flush_interval and not _native.capture_wants_flush():
+                continue
+            waited = 0.0
             try:
                 with self._flush_lock:
                     if self._stopping:

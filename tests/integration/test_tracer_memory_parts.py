@@ -31,17 +31,26 @@ PROGRAM = textwrap.dedent(
 )
 
 
+def run_program(tmp_path: Path, name: str, program: str) -> tuple[Path, str]:
+    """`heapscope run` a program; its capture and standard output."""
+    script = tmp_path / f"{name}.py"
+    script.write_text(program)
+    capture = tmp_path / f"{name}.hscap"
+    run = [sys.executable, "-m", "heapscope", "run", "-o", str(capture), str(script)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=300, check=True)
+    return capture, out.stdout
+
+
+def heapscope_json(*args: str) -> dict:
+    """The JSON a heapscope command prints."""
+    cmd = [sys.executable, "-m", "heapscope", *args, "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout)
+
+
 def test_parts_sum_to_the_total_and_cover_the_profiler(tmp_path: Path) -> None:
-    script = tmp_path / "stacks.py"
-    script.write_text(PROGRAM)
-    out = subprocess.run(
-        [sys.executable, "-m", "heapscope", "run", "-o", str(tmp_path / "c.hscap"), str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    _, stdout = run_program(tmp_path, "stacks", PROGRAM)
+    result = json.loads(stdout.strip().splitlines()[-1])
     parts = dict(result["parts"])
     assert len(parts) == len(result["parts"]), "each part is named once"
     assert sum(parts.values()) == result["total"]
@@ -53,17 +62,18 @@ def test_parts_sum_to_the_total_and_cover_the_profiler(tmp_path: Path) -> None:
         "interner.records",
         "interner.index",
         "stats.per_tb",
-        "drain.tb_to_stack",
-        "drain.stack_ids",
-        "drain.last_written",
+        "drain.tb_stack",
+        "drain.node_file",
+        "drain.frame_ids",
         "resolver.frames",
     ]:
         assert parts[name] > 0, name
     # 32-byte records and 40-byte counters, vectors at most twice their length.
     assert parts["interner.records"] <= 2 * 32 * tracebacks
     assert parts["stats.per_tb"] <= 2 * 40 * tracebacks
-    # 16 bytes a stack for the figures last written (no copy of the figures).
-    assert parts["drain.last_written"] <= 2 * 16 * stacks
+    # 4 bytes a traceback and a node for their ids in the capture; no per-stack state.
+    assert parts["drain.tb_stack"] <= 2 * 4 * tracebacks
+    assert parts["drain.node_file"] <= 2 * 4 * nodes
 
 
 # 20,000 new stacks drained at once: more than one piece (8,192 new tracebacks a piece).
@@ -81,11 +91,7 @@ MANY_STACKS = textwrap.dedent(
 def test_a_burst_of_new_stacks_is_written_in_pieces_and_all_reach_the_report(
     tmp_path: Path,
 ) -> None:
-    script = tmp_path / "many.py"
-    script.write_text(MANY_STACKS)
-    capture = tmp_path / "many.hscap"
-    run = [sys.executable, "-m", "heapscope", "run", "-o", str(capture), str(script)]
-    subprocess.run(run, capture_output=True, timeout=300, check=True)
+    capture, _ = run_program(tmp_path, "many", MANY_STACKS)
     export = [sys.executable, "-m", "heapscope", "export", "-f", "collapsed", "-o", "-"]
     folded = subprocess.run(
         [*export, "--at", "end", str(capture)], capture_output=True, text=True, timeout=120
@@ -99,3 +105,60 @@ def test_a_burst_of_new_stacks_is_written_in_pieces_and_all_reach_the_report(
             leaves[leaf] = leaves.get(leaf, 0) + int(value)
     assert len(leaves) == 20000
     assert all(v >= 1000 for v in leaves.values())
+
+
+# 30,000 distinct stacks whose blocks are freed at once, three times over, with the flushes a
+# run makes in between: what the tracer holds must not grow with the stacks it has seen.
+TRANSIENT = textwrap.dedent(
+    """
+    import json, types
+    from heapscope import _native
+
+    # Functions made at one line (their objects share one stack), each allocating from its own.
+    fns = []
+    for i in range(30000):
+        src = f"def gone{i}():\\n    return len(bytearray({i % 50} + 1000))"
+        fns.append(types.FunctionType(compile(src, "<gone>", "exec").co_consts[0], {}))
+    keep = [bytearray(5000) for _ in range(10)]  # KEPT
+    shapes = []
+    for _ in range(3):
+        for f in fns:
+            f()
+        # The first drain writes the new stacks, the second forgets those spent since.
+        _native.flush_capture([])
+        _native.flush_capture([])
+        shapes.append(_native._tracer_shape())
+    print(json.dumps(shapes))
+    """
+)
+
+
+def test_spent_stacks_are_forgotten_after_being_written_and_merge_when_met_again(
+    tmp_path: Path,
+) -> None:
+    capture, stdout = run_program(tmp_path, "transient", TRANSIENT)
+    shapes = json.loads(stdout.strip().splitlines()[-1])
+    for tracebacks, nodes, _, _ in shapes:
+        # The stacks of 30,000 functions came and went; what holds memory stays.
+        assert tracebacks < 5000, shapes
+        assert nodes < 10000, shapes
+    # Met again after being forgotten, each traceback is written again, once a round (a call
+    # allocates from two instructions of its line: two tracebacks, one stack)...
+    per_round = shapes[0][3] // 30000
+    assert per_round >= 1
+    assert [written // 30000 for *_, written in shapes] == [per_round * k for k in (1, 2, 3)]
+    # ...and readers merge them: one row per function, with every allocation counted.
+    total = heapscope_json("report", "--at", "total", "--by", "stack", "-n", "100000", str(capture))
+    per_function: dict[str, list[int]] = {}
+    for row in total["rows"]:
+        function = row["stack"][0]["function"]
+        if function.startswith("gone"):
+            per_function.setdefault(function, []).append(row["count"])
+    assert len(per_function) == 30000
+    # One row per function (the three writings merged), each call's blocks counted 3 times.
+    first = per_function["gone0"]
+    assert len(first) == 1 and first[0] % 3 == 0, first
+    odd = {f: c for f, c in per_function.items() if c != first}
+    assert not odd, list(odd.items())[:5]
+    end = heapscope_json("report", "--at", "end", "-n", "5", str(capture))
+    assert any(r["size"] >= 50000 for r in end["rows"]), end["rows"]

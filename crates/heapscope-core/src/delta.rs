@@ -19,6 +19,32 @@ pub struct NewStack {
     pub domain: u32,
 }
 
+/// A node of the tracer's frame tree, first written in this drain: a frame under its parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewNode {
+    /// Id assigned by the drain: dense from 1, never reused during a run.
+    pub id: u32,
+    /// The parent node (an id of an earlier node), or 0 for an outermost frame.
+    pub parent: u32,
+    /// Frame id (see [`ProfileDelta::new_frames`]).
+    pub frame: FrameId,
+}
+
+/// A stack first written in this drain, named by its innermost node: its frames are that
+/// node's path to the root, most recent call first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewTreeStack {
+    /// Id assigned by the drain: dense from 0, never reused during a run. Several stacks may
+    /// have the same frames (the tracer forgot one and met it again): readers merge them.
+    pub id: StackId,
+    /// Innermost node.
+    pub leaf: u32,
+    /// OS thread id of the thread that allocated from this stack.
+    pub thread_native_id: u64,
+    /// tracemalloc domain of its blocks.
+    pub domain: u32,
+}
+
 /// Running counters of one stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StackCounters {
@@ -41,6 +67,10 @@ pub struct ProfileDelta {
     pub new_frames: Vec<(FrameId, Frame)>,
     /// Stacks first seen since the last drain.
     pub new_stacks: Vec<NewStack>,
+    /// Frame-tree nodes first written in this drain (before the stacks that name them).
+    pub new_nodes: Vec<NewNode>,
+    /// Stacks first written in this drain, by innermost node.
+    pub new_tree_stacks: Vec<NewTreeStack>,
     /// Stacks whose counters changed since the last drain, with their new values.
     pub changed: Vec<StackCounters>,
     /// Stacks whose figures at the peak changed since the last drain, with the new figures

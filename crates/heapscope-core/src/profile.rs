@@ -3,6 +3,8 @@
 //! Produced by replaying a capture file; consumed by every renderer in `heapscope-report`.
 //! Stacks are interned; each view (`at_peak`, `at_end`, `total`) lists per-stack figures.
 
+use std::collections::HashMap;
+
 use crate::frame::{Frame, FrameId};
 pub use heapscope_format::capture::ExitStatus;
 
@@ -186,6 +188,87 @@ impl Profile {
     }
 }
 
+/// The index of a thread in `threads`, added if new.
+fn thread_index(threads: &mut Vec<ThreadInfo>, native_id: u64) -> u32 {
+    let known = threads.iter().position(|t| t.native_id == native_id);
+    known.unwrap_or_else(|| {
+        threads.push(ThreadInfo {
+            native_id,
+            name: String::new(),
+        });
+        threads.len() - 1
+    }) as u32
+}
+
+/// The stacks of the frame tree in a delta, added to `stacks` (those with the same frames,
+/// thread and domain as one); returns the delta's stack id -> profile stack id.
+fn tree_stacks(
+    delta: &crate::delta::ProfileDelta,
+    stacks: &mut Vec<Stack>,
+    threads: &mut Vec<ThreadInfo>,
+) -> HashMap<StackId, StackId> {
+    let nodes: HashMap<u32, (u32, FrameId)> = delta
+        .new_nodes
+        .iter()
+        .map(|n| (n.id, (n.parent, n.frame)))
+        .collect();
+    let mut remap: HashMap<StackId, StackId> = HashMap::new();
+    let mut by_content: HashMap<(Vec<FrameId>, u64, u32), StackId> = HashMap::new();
+    for s in &delta.new_tree_stacks {
+        let mut frames = Vec::new();
+        let mut node = s.leaf;
+        while let Some(&(parent, frame)) = nodes.get(&node) {
+            frames.push(frame);
+            node = parent;
+            if frames.len() > nodes.len() {
+                break;
+            }
+        }
+        let key = (frames, s.thread_native_id, s.domain);
+        let id = if let Some(&id) = by_content.get(&key) {
+            id
+        } else {
+            let thread = thread_index(threads, s.thread_native_id);
+            let id = stacks.len() as StackId;
+            stacks.push(Stack {
+                frames: key.0.clone(),
+                thread,
+                domain: s.domain,
+                process: 0,
+            });
+            by_content.insert(key, id);
+            id
+        };
+        remap.insert(s.id, id);
+    }
+    remap
+}
+
+/// Figures summed per profile stack (`remap` maps delta ids to profile ids), without zeros.
+fn sum_by_stack(
+    entries: &mut dyn Iterator<Item = (StackId, u64, u64)>,
+    remap: &HashMap<StackId, StackId>,
+) -> Vec<StackStat> {
+    let mut sums: HashMap<StackId, (u64, u64)> = HashMap::new();
+    for (stack, bytes, count) in entries {
+        let stack = remap.get(&stack).copied().unwrap_or(stack);
+        let e = sums.entry(stack).or_default();
+        e.0 += bytes;
+        e.1 += count;
+    }
+    let mut out: Vec<StackStat> = sums
+        .into_iter()
+        .filter(|&(_, (_, count))| count > 0)
+        .map(|(stack, (bytes, count))| StackStat {
+            stack,
+            bytes,
+            count,
+        })
+        .collect();
+    out.sort_by_key(|s| s.stack);
+    out
+}
+
 impl Profile {
     /// A profile of everything the tracer drained since it started: `delta` must be the first
     /// drain (it then holds every frame, stack and counter). Stacks keep the thread ids the
@@ -208,52 +291,45 @@ impl Profile {
             delta.new_stacks.len()
         ];
         for s in &delta.new_stacks {
-            let known = threads
-                .iter()
-                .position(|t| t.native_id == s.thread_native_id);
-            let thread = known.unwrap_or_else(|| {
-                threads.push(ThreadInfo {
-                    native_id: s.thread_native_id,
-                    name: String::new(),
-                });
-                threads.len() - 1
-            });
+            let thread = thread_index(&mut threads, s.thread_native_id);
             if let Some(slot) = stacks.get_mut(s.id as usize) {
                 *slot = Stack {
                     frames: s.frames.clone(),
-                    thread: thread as u32,
+                    thread,
                     domain: s.domain,
                     process: 0,
                 };
             }
         }
-        let stat = |stack, bytes, count| StackStat {
-            stack,
-            bytes,
-            count,
-        };
-        let live = delta.changed.iter().filter(|c| c.live_count > 0);
-        let total = delta.changed.iter().filter(|c| c.total_count > 0);
+        let remap = tree_stacks(delta, &mut stacks, &mut threads);
+        let merge =
+            |entries: &mut dyn Iterator<Item = (StackId, u64, u64)>| sum_by_stack(entries, &remap);
         meta.peak_bytes = delta.peak_bytes;
         meta.total_allocated_bytes = delta.total_allocated_bytes;
         meta.total_allocations = delta.total_allocations;
         Profile {
             meta,
             frames,
+            at_peak: merge(
+                &mut delta
+                    .peak_changed
+                    .iter()
+                    .map(|p| (p.stack, p.bytes, p.count)),
+            ),
+            at_end: merge(
+                &mut delta
+                    .changed
+                    .iter()
+                    .map(|c| (c.stack, c.live_bytes, c.live_count)),
+            ),
+            total: merge(
+                &mut delta
+                    .changed
+                    .iter()
+                    .map(|c| (c.stack, c.total_bytes, c.total_count)),
+            ),
             stacks,
             threads,
-            at_peak: delta
-                .peak_changed
-                .iter()
-                .filter(|p| p.count > 0)
-                .copied()
-                .collect(),
-            at_end: live
-                .map(|c| stat(c.stack, c.live_bytes, c.live_count))
-                .collect(),
-            total: total
-                .map(|c| stat(c.stack, c.total_bytes, c.total_count))
-                .collect(),
             timeline: Vec::new(),
             processes: Vec::new(),
         }
@@ -269,6 +345,8 @@ mod from_delta_tests {
     #[test]
     fn a_first_drain_becomes_a_profile() {
         let delta = ProfileDelta {
+            new_nodes: Vec::new(),
+            new_tree_stacks: Vec::new(),
             new_frames: vec![(0, Frame::new("a.py", 1)), (1, Frame::new("b.py", 2))],
             new_stacks: vec![
                 NewStack {

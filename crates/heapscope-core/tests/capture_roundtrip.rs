@@ -1,7 +1,7 @@
 //! Recorder -> bytes -> replay, on hand-built tracer deltas.
 
 use heapscope_core::capture::{replay, Recorder};
-use heapscope_core::delta::{NewStack, ProfileDelta, StackCounters};
+use heapscope_core::delta::{NewNode, NewStack, NewTreeStack, ProfileDelta, StackCounters};
 use heapscope_core::profile::{Sample, StackStat, View};
 use heapscope_core::Frame;
 use heapscope_format::capture::Header;
@@ -38,6 +38,8 @@ fn capture(finish: bool) -> Vec<u8> {
     };
     let mut rec = Recorder::new(Vec::new(), &header).expect("header");
     let first = ProfileDelta {
+        new_nodes: Vec::new(),
+        new_tree_stacks: Vec::new(),
         new_frames: vec![
             (0, frame("peak", 3)),
             (1, frame("keep", 8)),
@@ -86,6 +88,8 @@ fn capture(finish: bool) -> Vec<u8> {
         .expect("names");
     rec.flush().expect("flush");
     let second = ProfileDelta {
+        new_nodes: Vec::new(),
+        new_tree_stacks: Vec::new(),
         changed: vec![counters(0, 0, 50 * MB)],
         current_bytes: 10 * MB,
         peak_bytes: 60 * MB,
@@ -148,6 +152,8 @@ fn a_killed_run_replays_up_to_its_last_flush() {
 fn dangling_references_are_corrupt() {
     let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
     let bad = ProfileDelta {
+        new_nodes: Vec::new(),
+        new_tree_stacks: Vec::new(),
         new_stacks: vec![NewStack {
             id: 0,
             frames: vec![9],
@@ -193,6 +199,8 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
         native: false,
     };
     let delta = ProfileDelta {
+        new_nodes: Vec::new(),
+        new_tree_stacks: Vec::new(),
         new_frames: vec![
             (0, frame("f", 1)),
             (1, runner("run.py", 2)),
@@ -232,6 +240,8 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
 fn stacks_keep_their_tracemalloc_domain() {
     let mut rec = Recorder::new(Vec::new(), &Header::default()).expect("header");
     let delta = ProfileDelta {
+        new_nodes: Vec::new(),
+        new_tree_stacks: Vec::new(),
         new_frames: vec![(0, frame("build", 5))],
         new_stacks: vec![
             NewStack {
@@ -255,4 +265,83 @@ fn stacks_keep_their_tracemalloc_domain() {
     let domains: Vec<u32> = p.stacks.iter().map(|s| s.domain).collect();
     assert_eq!(domains, vec![0, 389_047]);
     assert_eq!(bytes_of(p.view(View::End), 1), 4 * MB);
+}
+
+fn node(id: u32, parent: u32, frame: u32) -> NewNode {
+    NewNode { id, parent, frame }
+}
+
+fn tree_stack(id: u32, leaf: u32, domain: u32) -> NewTreeStack {
+    NewTreeStack {
+        id,
+        leaf,
+        thread_native_id: 1,
+        domain,
+    }
+}
+
+/// Stacks of the frame tree: frames from the innermost node to the root; stacks written twice
+/// (the tracer forgot one and met it again) are one stack whose figures are summed, unless
+/// their domain differs.
+#[test]
+fn tree_stacks_expand_to_their_path_and_merge_when_equal() {
+    let header = Header {
+        command: vec!["prog.py".into()],
+        ..Header::default()
+    };
+    let mut rec = Recorder::new(Vec::new(), &header).expect("header");
+    let first = ProfileDelta {
+        new_frames: vec![(0, frame("<module>", 1)), (1, frame("f", 5))],
+        new_nodes: vec![node(1, 0, 0), node(2, 1, 1)],
+        new_tree_stacks: vec![tree_stack(0, 2, 0), tree_stack(1, 1, 0)],
+        changed: vec![counters(0, 0, 100), counters(1, 10, 10)],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(10, &first).expect("first");
+    // The same path again, under a new node and stack id, then in another domain.
+    let second = ProfileDelta {
+        new_nodes: vec![node(3, 1, 1)],
+        new_tree_stacks: vec![tree_stack(2, 3, 0), tree_stack(3, 3, 389_047)],
+        changed: vec![counters(2, 7, 50), counters(3, 3, 3)],
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(20, &second).expect("second");
+    let bytes = rec.finish(30).expect("finish");
+    let p = replay(&bytes[..], &mut |_| {}).expect("replay");
+    assert_eq!(p.stacks.len(), 3);
+    let f = p
+        .stacks
+        .iter()
+        .position(|s| s.frames == vec![1, 0] && s.domain == 0)
+        .expect("f <- <module>") as u32;
+    assert_eq!(bytes_of(p.view(View::Total), f), 150);
+    assert_eq!(bytes_of(p.view(View::End), f), 7);
+    let numpy = p
+        .stacks
+        .iter()
+        .position(|s| s.domain == 389_047)
+        .expect("domain") as u32;
+    assert_eq!(p.stacks[numpy as usize].frames, vec![1, 0]);
+    assert_eq!(bytes_of(p.view(View::Total), numpy), 3);
+}
+
+/// A hostile file: a long chain of nodes and many stacks naming its end would expand to far
+/// more frames than the file holds: an error, not hours of work or gigabytes.
+#[test]
+fn stacks_expanding_far_beyond_the_file_are_corrupt() {
+    let header = Header::default();
+    let mut rec = Recorder::new(Vec::new(), &header).expect("header");
+    let chain: Vec<NewNode> = (1..=20_000).map(|id| node(id, id - 1, 0)).collect();
+    let stacks: Vec<NewTreeStack> = (0..20_000).map(|id| tree_stack(id, 20_000, 0)).collect();
+    let delta = ProfileDelta {
+        new_frames: vec![(0, frame("f", 1))],
+        new_nodes: chain,
+        new_tree_stacks: stacks,
+        ..ProfileDelta::default()
+    };
+    rec.record_delta(10, &delta).expect("delta");
+    let bytes = rec.finish(20).expect("finish");
+    assert!(bytes.len() < 200_000, "{}", bytes.len());
+    let err = replay(&bytes[..], &mut |_| {}).expect_err("400M frames from a small file");
+    assert!(matches!(err, FormatError::CorruptRecord { .. }), "{err}");
 }

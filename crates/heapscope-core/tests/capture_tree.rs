@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use heapscope_core::capture::{children_dir, replay_tree, Recorder};
-use heapscope_core::delta::{NewStack, ProfileDelta, StackCounters};
+use heapscope_core::delta::{NewNode, NewTreeStack, ProfileDelta, StackCounters};
 use heapscope_core::profile::{ExitStatus, Sample, StackStat, View};
 use heapscope_core::Frame;
 use heapscope_format::capture::{Header, Record};
@@ -45,9 +45,23 @@ fn stream(pid: u32, parent: Option<u32>, func: &str, mb: u64, exit: Option<ExitS
                 },
             ),
         ],
-        new_stacks: vec![NewStack {
+        // The stack through the frame tree, as the tracer writes it: main <- func.
+        new_stacks: Vec::new(),
+        new_nodes: vec![
+            NewNode {
+                id: 1,
+                parent: 0,
+                frame: 0,
+            },
+            NewNode {
+                id: 2,
+                parent: 1,
+                frame: 1,
+            },
+        ],
+        new_tree_stacks: vec![NewTreeStack {
             id: 0,
-            frames: vec![1, 0],
+            leaf: 2,
             thread_native_id: u64::from(pid),
             domain: 0,
         }],

@@ -7,6 +7,7 @@ use heapscope_format::capture::{CaptureReader, Record};
 use heapscope_format::FormatError;
 
 const GOLDEN_V1: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v1.hsc");
+const GOLDEN_V2: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/v2.hsc");
 
 fn read_all(bytes: &[u8]) -> Result<(Vec<Record>, bool), FormatError> {
     let mut reader = CaptureReader::new(bytes)?;
@@ -18,26 +19,39 @@ fn read_all(bytes: &[u8]) -> Result<(Vec<Record>, bool), FormatError> {
 }
 
 #[test]
-fn writer_output_matches_golden_v1() {
+fn writer_output_matches_golden_v2() {
     let bytes = common::sample_bytes();
     if std::env::var_os("HEAPSCOPE_BLESS").is_some() {
-        std::fs::write(GOLDEN_V1, &bytes).expect("bless");
+        std::fs::write(GOLDEN_V2, &bytes).expect("bless");
     }
-    let golden = std::fs::read(GOLDEN_V1).expect("golden file");
+    let golden = std::fs::read(GOLDEN_V2).expect("golden file");
     assert_eq!(
         bytes, golden,
-        "the v1 encoding changed: bump the version instead"
+        "the v2 encoding changed: bump the version instead"
     );
 }
 
 #[test]
-fn golden_v1_reads_back() {
+fn golden_v2_reads_back() {
+    let golden = std::fs::read(GOLDEN_V2).expect("golden file");
+    let reader = CaptureReader::new(&golden[..]).expect("header");
+    assert_eq!(reader.header(), &common::sample_header());
+    assert_eq!(reader.version(), 2);
+    let (records, truncated) = read_all(&golden).expect("records");
+    let mut expected = common::sample_records();
+    expected.push(Record::End { t_ms: 120 });
+    assert_eq!(records, expected);
+    assert!(!truncated);
+}
+
+#[test]
+fn golden_v1_still_reads_back() {
     let golden = std::fs::read(GOLDEN_V1).expect("golden file");
     let reader = CaptureReader::new(&golden[..]).expect("header");
     assert_eq!(reader.header(), &common::sample_header());
     assert_eq!(reader.version(), 1);
     let (records, truncated) = read_all(&golden).expect("records");
-    let mut expected = common::sample_records();
+    let mut expected = common::sample_records_v1();
     expected.push(Record::End { t_ms: 120 });
     assert_eq!(records, expected);
     assert!(!truncated);

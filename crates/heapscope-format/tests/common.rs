@@ -1,8 +1,8 @@
 //! A small capture used by the golden and property tests.
 
 use heapscope_format::capture::{
-    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record,
-    SampleEntry, StackEntry, ThreadName,
+    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Nodes, Peak, PeakEntry, Record,
+    SampleEntry, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
 
 pub fn sample_header() -> Header {
@@ -15,7 +15,42 @@ pub fn sample_header() -> Header {
     }
 }
 
+/// The records of the current version's sample: version 1's plus a stack defined through the
+/// frame tree (version 2).
 pub fn sample_records() -> Vec<Record> {
+    let mut records = sample_records_v1();
+    records.push(Record::Nodes(Nodes {
+        first: 1,
+        nodes: vec![(0, 1), (1, 0)],
+    }));
+    records.push(Record::TreeStacks(TreeStacks {
+        first: 1,
+        stacks: vec![TreeStack {
+            thread_native_id: 78,
+            domain: 389_047,
+            leaf: 2,
+        }],
+    }));
+    records.push(Record::Counters(Counters {
+        t_ms: 110,
+        current_bytes: 900,
+        peak_bytes: 1_000_000,
+        total_allocated_bytes: 1_000_900,
+        total_allocations: 12,
+        stacks: vec![CounterEntry {
+            stack: 1,
+            live_bytes: 400,
+            live_count: 1,
+            total_bytes: 400,
+            total_count: 1,
+        }],
+    }));
+    records
+}
+
+/// The records of `tests/golden/v1.hsc`.
+#[allow(dead_code)]
+pub fn sample_records_v1() -> Vec<Record> {
     vec![
         Record::Frames(vec![
             FrameEntry {

@@ -74,6 +74,18 @@ fn drain_in_pieces(
     Ok(recorder::drain(gil(py))?)
 }
 
+/// New tracebacks after which the flush thread drains early: its sweep then frees the
+/// tracebacks and nodes a burst of new stacks no longer needs (an import-heavy start makes
+/// 100k+ in a second, which the tracer would otherwise hold until the next flush).
+const EARLY_DRAIN_AFTER: usize = 8_192;
+
+/// True if so many stacks were interned since the last drain that the flush thread should
+/// drain now rather than at its next interval.
+#[pyfunction]
+fn capture_wants_flush(py: Python<'_>) -> bool {
+    heapscope_tracker::new_tracebacks_since_sweep(gil(py)) >= EARLY_DRAIN_AFTER
+}
+
 /// Drains the tracer (with the GIL) and writes it to the capture (without the GIL).
 #[pyfunction]
 #[allow(clippy::needless_pass_by_value)]
@@ -209,6 +221,7 @@ fn capture_size(path: &std::path::Path) -> u64 {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(start_capture, m)?)?;
     m.add_function(wrap_pyfunction!(flush_capture, m)?)?;
+    m.add_function(wrap_pyfunction!(capture_wants_flush, m)?)?;
     m.add_function(wrap_pyfunction!(stop_capture, m)?)?;
     m.add_function(wrap_pyfunction!(stop_capture_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(capture_active, m)?)?;

@@ -72,6 +72,16 @@ impl CodeFrames {
         self.next.clear();
     }
 
+    /// Start again from the interner's live nodes (after evictions freed some).
+    pub fn rebuild(&mut self, interner: &crate::intern::Interner) {
+        self.clear();
+        for node in 0..interner.node_slots() as NodeId {
+            if interner.node_is_live(node) {
+                self.add(node, interner.node_frame(node));
+            }
+        }
+    }
+
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
         self.heads.capacity() * (2 * size_of::<usize>() + 1) + self.next.capacity() * 4

@@ -1,42 +1,62 @@
 //! The profiler's view of the tracer: what changed since the last drain, as plain data for the
 //! capture recorder (`heapscope_core::delta::ProfileDelta`).
 //!
-//! Stacks are the tracer's tracebacks resolved with function names and keyed by thread;
-//! tracebacks that resolve to the same frames share a stack. Counters are summed per stack at
-//! each drain (a pass over the tracebacks, once per flush, never on the allocation path).
+//! The capture gets the tracer's frame tree: each node once (its parent and its resolved
+//! frame), each traceback once as a stack named by its innermost node, then the figures of the
+//! tracebacks that changed. No stack is kept here (4 bytes per traceback and per node name
+//! their ids in the file), and after each drain the tracebacks that hold nothing and whose
+//! figures are written are evicted from the tracer (`State::sweep`): a run's memory follows
+//! what is alive and recent, not every stack it ever met. Readers merge stacks with the same
+//! frames (a stack evicted and met again is written again).
 
 use std::cell::UnsafeCell;
 
 use hashbrown::HashMap;
-use heapscope_core::delta::{NewStack, ProfileDelta, StackCounters};
+use heapscope_core::delta::{NewNode, NewTreeStack, ProfileDelta, StackCounters};
 use heapscope_core::profile::{StackId, StackStat};
 use heapscope_core::{Frame, FrameId};
 
-use crate::intern::TbId;
+use crate::intern::{NodeId, TbId, NO_PARENT};
 use crate::resolve::resolver;
 use crate::stack::RawFrame;
 use crate::state::state;
-use crate::stats::{Changes, Stats};
+use crate::stats::{Changes, Stats, TbStats};
 use crate::Gil;
+
+/// A traceback or node slot with nothing written for it.
+const UNWRITTEN: u32 = u32::MAX;
 
 #[derive(Default)]
 struct DrainState {
-    tb_to_stack: Vec<StackId>,
-    frame_ids: HashMap<Frame, FrameId>,
+    /// Traceback slot -> its stack id in the capture, or UNWRITTEN.
+    tb_stack: Vec<StackId>,
+    /// Node slot -> its node id in the capture (from 1), or UNWRITTEN.
+    node_file: Vec<u32>,
+    next_stack: StackId,
+    next_node: u32,
+    /// The interner's `clears()` these ids belong to.
+    clears: u64,
+    /// Frames written, by a 64-bit hash of the frame (12 bytes a frame instead of a copy of
+    /// it; two frames taken for one another need their hashes to collide, about 2^-64 per
+    /// pair).
+    frame_ids: HashMap<u64, FrameId>,
     /// Resolver frame index -> profile frame id (`u32::MAX`: not yet), valid for one resolver
-    /// generation: spares hashing the frame's strings for every frame of every new stack.
+    /// generation: spares hashing the frame's strings for every new node.
     by_index: Vec<FrameId>,
     generation: u64,
-    /// Stacks by a 128-bit hash of their frame ids, thread and domain (16 bytes a stack
-    /// instead of a copy of its frames: a collision has a chance of about 2^-128 per pair).
-    stack_ids: HashMap<u128, StackId>,
-    /// Per stack, a 64-bit fingerprint of the counters and of the figures at the peak last
-    /// written: a flag says a traceback's figures changed, but a stack's can come back to what
-    /// was written (a block moved between two tracebacks of one stack; figures at the peak
-    /// that changed and changed back over several peaks between two drains), and writing them
-    /// again would grow the capture. 16 bytes a stack instead of a copy of the figures (56); a
-    /// change goes unwritten only if the fingerprints collide, about 2^-64 per comparison.
-    last_written: Vec<(u64, u64)>,
+}
+
+impl DrainState {
+    fn stack_of(&self, tb: TbId) -> StackId {
+        self.tb_stack.get(tb as usize).copied().unwrap_or(UNWRITTEN)
+    }
+
+    fn node_of(&self, node: NodeId) -> u32 {
+        self.node_file
+            .get(node as usize)
+            .copied()
+            .unwrap_or(UNWRITTEN)
+    }
 }
 
 struct DrainCell(UnsafeCell<Option<DrainState>>);
@@ -50,13 +70,14 @@ pub fn reset_drain(_gil: Gil) {
     unsafe { *DRAIN.0.get() = None };
 }
 
-/// New tracebacks copied out of the state, a batch at a time: resolving a frame may call into
-/// Python, so no reference to the state may be held meanwhile, and copying every new stack of
-/// a burst at once (an import-heavy start makes 100k+) would hold them all twice.
+/// Nodes and tracebacks to write, copied out of the state, a batch at a time: resolving a
+/// frame may call into Python, so no reference to the state may be held meanwhile.
 struct Copied {
     layout: &'static crate::stack::FrameLayout,
-    /// Frames, thread and domain of each traceback interned since the last drain.
-    new_tbs: Vec<(Vec<RawFrame>, u64, u32)>,
+    /// New nodes, parents first: (capture id, parent's capture id or 0, frame).
+    nodes: Vec<(u32, u32, RawFrame)>,
+    /// New stacks: (capture id, innermost node's capture id, thread, domain).
+    stacks: Vec<(StackId, u32, u64, u32)>,
 }
 
 /// New tracebacks resolved per batch.
@@ -68,42 +89,67 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
 }
 
 /// What changed since the last drain, resolving at most `max_new` new tracebacks. If more
-/// remain, the delta holds only the new frames and stacks (its figures come with the last
-/// piece) and the flag is true: a burst of new stacks is then written in pieces instead of
-/// held at once (a drain after an import-heavy start had 83k new stacks, ~20 MB).
+/// remain, the delta holds only the new frames, nodes and stacks (its figures come with the
+/// last piece) and the flag is true: a burst of new stacks is then written in pieces instead of
+/// held at once (a drain after an import-heavy start had 83k new stacks).
 pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
     let mut delta = ProfileDelta::default();
+    // SAFETY: GIL held; the reference ends with this block.
+    match unsafe { state() } {
+        Some(st) if st.active => {
+            if st.interner.clears() != ds.clears {
+                // clear_traces() ran: tracebacks and nodes are numbered afresh; the ids
+                // written stay taken.
+                ds.clears = st.interner.clears();
+                ds.tb_stack.clear();
+                ds.node_file.clear();
+            }
+            // Journaled native events and RAW frees first (`sweep` applies them): the
+            // tracebacks they make must be written with the figures that count them.
+            let tb_stack = &ds.tb_stack;
+            let swept = st.sweep(|tb| tb_stack.get(tb as usize).is_some_and(|&s| s != UNWRITTEN));
+            for (tb, changes, f) in &swept.last_changes {
+                push_figures(&mut delta, ds.stack_of(*tb), *changes, f);
+            }
+            for tb in swept.tracebacks {
+                ds.tb_stack[tb as usize] = UNWRITTEN;
+            }
+            for node in swept.nodes {
+                if let Some(n) = ds.node_file.get_mut(node as usize) {
+                    *n = UNWRITTEN;
+                }
+            }
+            // The figures of forgotten tracebacks may be written with a partial piece: the
+            // totals go with them.
+            let s = &st.stats;
+            delta.current_bytes = s.current;
+            delta.peak_bytes = s.peak;
+            delta.total_allocated_bytes = s.total_bytes;
+            delta.total_allocations = s.total_count;
+        }
+        _ => return (ProfileDelta::default(), false),
+    }
     let mut resolved = 0;
     loop {
-        // Journaled native events and RAW frees first: the tracebacks they make must be
-        // written with the figures that count them. (Without this, the native blocks of a
-        // program's last lines were in the totals but in no row when no traced Python
-        // allocation applied them before the final drain, as under --sample-rate.)
-        // SAFETY: GIL held; the reference ends here.
-        if let Some(st) = unsafe { state() } {
-            st.apply_pending();
-        }
-        while resolved < max_new {
-            let Some(batch) = copy_new(ds, (max_new - resolved).min(BATCH)) else {
-                return (ProfileDelta::default(), false);
-            };
-            if batch.new_tbs.is_empty() {
-                break;
-            }
-            resolved += batch.new_tbs.len();
-            resolve_new(gil, ds, &batch, &mut delta);
-        }
-        // SAFETY: GIL held; the reference ends before the loop goes on.
-        let Some(st) = (unsafe { state() }) else {
+        // SAFETY: GIL held; the reference ends with this statement.
+        let Some(todo) = (unsafe { state() }).map(|st| unwritten(st, ds)) else {
             return (ProfileDelta::default(), false);
         };
-        if st.interner.len() <= ds.tb_to_stack.len() {
+        if todo.is_empty() {
             break;
         }
-        if resolved >= max_new {
-            return (delta, true);
+        for chunk in todo.chunks(BATCH) {
+            if resolved >= max_new {
+                return (delta, true);
+            }
+            let take = chunk.len().min(max_new - resolved);
+            let Some(batch) = copy_new(ds, &chunk[..take]) else {
+                return (ProfileDelta::default(), false);
+            };
+            resolved += take;
+            resolve_new(gil, ds, &batch, &mut delta);
         }
     }
     // SAFETY: GIL held; the reference ends with this function, and nothing below calls into
@@ -121,116 +167,101 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     (delta, false)
 }
 
-/// Stack not changed since the last drain (in `take_changes`'s slots).
-const UNCHANGED: u32 = u32::MAX;
+/// The live tracebacks not written yet (pending events applied first).
+fn unwritten(st: &mut crate::state::State, ds: &DrainState) -> Vec<TbId> {
+    st.apply_pending();
+    (0..st.interner.len() as TbId)
+        .filter(|&tb| st.interner.is_live(tb) && ds.stack_of(tb) == UNWRITTEN)
+        .collect()
+}
 
-/// The counters and figures at the peak of every stack one of whose tracebacks changed since
-/// the last drain (the tracer flags them: no copy of the last figures is kept). Memory: 4
-/// bytes a stack and 56 a changed stack, for the length of the call.
-fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta) {
-    let n = s.per_tb.len().min(ds.tb_to_stack.len());
-    // Stack -> its index in `sums`, or UNCHANGED.
-    let mut slots = vec![UNCHANGED; ds.stack_ids.len()];
-    // Per changed stack: (counters, peak bytes, peak count, which changed).
-    let mut sums: Vec<(StackCounters, u64, u64, Changes)> = Vec::new();
-    for (tb, &stack) in ds.tb_to_stack[..n].iter().enumerate() {
-        let c = s.take_changes(tb as TbId);
-        if !(c.counters || c.peak) {
+/// The counters and figures at the peak of every written traceback that changed since the
+/// last drain (the tracer flags them: no copy of the last figures is kept).
+fn take_changes(s: &mut Stats, ds: &DrainState, delta: &mut ProfileDelta) {
+    let n = s.per_tb.len().min(ds.tb_stack.len());
+    for tb in 0..n {
+        let stack = ds.tb_stack[tb];
+        if stack == UNWRITTEN {
             continue;
         }
-        let slot = &mut slots[stack as usize];
-        if *slot == UNCHANGED {
-            *slot = sums.len() as u32;
-            let counters = StackCounters {
-                stack,
-                ..StackCounters::default()
-            };
-            sums.push((counters, 0, 0, c));
-        } else {
-            let which = &mut sums[*slot as usize].3;
-            which.counters |= c.counters;
-            which.peak |= c.peak;
-        }
-    }
-    if sums.is_empty() {
-        return;
-    }
-    for (f, &stack) in s.per_tb[..n].iter().zip(&ds.tb_to_stack) {
-        let slot = slots[stack as usize];
-        if slot == UNCHANGED {
-            continue;
-        }
-        let (sum, peak_bytes, peak_count, _) = &mut sums[slot as usize];
-        sum.live_bytes += f.live_bytes;
-        sum.live_count += f.live_count();
-        sum.total_bytes += f.total_bytes;
-        sum.total_count += f.total_count();
-        *peak_bytes += f.peak_bytes;
-        *peak_count += f.peak_count();
-    }
-    sums.sort_unstable_by_key(|e| e.0.stack);
-    for (sum, bytes, count, which) in sums {
-        let last = &mut ds.last_written[sum.stack as usize];
-        if which.counters {
-            let fp = fingerprint(&[
-                sum.live_bytes,
-                sum.live_count,
-                sum.total_bytes,
-                sum.total_count,
-            ]);
-            if fp != last.0 {
-                last.0 = fp;
-                delta.changed.push(sum);
-            }
-        }
-        if which.peak {
-            let fp = fingerprint(&[bytes, count]);
-            if fp != last.1 {
-                last.1 = fp;
-                delta.peak_changed.push(StackStat {
-                    stack: sum.stack,
-                    bytes,
-                    count,
-                });
-            }
-        }
+        let changes = s.take_changes(tb as TbId);
+        push_figures(delta, stack, changes, &s.per_tb[tb]);
     }
 }
 
-/// A 64-bit fingerprint of a stack's figures (the standard library's SipHash, whose keys are
-/// the same for every `DefaultHasher::new()`).
-fn fingerprint(figures: &[u64]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    for &f in figures {
-        h.write_u64(f);
+/// The figures of a traceback that changed, under its stack id in the capture.
+fn push_figures(delta: &mut ProfileDelta, stack: StackId, changes: Changes, f: &TbStats) {
+    if changes.counters {
+        delta.changed.push(StackCounters {
+            stack,
+            live_bytes: f.live_bytes,
+            live_count: f.live_count(),
+            total_bytes: f.total_bytes,
+            total_count: f.total_count(),
+        });
     }
-    h.finish()
+    if changes.peak {
+        delta.peak_changed.push(StackStat {
+            stack,
+            bytes: f.peak_bytes,
+            count: f.peak_count(),
+        });
+    }
 }
 
-/// The next batch of tracebacks interned since the last drain; `None` when not tracing.
-fn copy_new(ds: &mut DrainState, max: usize) -> Option<Copied> {
+/// Give capture ids to these tracebacks and to their nodes not written yet, and copy out
+/// what resolving them needs; `None` when not tracing.
+fn copy_new(ds: &mut DrainState, tbs: &[TbId]) -> Option<Copied> {
     // SAFETY: GIL held by the caller; the reference ends with this function.
     let st = unsafe { state() }?;
     if !st.active {
         return None;
     }
-    if st.interner.len() < ds.tb_to_stack.len() {
-        // clear_traces() ran: tracebacks are numbered afresh, stacks stay.
-        ds.tb_to_stack.clear();
+    let need = st.interner.node_slots();
+    if ds.node_file.len() < need {
+        ds.node_file.resize(need, UNWRITTEN);
     }
-    let first = ds.tb_to_stack.len();
-    let new_tbs = (first..st.interner.len().min(first + max))
-        .map(|tb| {
-            let tb = tb as TbId;
-            let (thread, domain) = crate::domains::split_owner(st.interner.owner(tb));
-            (st.interner.frames(tb).collect(), thread, domain)
-        })
-        .collect();
-    Some(Copied {
+    let need = st.interner.len();
+    if ds.tb_stack.len() < need {
+        ds.tb_stack.resize(need, UNWRITTEN);
+    }
+    let mut copied = Copied {
         layout: st.layout,
-        new_tbs,
-    })
+        nodes: Vec::new(),
+        stacks: Vec::with_capacity(tbs.len()),
+    };
+    let mut chain: Vec<NodeId> = Vec::new();
+    for &tb in tbs {
+        if !st.interner.is_live(tb) || ds.stack_of(tb) != UNWRITTEN {
+            continue;
+        }
+        chain.clear();
+        let mut node = st.interner.leaf(tb);
+        while node != NO_PARENT && ds.node_of(node) == UNWRITTEN {
+            chain.push(node);
+            node = st.interner.node_parent(node);
+        }
+        let mut parent = if node == NO_PARENT {
+            0
+        } else {
+            ds.node_of(node)
+        };
+        for &n in chain.iter().rev() {
+            ds.next_node += 1;
+            let id = ds.next_node;
+            ds.node_file[n as usize] = id;
+            copied.nodes.push((id, parent, st.interner.node_frame(n)));
+            parent = id;
+        }
+        let leaf = ds.node_of(st.interner.leaf(tb));
+        let stack = ds.next_stack;
+        ds.next_stack += 1;
+        ds.tb_stack[tb as usize] = stack;
+        st.stats.mark_changed(tb);
+        let (thread, domain) = crate::domains::split_owner(st.interner.owner(tb));
+        copied.stacks.push((stack, leaf, thread, domain));
+    }
+    Some(copied)
 }
 
 fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDelta) {
@@ -241,68 +272,47 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
         ds.generation = r.generation();
         ds.by_index.clear();
     }
-    for (raw, thread, domain) in &c.new_tbs {
-        let frames: Vec<FrameId> = raw
-            .iter()
-            .map(|&f| {
-                // SAFETY: as above.
-                let i = unsafe { r.resolve(c.layout, f) };
-                let frame = r.frame(i);
-                if let Some(&id) = ds
-                    .by_index
-                    .get(i as usize)
-                    .filter(|&&id| id != FrameId::MAX)
-                {
-                    return id;
-                }
-                let id = if let Some(&id) = ds.frame_ids.get(frame) {
-                    id
-                } else {
-                    let id = ds.frame_ids.len() as FrameId;
-                    ds.frame_ids.insert(frame.clone(), id);
-                    delta.new_frames.push((id, frame.clone()));
-                    id
-                };
-                if ds.by_index.len() <= i as usize {
-                    ds.by_index.resize(i as usize + 1, FrameId::MAX);
-                }
-                ds.by_index[i as usize] = id;
+    for &(id, parent, raw) in &c.nodes {
+        // SAFETY: as above.
+        let i = unsafe { r.resolve(c.layout, raw) };
+        let known = ds
+            .by_index
+            .get(i as usize)
+            .copied()
+            .filter(|&f| f != FrameId::MAX);
+        let frame = known.unwrap_or_else(|| {
+            let frame = r.frame(i);
+            let key = frame_key(frame);
+            let id = if let Some(&id) = ds.frame_ids.get(&key) {
                 id
-            })
-            .collect();
-        let next = ds.stack_ids.len() as StackId;
-        let key = stack_key(&frames, crate::domains::owner_key(*thread, *domain));
-        let id = if let Some(&id) = ds.stack_ids.get(&key) {
+            } else {
+                let id = ds.frame_ids.len() as FrameId;
+                ds.frame_ids.insert(key, id);
+                delta.new_frames.push((id, frame.clone()));
+                id
+            };
+            if ds.by_index.len() <= i as usize {
+                ds.by_index.resize(i as usize + 1, FrameId::MAX);
+            }
+            ds.by_index[i as usize] = id;
             id
-        } else {
-            delta.new_stacks.push(NewStack {
-                id: next,
-                frames,
-                thread_native_id: *thread,
-                domain: *domain,
-            });
-            ds.stack_ids.insert(key, next);
-            ds.last_written
-                .push((fingerprint(&[0; 4]), fingerprint(&[0; 2])));
-            next
-        };
-        ds.tb_to_stack.push(id);
+        });
+        delta.new_nodes.push(NewNode { id, parent, frame });
+    }
+    for &(id, leaf, thread_native_id, domain) in &c.stacks {
+        delta.new_tree_stacks.push(NewTreeStack {
+            id,
+            leaf,
+            thread_native_id,
+            domain,
+        });
     }
 }
 
-/// Two independent 64-bit hashes of a stack's frame ids and thread.
-fn stack_key(frames: &[FrameId], thread: u64) -> u128 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut a = crate::stack::mix(thread, frames.len() as u64);
-    let mut b =
-        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-            .build_hasher();
-    b.write_u64(thread);
-    for &f in frames {
-        a = crate::stack::mix(a, u64::from(f));
-        b.write_u32(f);
-    }
-    (u128::from(a) << 64) | u128::from(b.finish())
+/// A 64-bit hash of a frame (the standard library's SipHash with fixed keys).
+fn frame_key(frame: &Frame) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(frame)
 }
 
 /// Bytes of memory held by the profiler's bookkeeping, per structure.
@@ -312,26 +322,22 @@ pub fn drain_memory_parts(_gil: Gil, out: &mut Vec<(&'static str, usize)>) {
         return;
     };
     out.push((
-        "drain.tb_to_stack",
-        ds.tb_to_stack.capacity() * size_of::<StackId>(),
+        "drain.tb_stack",
+        ds.tb_stack.capacity() * size_of::<StackId>(),
+    ));
+    out.push((
+        "drain.node_file",
+        ds.node_file.capacity() * size_of::<u32>(),
     ));
     out.push((
         "drain.frame_ids",
-        ds.frame_ids.capacity() * (size_of::<(Frame, FrameId)>() + 1)
+        ds.frame_ids.capacity() * (size_of::<(u64, FrameId)>() + 1)
             + ds.by_index.capacity() * size_of::<FrameId>(),
-    ));
-    out.push((
-        "drain.stack_ids",
-        ds.stack_ids.capacity() * (size_of::<(u128, StackId)>() + 1),
-    ));
-    out.push((
-        "drain.last_written",
-        ds.last_written.capacity() * size_of::<(u64, u64)>(),
     ));
 }
 
-/// Number of profile stacks.
+/// Number of stacks written to the capture so far.
 pub fn stack_count(_gil: Gil) -> usize {
     // SAFETY: GIL held; only the GIL holder touches DRAIN.
-    unsafe { (*DRAIN.0.get()).as_ref() }.map_or(0, |ds| ds.stack_ids.len())
+    unsafe { (*DRAIN.0.get()).as_ref() }.map_or(0, |ds| ds.next_stack as usize)
 }

@@ -17,6 +17,11 @@
 //! traceback found by its hashes that was last checked in an earlier epoch is compared with the
 //! stack once, along its nodes, before it is trusted again; one that passes through a tombstone
 //! is taken out of the index, and the stack gets a traceback of its own.
+//!
+//! Tracebacks can be evicted (the profiler's drain does it for those that hold nothing and were
+//! written: `State::sweep`): their slots, and the nodes no other traceback or node needs
+//! (reference counts), are reused. So the memory of a long run follows what is alive and
+//! recent, not every stack ever seen.
 
 use hashbrown::HashTable;
 
@@ -29,7 +34,10 @@ pub type TbId = u32;
 pub type NodeId = u32;
 
 /// The parent of an outermost frame.
-const NO_PARENT: NodeId = NodeId::MAX;
+pub const NO_PARENT: NodeId = NodeId::MAX;
+
+/// The parent word of a free node slot.
+const FREE_NODE: NodeId = NodeId::MAX - 1;
 
 /// One frame of the tree: 16 bytes.
 #[derive(Debug, Clone, Copy)]
@@ -98,9 +106,15 @@ impl Owners {
 #[derive(Default)]
 pub struct Interner {
     nodes: Vec<Node>,
+    /// Per node: the nodes whose parent it is plus the tracebacks whose innermost node it is.
+    refs: Vec<u32>,
     node_index: HashTable<NodeId>,
+    /// Node slots free for reuse.
+    free_nodes: Vec<NodeId>,
     records: Vec<TbRecord>,
     index: HashTable<TbId>,
+    /// Traceback slots free for reuse (their records have `len == 0`).
+    free_tbs: Vec<TbId>,
     /// The last traceback interned: loops allocate from the same place again and again, and
     /// checking it first saves the probe.
     last: Option<TbId>,
@@ -112,6 +126,8 @@ pub struct Interner {
     fresh: Vec<NodeId>,
     /// Moves on whenever a code object that nodes name dies.
     epoch: u32,
+    /// Moves on at every `clear`: ids given out before mean nothing after.
+    clears: u64,
     owners: Owners,
     /// The frames of the last traceback inserted, root first, with their nodes: a new
     /// traceback mostly shares a long root-side prefix with the one before (the same import
@@ -289,9 +305,8 @@ impl Interner {
             parent = self.node(parent, frame);
             self.path.push((frame, parent));
         }
-        let id = self.records.len() as TbId;
         let owner = self.owners.id(thread);
-        self.records.push(TbRecord {
+        let record = TbRecord {
             leaf: parent,
             len: frames.len() as u16,
             total_nframe,
@@ -299,7 +314,15 @@ impl Interner {
             epoch: self.epoch,
             hash,
             check,
-        });
+        };
+        self.refs[parent as usize] += 1;
+        let id = if let Some(id) = self.free_tbs.pop() {
+            self.records[id as usize] = record;
+            id
+        } else {
+            self.records.push(record);
+            (self.records.len() - 1) as TbId
+        };
         let records = &self.records;
         self.index
             .insert_unique(hash, id, |&i| records[i as usize].hash);
@@ -319,12 +342,23 @@ impl Interner {
         if let Some(&n) = found {
             return n;
         }
-        let n = self.nodes.len() as NodeId;
-        self.nodes.push(Node {
+        let node = Node {
             code: frame.code as usize,
             offset: frame.offset as i32,
             parent,
-        });
+        };
+        let n = if let Some(n) = self.free_nodes.pop() {
+            self.nodes[n as usize] = node;
+            self.refs[n as usize] = 0;
+            n
+        } else {
+            self.nodes.push(node);
+            self.refs.push(0);
+            (self.nodes.len() - 1) as NodeId
+        };
+        if parent != NO_PARENT {
+            self.refs[parent as usize] += 1;
+        }
         let nodes = &self.nodes;
         self.node_index.insert_unique(hash, n, |&m| {
             let node = &nodes[m as usize];
@@ -344,14 +378,88 @@ impl Interner {
         let distinct: std::collections::HashSet<(NodeId, u16, u32)> = self
             .records
             .iter()
+            .filter(|r| r.len != 0)
             .map(|r| (r.leaf, r.len, r.owner))
             .collect();
-        (self.records.len(), self.nodes.len(), distinct.len())
+        (
+            self.records.len() - self.free_tbs.len(),
+            self.nodes.len() - self.free_nodes.len(),
+            distinct.len(),
+        )
     }
 
-    /// Number of interned tracebacks.
+    /// Number of traceback slots (ids are below it; evicted slots among them are free).
     pub fn len(&self) -> usize {
         self.records.len()
+    }
+
+    /// Number of node slots (ids are below it).
+    pub fn node_slots(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if the slot holds a traceback (not evicted).
+    pub fn is_live(&self, id: TbId) -> bool {
+        self.records.get(id as usize).is_some_and(|r| r.len != 0)
+    }
+
+    /// The innermost node of a traceback.
+    pub fn leaf(&self, id: TbId) -> NodeId {
+        self.records[id as usize].leaf
+    }
+
+    /// The parent of a node ([`NO_PARENT`] for an outermost frame).
+    pub fn node_parent(&self, node: NodeId) -> NodeId {
+        self.nodes[node as usize].parent
+    }
+
+    /// Forget a traceback: its slot and the nodes nothing else needs become free for reuse
+    /// (`freed` hears of each such node). The caller guarantees no block and no pending
+    /// event names it. The lookup caches are emptied.
+    pub fn evict(&mut self, id: TbId, freed: &mut impl FnMut(NodeId)) {
+        let r = self.records[id as usize];
+        if r.len == 0 {
+            return;
+        }
+        if let Ok(entry) = self.index.find_entry(r.hash, |&i| i == id) {
+            entry.remove();
+        }
+        self.records[id as usize].len = 0;
+        self.free_tbs.push(id);
+        let mut node = r.leaf;
+        while node != NO_PARENT {
+            let refs = &mut self.refs[node as usize];
+            *refs -= 1;
+            if *refs != 0 {
+                break;
+            }
+            let n = self.nodes[node as usize];
+            let hash = node_hash(n.parent, n.frame());
+            if let Ok(entry) = self.node_index.find_entry(hash, |&m| m == node) {
+                entry.remove();
+            }
+            self.nodes[node as usize].parent = FREE_NODE;
+            self.free_nodes.push(node);
+            freed(node);
+            node = n.parent;
+        }
+        self.last = None;
+        self.path.clear();
+        self.fresh.clear();
+    }
+
+    /// Empty the caches of recent tracebacks (after evictions).
+    pub fn forget_recent(&mut self) {
+        self.last = None;
+        self.recent.0.fill(TbId::MAX);
+        self.path.clear();
+    }
+
+    /// True if the node slot holds a node (not freed).
+    pub fn node_is_live(&self, node: NodeId) -> bool {
+        self.nodes
+            .get(node as usize)
+            .is_some_and(|n| n.parent != FREE_NODE)
     }
 
     /// The record of an interned traceback.
@@ -375,11 +483,19 @@ impl Interner {
         self.nodes[node as usize].frame()
     }
 
-    /// Replace the frame of a node (a dying code object's tombstone). The node keeps its
-    /// place in the index under the hash of the live frame, where no live frame can match it
-    /// any more.
+    /// Replace the frame of a node (a dying code object's tombstone). The node leaves the index
+    /// (no live frame can match it any more); the tracebacks through it keep it.
     pub fn set_node_frame(&mut self, node: NodeId, frame: RawFrame) {
         self.path.clear();
+        // Out of the index: no live frame can match a tombstone, and its entry's hash would
+        // no longer be the one a resize or an eviction computes from the node.
+        let old = self.nodes[node as usize];
+        if let Ok(entry) = self
+            .node_index
+            .find_entry(node_hash(old.parent, old.frame()), |&m| m == node)
+        {
+            entry.remove();
+        }
         let n = &mut self.nodes[node as usize];
         n.code = frame.code as usize;
         n.offset = frame.offset as i32;
@@ -388,10 +504,17 @@ impl Interner {
     /// Forget everything (the epoch goes on, so no cache can outlive the clear unnoticed).
     pub fn clear(&mut self) {
         let epoch = self.epoch.wrapping_add(1);
+        let clears = self.clears + 1;
         *self = Interner {
             epoch,
+            clears,
             ..Interner::default()
         };
+    }
+
+    /// How many times the interner was cleared.
+    pub fn clears(&self) -> u64 {
+        self.clears
     }
 
     /// Bytes of memory held.
@@ -404,7 +527,12 @@ impl Interner {
 
     /// Bytes of memory held, per structure.
     pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
-        out.push(("interner.nodes", self.nodes.capacity() * size_of::<Node>()));
+        out.push((
+            "interner.nodes",
+            self.nodes.capacity() * size_of::<Node>()
+                + self.refs.capacity() * size_of::<u32>()
+                + self.free_nodes.capacity() * size_of::<NodeId>(),
+        ));
         out.push((
             "interner.path",
             self.path.capacity() * size_of::<(RawFrame, NodeId)>(),
@@ -415,7 +543,8 @@ impl Interner {
         ));
         out.push((
             "interner.records",
-            self.records.capacity() * size_of::<TbRecord>(),
+            self.records.capacity() * size_of::<TbRecord>()
+                + self.free_tbs.capacity() * size_of::<TbId>(),
         ));
         out.push((
             "interner.index",
@@ -492,6 +621,69 @@ mod tests {
                 })
                 .collect();
             prop_assert_eq!(interner.nodes.len(), prefixes.len());
+        }
+    }
+
+    proptest! {
+        /// With evictions: the interner agrees with a plain map of the stacks not evicted
+        /// (an evicted stack comes back as new), frees exactly the nodes no remaining stack
+        /// needs, and reuses the slots it freed.
+        #[test]
+        fn evictions_agree_with_a_map_of_the_remaining_stacks(
+            ops in prop::collection::vec(
+                prop_oneof![
+                    3 => prop::collection::vec((0usize..4, -2isize..6), 1..10)
+                        .prop_map(Some),
+                    1 => Just(None),
+                ],
+                1..300,
+            ),
+            pick in 0usize..1000,
+        ) {
+            let mut interner = Interner::default();
+            let mut model: HashMap<Vec<RawFrame>, TbId> = HashMap::new();
+            let mut most_slots = 0;
+            for (step, op) in ops.iter().enumerate() {
+                match op {
+                    Some(stack) => {
+                        let frames: Vec<RawFrame> =
+                            stack.iter().map(|&(c, o)| frame(c, o)).collect();
+                        let total = frames.len() as u16;
+                        let (id, new) =
+                            interner.intern(&frames, total, 0, walk_hash(&frames, total));
+                        if let Some(&known) = model.get(&frames) {
+                            prop_assert_eq!((id, new), (known, false));
+                        } else {
+                            prop_assert!(new);
+                            prop_assert!(!model.values().any(|&v| v == id));
+                            model.insert(frames, id);
+                        }
+                    }
+                    None if !model.is_empty() => {
+                        let mut keys: Vec<_> = model.keys().cloned().collect();
+                        keys.sort_by_key(|k| model[k]);
+                        let victim = keys[(pick + step) % keys.len()].clone();
+                        let id = model.remove(&victim).unwrap_or(TbId::MAX);
+                        interner.evict(id, &mut |_| {});
+                        prop_assert!(!interner.is_live(id));
+                    }
+                    None => {}
+                }
+                most_slots = most_slots.max(model.len());
+                prop_assert!(interner.len() <= most_slots);
+            }
+            for (frames, id) in &model {
+                prop_assert!(interner.is_live(*id));
+                prop_assert_eq!(&interner.frames(*id).collect::<Vec<_>>(), frames);
+            }
+            let prefixes: std::collections::HashSet<Vec<RawFrame>> = model
+                .keys()
+                .flat_map(|frames| {
+                    let root_first: Vec<RawFrame> = frames.iter().rev().copied().collect();
+                    (1..=root_first.len()).map(move |k| root_first[..k].to_vec())
+                })
+                .collect();
+            prop_assert_eq!(interner.shape().1, prefixes.len());
         }
     }
 

@@ -363,6 +363,12 @@ pub fn tracer_memory_parts(gil: Gil) -> Vec<(&'static str, usize)> {
     parts
 }
 
+/// Tracebacks interned since the profiler's last drain swept the tracer.
+pub fn new_tracebacks_since_sweep(_gil: Gil) -> usize {
+    // SAFETY: GIL held; the reference ends here.
+    unsafe { state() }.map_or(0, |st| st.new_since_sweep)
+}
+
 /// Number of live traced blocks.
 pub fn trace_count(_gil: Gil) -> usize {
     let raw = RAW

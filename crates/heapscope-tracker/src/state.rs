@@ -44,6 +44,25 @@ pub struct State {
     /// can only be that block's object).
     pub last_traced: usize,
     pub last_size: usize,
+    /// Tracebacks interned since the profiler's last sweep: a burst of new stacks calls for
+    /// an early drain, whose sweep frees what they no longer need.
+    pub new_since_sweep: usize,
+}
+
+/// Dead tracebacks a sweep may keep beyond half as many as those holding memory before it
+/// forgets them even when their last changes are not written yet (`State::sweep`).
+pub const SWEEP_SLACK: usize = 16_384;
+
+/// What a sweep forgot.
+#[derive(Default)]
+pub struct Swept {
+    /// Traceback slots freed.
+    pub tracebacks: Vec<TbId>,
+    /// Of those, the ones with changes the profiler had not taken: the changes and the
+    /// final figures.
+    pub last_changes: Vec<(TbId, crate::stats::Changes, crate::stats::TbStats)>,
+    /// Node slots freed.
+    pub nodes: Vec<crate::intern::NodeId>,
 }
 
 /// Where `record` enters a block: the MEM/OBJ table (GIL holder only), the RAW table, or the
@@ -127,6 +146,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         floor: 0,
         last_traced: 0,
         last_size: 0,
+        new_since_sweep: 0,
     })
 }
 
@@ -317,7 +337,7 @@ impl State {
             .interner
             .intern(frames, captured.total_nframe, owner, captured.hash);
         if new {
-            self.on_new_traceback();
+            self.on_new_traceback(tb);
         }
         Some(tb)
     }
@@ -365,11 +385,53 @@ impl State {
     }
 
     #[cold]
-    fn on_new_traceback(&mut self) {
-        self.stats.push_tb();
+    fn on_new_traceback(&mut self, tb: TbId) {
+        self.stats.ensure_tb(tb);
+        self.new_since_sweep += 1;
         for &node in self.interner.fresh() {
             self.codes.add(node, self.interner.node_frame(node));
         }
+    }
+
+    /// Forget the tracebacks `written` accepts that hold nothing and held nothing at the
+    /// peak (`Stats::is_spent`), and the nodes only they needed. For the profiler's drain,
+    /// which has written them: a traceback met again later is interned afresh. Normally only
+    /// those whose last changes the profiler has taken go (a traceback allocated from again
+    /// and again is kept); when most slots hold such dead tracebacks (a burst of new stacks:
+    /// more than half as many as those holding something, plus [`SWEEP_SLACK`]) the others go too, and
+    /// their last changes are returned for the profiler to write. Returns the tracebacks
+    /// forgotten, with their changes not taken and their figures, and the node slots freed.
+    pub fn sweep(&mut self, written: impl Fn(TbId) -> bool) -> Swept {
+        self.apply_pending();
+        self.stats.capture_peak();
+        self.new_since_sweep = 0;
+        let slots = self.interner.len() as TbId;
+        let (mut in_use, mut holding) = (0usize, 0usize);
+        for tb in 0..slots {
+            if self.interner.is_live(tb) {
+                in_use += 1;
+                holding += usize::from(self.stats.is_holding(tb));
+            }
+        }
+        let pressure = in_use > holding + holding / 2 + SWEEP_SLACK;
+        let mut swept = Swept::default();
+        for tb in 0..slots {
+            if self.interner.is_live(tb) && written(tb) && self.stats.is_spent(tb, !pressure) {
+                let changes = self.stats.take_changes(tb);
+                if changes.counters || changes.peak {
+                    swept
+                        .last_changes
+                        .push((tb, changes, self.stats.per_tb[tb as usize]));
+                }
+                self.interner.evict(tb, &mut |n| swept.nodes.push(n));
+                swept.tracebacks.push(tb);
+            }
+        }
+        if !swept.tracebacks.is_empty() {
+            self.interner.forget_recent();
+            self.codes.rebuild(&self.interner);
+        }
+        swept
     }
 
     /// Forget the block at `ptr` if it is traced (GIL domains).

@@ -86,9 +86,50 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Make room for a newly interned traceback.
-    pub fn push_tb(&mut self) {
-        self.per_tb.push(TbStats::default());
+    /// Zero counters for a newly interned traceback (a new slot, or one an evicted traceback
+    /// left).
+    pub fn ensure_tb(&mut self, tb: TbId) {
+        if let Some(s) = self.per_tb.get_mut(tb as usize) {
+            // A slot still on the dirty list stays marked so: it is never listed twice.
+            *s = TbStats {
+                count_flags: s.count_flags & DIRTY,
+                ..TbStats::default()
+            };
+        } else {
+            self.per_tb.resize(tb as usize + 1, TbStats::default());
+        }
+    }
+
+    /// True if a traceback holds nothing and held nothing at the last captured peak; with
+    /// `only_written`, also only if the profiler has taken its last changes. Forgetting such a
+    /// traceback loses nothing once its figures are written (a later peak would find it at
+    /// zero; if it is met again it is a new traceback).
+    pub fn is_spent(&self, tb: TbId, only_written: bool) -> bool {
+        self.per_tb.get(tb as usize).is_some_and(|s| {
+            s.live_bytes == 0
+                && s.live_count == 0
+                && s.peak_bytes == 0
+                && s.peak_count == 0
+                && !(only_written && s.count_flags & (CHANGED | PEAK_CHANGED) != 0)
+        })
+    }
+
+    /// True if a traceback holds something now or at the last captured peak.
+    pub fn is_holding(&self, tb: TbId) -> bool {
+        self.per_tb.get(tb as usize).is_some_and(|s| {
+            s.live_bytes != 0 || s.live_count != 0 || s.peak_bytes != 0 || s.peak_count != 0
+        })
+    }
+
+    /// Say that a traceback's counters and figures at the peak changed (the profiler writes a
+    /// traceback it sees for the first time whole).
+    pub fn mark_changed(&mut self, tb: TbId) {
+        if let Some(s) = self.per_tb.get_mut(tb as usize) {
+            s.count_flags |= CHANGED;
+            if s.peak_bytes != 0 || s.peak_count != 0 {
+                s.count_flags |= PEAK_CHANGED;
+            }
+        }
     }
 
     /// Flag a traceback whose live figures changed (dirty for the peak capture, changed for
@@ -238,8 +279,8 @@ mod tests {
     #[test]
     fn peak_figures_are_those_at_the_high_water_mark() {
         let mut s = Stats::default();
-        s.push_tb();
-        s.push_tb();
+        s.ensure_tb(0);
+        s.ensure_tb(1);
         s.alloc(0, 100);
         s.alloc(1, 50); // peak 150: tb0 100, tb1 50
         s.free(1, 50);
@@ -293,8 +334,8 @@ mod tests {
         ) {
             const N: usize = 6;
             let mut s = Stats::default();
-            for _ in 0..N {
-                s.push_tb();
+            for tb in 0..N {
+                s.ensure_tb(tb as TbId);
             }
             let mut live: Vec<Figures> = vec![(0, 0, 0, 0); N];
             let mut touched = [false; N];

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use heapscope_format::capture::{
-    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Peak, PeakEntry, Record,
-    SampleEntry, StackDomain, StackEntry, ThreadName,
+    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Nodes, Peak, PeakEntry, Record,
+    SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
 use heapscope_format::FormatError;
 
@@ -85,6 +85,45 @@ impl<W: Write> Recorder<W> {
             if !domains.is_empty() {
                 self.writer.write(&Record::StackDomains(domains))?;
             }
+        }
+        self.record_tree(delta)
+    }
+
+    /// Records the frame-tree nodes and the stacks named by them, in runs of consecutive ids.
+    fn record_tree(&mut self, delta: &ProfileDelta) -> Result<(), FormatError> {
+        let mut nodes = Nodes::default();
+        for n in &delta.new_nodes {
+            let next = nodes.first + nodes.nodes.len() as u32;
+            if nodes.nodes.len() == CHUNK || (!nodes.nodes.is_empty() && n.id != next) {
+                self.writer
+                    .write(&Record::Nodes(std::mem::take(&mut nodes)))?;
+            }
+            if nodes.nodes.is_empty() {
+                nodes.first = n.id;
+            }
+            nodes.nodes.push((n.parent, n.frame));
+        }
+        if !nodes.nodes.is_empty() {
+            self.writer.write(&Record::Nodes(nodes))?;
+        }
+        let mut stacks = TreeStacks::default();
+        for s in &delta.new_tree_stacks {
+            let next = stacks.first + stacks.stacks.len() as u32;
+            if stacks.stacks.len() == CHUNK || (!stacks.stacks.is_empty() && s.id != next) {
+                self.writer
+                    .write(&Record::TreeStacks(std::mem::take(&mut stacks)))?;
+            }
+            if stacks.stacks.is_empty() {
+                stacks.first = s.id;
+            }
+            stacks.stacks.push(TreeStack {
+                thread_native_id: s.thread_native_id,
+                domain: s.domain,
+                leaf: s.leaf,
+            });
+        }
+        if !stacks.stacks.is_empty() {
+            self.writer.write(&Record::TreeStacks(stacks))?;
         }
         Ok(())
     }

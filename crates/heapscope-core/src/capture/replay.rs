@@ -5,13 +5,20 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use heapscope_format::capture::{CaptureReader, CorruptKind, Header, Record};
+use heapscope_format::capture::{CaptureReader, CorruptKind, Header, Nodes, Record, TreeStacks};
 use heapscope_format::FormatError;
 
 use crate::frame::{Frame, FrameId};
 use crate::profile::{
     ExitStatus, Meta, ProcessInfo, Profile, Sample, Stack, StackId, StackStat, ThreadInfo,
 };
+
+/// Frames stacks of the frame tree may expand to, in all: a fixed allowance plus so many per
+/// byte of file read. Real captures expand to a few frames a byte (sympy: 1.5); a hostile
+/// file of a long chain of nodes and many stacks naming its end would otherwise cost time
+/// and memory far beyond its size.
+const WALK_BUDGET_BASE: u64 = 1 << 24;
+const WALK_BUDGET_PER_BYTE: u64 = 256;
 
 /// Live and total counters of one stack: `[live_bytes, live_count, total_bytes, total_count]`.
 type Counters = [u64; 4];
@@ -26,6 +33,7 @@ pub fn replay<R: Read>(input: R, progress: &mut dyn FnMut(u64)) -> Result<Profil
     let mut state = State::new(reader.header());
     while let Some(record) = reader.next_record()? {
         let offset = reader.offset();
+        state.note_offset(offset);
         state
             .apply(record)
             .map_err(|kind| FormatError::CorruptRecord { offset, kind })?;
@@ -47,14 +55,31 @@ fn with_path(e: &std::io::Error, path: &Path) -> FormatError {
     ))
 }
 
+/// One stack of the file: the profile stack it is (stacks of the frame tree with the same
+/// frames, thread and domain are one), its running counters and its figures at the peak.
+#[derive(Clone, Copy)]
+struct FileStack {
+    stack: StackId,
+    counters: Counters,
+    peak: (u64, u64),
+}
+
 pub(super) struct State {
     profile: Profile,
     frame_ids: HashMap<u32, FrameId>,
-    stack_ids: HashMap<u32, StackId>,
+    /// File stack id -> index into `file_stacks`.
+    stack_ids: HashMap<u32, usize>,
+    file_stacks: Vec<FileStack>,
+    /// Frame-tree nodes (version 2), id `i + 1` at `i`: (parent id or 0, profile frame).
+    nodes: Vec<(u32, FrameId)>,
+    /// Profile stacks defined through the tree, by a hash of their frames, thread and domain.
+    by_content: hashbrown::HashTable<StackId>,
+    /// Frames walked so far to expand stacks of the tree, and the bytes of the file read:
+    /// a small hostile file must not expand into unbounded work or memory.
+    frames_walked: u64,
+    bytes_read: u64,
     thread_ids: HashMap<u64, u32>,
     filenames: HashMap<String, Arc<str>>,
-    counters: Vec<Counters>,
-    peak: Vec<(u64, u64)>,
     peak_record_time: u64,
     last_time: u64,
     end_time: Option<u64>,
@@ -79,10 +104,13 @@ impl State {
             },
             frame_ids: HashMap::new(),
             stack_ids: HashMap::new(),
+            file_stacks: Vec::new(),
+            nodes: Vec::new(),
+            by_content: hashbrown::HashTable::new(),
+            frames_walked: 0,
+            bytes_read: 0,
             thread_ids: HashMap::new(),
             filenames: HashMap::new(),
-            counters: Vec::new(),
-            peak: Vec::new(),
             peak_record_time: 0,
             last_time: 0,
             end_time: None,
@@ -105,7 +133,7 @@ impl State {
     fn stack(&self, id: u32) -> Result<usize, CorruptKind> {
         self.stack_ids
             .get(&id)
-            .map(|&s| s as usize)
+            .copied()
             .ok_or(CorruptKind::UndefinedReference("stack"))
     }
 
@@ -146,18 +174,18 @@ impl State {
                         .collect::<Option<Vec<_>>>()
                         .ok_or(CorruptKind::UndefinedReference("frame"))?;
                     let thread = self.thread(s.thread_native_id);
-                    self.stack_ids
-                        .insert(s.id, self.profile.stacks.len() as StackId);
+                    let stack = self.profile.stacks.len() as StackId;
                     self.profile.stacks.push(Stack {
                         frames,
                         thread,
                         domain: 0,
                         process: 0,
                     });
-                    self.counters.push([0; 4]);
-                    self.peak.push((0, 0));
+                    self.define(s.id, stack);
                 }
             }
+            Record::Nodes(n) => self.apply_nodes(&n)?,
+            Record::TreeStacks(t) => self.apply_tree_stacks(&t)?,
             Record::Counters(c) => {
                 let meta = &mut self.profile.meta;
                 meta.peak_bytes = meta.peak_bytes.max(c.peak_bytes);
@@ -166,7 +194,8 @@ impl State {
                 self.last_time = self.last_time.max(c.t_ms);
                 for e in c.stacks {
                     let i = self.stack(e.stack)?;
-                    self.counters[i] = [e.live_bytes, e.live_count, e.total_bytes, e.total_count];
+                    self.file_stacks[i].counters =
+                        [e.live_bytes, e.live_count, e.total_bytes, e.total_count];
                 }
             }
             Record::Peak(p) => {
@@ -177,7 +206,7 @@ impl State {
                 self.last_time = self.last_time.max(p.t_ms);
                 for e in p.stacks {
                     let i = self.stack(e.stack)?;
-                    self.peak[i] = (e.bytes, e.count);
+                    self.file_stacks[i].peak = (e.bytes, e.count);
                 }
             }
             Record::Samples(samples) => {
@@ -199,7 +228,8 @@ impl State {
             Record::StackDomains(domains) => {
                 for d in domains {
                     let i = self.stack(d.stack)?;
-                    self.profile.stacks[i].domain = d.domain;
+                    let stack = self.file_stacks[i].stack as usize;
+                    self.profile.stacks[stack].domain = d.domain;
                 }
             }
             Record::NativeFrames(ids) => self.mark_native(&ids),
@@ -208,6 +238,119 @@ impl State {
             Record::Exit(status) => self.exit = Some(status),
         }
         Ok(())
+    }
+
+    /// NODES: frame-tree nodes, numbered on from the last.
+    fn apply_nodes(&mut self, n: &Nodes) -> Result<(), CorruptKind> {
+        if n.first as usize != self.nodes.len() + 1 {
+            return Err(CorruptKind::UndefinedReference("node"));
+        }
+        for (i, &(parent, frame)) in n.nodes.iter().enumerate() {
+            let id = n.first as usize + i;
+            // A parent is a node defined before (so paths end, and never loop).
+            if parent as usize >= id {
+                return Err(CorruptKind::UndefinedReference("node"));
+            }
+            let frame = self
+                .frame_ids
+                .get(&frame)
+                .copied()
+                .ok_or(CorruptKind::UndefinedReference("frame"))?;
+            self.nodes.push((parent, frame));
+        }
+        Ok(())
+    }
+
+    /// TREE_STACKS: stacks named by their innermost node; equal ones are one profile stack.
+    fn apply_tree_stacks(&mut self, t: &TreeStacks) -> Result<(), CorruptKind> {
+        for (i, s) in t.stacks.iter().enumerate() {
+            let id = t
+                .first
+                .checked_add(i as u32)
+                .ok_or(CorruptKind::ValueOutOfRange)?;
+            if self.stack_ids.contains_key(&id) {
+                continue;
+            }
+            let frames = self.path(s.leaf)?;
+            let thread = self.thread(s.thread_native_id);
+            let stack = self.merged_stack(frames, thread, s.domain);
+            self.define(id, stack);
+        }
+        Ok(())
+    }
+
+    /// A file stack id now names this profile stack.
+    fn define(&mut self, id: u32, stack: StackId) {
+        self.stack_ids.insert(id, self.file_stacks.len());
+        self.file_stacks.push(FileStack {
+            stack,
+            counters: [0; 4],
+            peak: (0, 0),
+        });
+    }
+
+    /// The file has been read up to `offset` bytes.
+    pub(super) fn note_offset(&mut self, offset: u64) {
+        self.bytes_read = self.bytes_read.max(offset);
+    }
+
+    /// The frames from a node to the root, most recent first.
+    fn path(&mut self, leaf: u32) -> Result<Vec<FrameId>, CorruptKind> {
+        let mut frames = Vec::new();
+        let mut node = leaf;
+        while node != 0 {
+            self.frames_walked += 1;
+            if self.frames_walked > WALK_BUDGET_BASE + WALK_BUDGET_PER_BYTE * self.bytes_read {
+                return Err(CorruptKind::ValueOutOfRange);
+            }
+            let &(parent, frame) = self
+                .nodes
+                .get(node as usize - 1)
+                .ok_or(CorruptKind::UndefinedReference("node"))?;
+            frames.push(frame);
+            node = parent;
+        }
+        if frames.is_empty() {
+            return Err(CorruptKind::UndefinedReference("node"));
+        }
+        Ok(frames)
+    }
+
+    /// The profile stack with these frames, thread and domain, made if new.
+    fn merged_stack(&mut self, frames: Vec<FrameId>, thread: u32, domain: u32) -> StackId {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let hash_of = |frames: &[FrameId], thread: u32, domain: u32| {
+            // A fixed hasher: the same key must hash alike at every call.
+            let mut h = std::hash::BuildHasherDefault::<
+                std::collections::hash_map::DefaultHasher,
+            >::default()
+            .build_hasher();
+            frames.hash(&mut h);
+            thread.hash(&mut h);
+            domain.hash(&mut h);
+            h.finish()
+        };
+        let stacks = &self.profile.stacks;
+        let hash = hash_of(&frames, thread, domain);
+        if let Some(&id) = self.by_content.find(hash, |&id| {
+            let s = &stacks[id as usize];
+            s.thread == thread && s.domain == domain && s.frames == frames
+        }) {
+            return id;
+        }
+        let id = self.profile.stacks.len() as StackId;
+        self.profile.stacks.push(Stack {
+            frames,
+            thread,
+            domain,
+            process: 0,
+        });
+        let stacks = &self.profile.stacks;
+        self.by_content.insert_unique(hash, id, |&id| {
+            let s = &stacks[id as usize];
+            hash_of(&s.frames, s.thread, s.domain)
+        });
+        id
     }
 
     /// NATIVE_FRAMES: these frames (already defined) are native ones.
@@ -239,7 +382,19 @@ impl State {
             .iter()
             .max_by_key(|s| (s.traced_bytes, std::cmp::Reverse(s.t_ms)))
             .map_or(self.peak_record_time, |s| s.t_ms);
-        for (i, (c, &(pb, pc))) in self.counters.iter().zip(&self.peak).enumerate() {
+        // Figures per profile stack: the sum over the file stacks that are it.
+        let mut counters = vec![[0u64; 4]; p.stacks.len()];
+        let mut peak = vec![(0u64, 0u64); p.stacks.len()];
+        for f in &self.file_stacks {
+            let c = &mut counters[f.stack as usize];
+            for (sum, v) in c.iter_mut().zip(f.counters) {
+                *sum += v;
+            }
+            let at_peak = &mut peak[f.stack as usize];
+            at_peak.0 += f.peak.0;
+            at_peak.1 += f.peak.1;
+        }
+        for (i, (c, &(pb, pc))) in counters.iter().zip(&peak).enumerate() {
             let stack = i as StackId;
             if c[0] > 0 || c[1] > 0 {
                 p.at_end.push(StackStat {

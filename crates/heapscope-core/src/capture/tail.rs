@@ -94,6 +94,7 @@ impl CaptureTail {
         // stays at the end of the last complete record and the next poll reads it whole.
         while let Some(record) = reader.next_record()? {
             let offset = reader.offset();
+            opened.state.note_offset(offset);
             opened
                 .state
                 .apply(record)

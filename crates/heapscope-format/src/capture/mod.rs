@@ -18,8 +18,8 @@ mod writer;
 
 pub use reader::CaptureReader;
 pub use record::{
-    kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, Peak, PeakEntry, Record,
-    SampleEntry, StackDomain, StackEntry, ThreadName,
+    kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, Nodes, Peak, PeakEntry, Record,
+    SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
 pub use writer::CaptureWriter;
 
@@ -27,13 +27,13 @@ pub use writer::CaptureWriter;
 pub const MAGIC: [u8; 8] = *b"\x89HSC\r\n\x1a\n";
 
 /// The format version this crate writes.
-pub const CURRENT_VERSION: u16 = 1;
+pub const CURRENT_VERSION: u16 = 2;
 
 /// The format versions this crate reads.
-pub const SUPPORTED_VERSIONS: &[u16] = &[1];
+pub const SUPPORTED_VERSIONS: &[u16] = &[1, 2];
 
 /// [`SUPPORTED_VERSIONS`] for error messages.
-pub const SUPPORTED_VERSIONS_TEXT: &str = "1";
+pub const SUPPORTED_VERSIONS_TEXT: &str = "1, 2";
 
 /// Largest payload a record may carry; writers split bigger batches into several records.
 pub const MAX_RECORD_LEN: u32 = 64 << 20;

@@ -35,6 +35,10 @@ pub mod kind {
     /// Frames that are native (C) frames (`--native`). Added in format version 1 as a new
     /// kind: readers that predate it skip it and show those frames as Python frames.
     pub const NATIVE_FRAMES: u8 = 11;
+    /// Nodes of the frame tree first seen (format version 2).
+    pub const NODES: u8 = 12;
+    /// Stacks first seen, each named by its innermost node (format version 2).
+    pub const TREE_STACKS: u8 = 13;
 }
 
 /// How a process ended, as far as it could tell itself.
@@ -108,6 +112,37 @@ pub struct StackEntry {
     pub thread_native_id: u64,
     /// Frame ids, most recent call first.
     pub frames: Vec<u32>,
+}
+
+/// Nodes of the frame tree, numbered from `first` on (ids are never reused in a file).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Nodes {
+    /// Id of the first node; the others follow one by one.
+    pub first: u32,
+    /// Per node: its parent (0 for an outermost frame; else a node defined earlier) and its
+    /// frame id.
+    pub nodes: Vec<(u32, u32)>,
+}
+
+/// A stack first seen, named by its innermost node: its frames are that node's path to the
+/// root, most recent call first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TreeStack {
+    /// OS thread id that allocated from this stack.
+    pub thread_native_id: u64,
+    /// tracemalloc domain (0: the interpreter's own).
+    pub domain: u32,
+    /// Innermost node.
+    pub leaf: u32,
+}
+
+/// Stacks first seen, numbered from `first` on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TreeStacks {
+    /// Id of the first stack; the others follow one by one.
+    pub first: u32,
+    /// The stacks.
+    pub stacks: Vec<TreeStack>,
 }
 
 /// The domain of one stack (stacks without such an entry are domain 0).
@@ -212,6 +247,10 @@ pub enum Record {
     StackDomains(Vec<StackDomain>),
     /// Ids of frames first seen that are native (C) frames.
     NativeFrames(Vec<u32>),
+    /// Nodes of the frame tree first seen (version 2).
+    Nodes(Nodes),
+    /// Stacks first seen, by innermost node (version 2).
+    TreeStacks(TreeStacks),
     /// The process was started by the process `ppid` (a child of the traced program).
     Process {
         /// The parent's process id.
@@ -272,6 +311,8 @@ impl Record {
             Record::ThreadNames(_) => kind::THREAD_NAMES,
             Record::StackDomains(_) => kind::STACK_DOMAINS,
             Record::NativeFrames(_) => kind::NATIVE_FRAMES,
+            Record::Nodes(_) => kind::NODES,
+            Record::TreeStacks(_) => kind::TREE_STACKS,
             Record::End { .. } => kind::END,
             Record::Process { .. } => kind::PROCESS,
             Record::Exit(_) => kind::EXIT,
@@ -360,6 +401,23 @@ impl Record {
                     put_varint(buf, u64::from(id));
                 }
             }
+            Record::Nodes(n) => {
+                put_varint(buf, u64::from(n.first));
+                put_varint(buf, n.nodes.len() as u64);
+                for &(parent, frame) in &n.nodes {
+                    put_varint(buf, u64::from(parent));
+                    put_varint(buf, u64::from(frame));
+                }
+            }
+            Record::TreeStacks(t) => {
+                put_varint(buf, u64::from(t.first));
+                put_varint(buf, t.stacks.len() as u64);
+                for s in &t.stacks {
+                    put_varint(buf, s.thread_native_id);
+                    put_varint(buf, u64::from(s.domain));
+                    put_varint(buf, u64::from(s.leaf));
+                }
+            }
             Record::End { t_ms } => put_varint(buf, *t_ms),
             Record::Process { ppid } => put_varint(buf, u64::from(*ppid)),
             Record::Exit(status) => status.encode(buf),
@@ -384,25 +442,7 @@ impl Record {
                 }
                 Record::Frames(frames)
             }
-            kind::STACKS => {
-                let n = d.count(3)?;
-                let mut stacks = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let id = d.varint_u32()?;
-                    let thread_native_id = d.varint()?;
-                    let nf = d.count(1)?;
-                    let mut frames = Vec::with_capacity(nf);
-                    for _ in 0..nf {
-                        frames.push(d.varint_u32()?);
-                    }
-                    stacks.push(StackEntry {
-                        id,
-                        thread_native_id,
-                        frames,
-                    });
-                }
-                Record::Stacks(stacks)
-            }
+            kind::STACKS => decode_stacks(&mut d)?,
             kind::COUNTERS => decode_counters(&mut d)?,
             kind::PEAK => {
                 let t_ms = d.varint()?;
@@ -460,6 +500,8 @@ impl Record {
                 Record::StackDomains(domains)
             }
             kind::NATIVE_FRAMES => Record::NativeFrames(decode_ids(&mut d)?),
+            kind::NODES => decode_nodes(&mut d)?,
+            kind::TREE_STACKS => decode_tree_stacks(&mut d)?,
             kind::END => Record::End { t_ms: d.varint()? },
             kind::PROCESS => Record::Process {
                 ppid: d.varint_u32()?,
@@ -470,6 +512,50 @@ impl Record {
         d.finish()?;
         Ok(Some(record))
     }
+}
+
+fn decode_stacks(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {
+    let n = d.count(3)?;
+    let mut stacks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let id = d.varint_u32()?;
+        let thread_native_id = d.varint()?;
+        let nf = d.count(1)?;
+        let mut frames = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            frames.push(d.varint_u32()?);
+        }
+        stacks.push(StackEntry {
+            id,
+            thread_native_id,
+            frames,
+        });
+    }
+    Ok(Record::Stacks(stacks))
+}
+
+fn decode_nodes(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {
+    let first = d.varint_u32()?;
+    let n = d.count(2)?;
+    let mut nodes = Vec::with_capacity(n);
+    for _ in 0..n {
+        nodes.push((d.varint_u32()?, d.varint_u32()?));
+    }
+    Ok(Record::Nodes(Nodes { first, nodes }))
+}
+
+fn decode_tree_stacks(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {
+    let first = d.varint_u32()?;
+    let n = d.count(3)?;
+    let mut stacks = Vec::with_capacity(n);
+    for _ in 0..n {
+        stacks.push(TreeStack {
+            thread_native_id: d.varint()?,
+            domain: d.varint_u32()?,
+            leaf: d.varint_u32()?,
+        });
+    }
+    Ok(Record::TreeStacks(TreeStacks { first, stacks }))
 }
 
 fn decode_ids(d: &mut Decoder<'_>) -> Result<Vec<u32>, CorruptKind> {

@@ -285,7 +285,7 @@ impl State {
         let owner = crate::domains::owner_key(thread, NATIVE_DOMAIN);
         let (tb, new) = self.interner.intern(frames, total, owner, hash);
         if new {
-            self.native_new_traceback();
+            self.native_new_traceback(tb);
         }
         let old = RAW
             .lock()
@@ -328,8 +328,9 @@ impl State {
 
 /// Traceback ids are dense: a new one needs its counters (the same as for Python stacks).
 impl State {
-    fn native_new_traceback(&mut self) {
-        self.stats.push_tb();
+    fn native_new_traceback(&mut self, tb: crate::intern::TbId) {
+        self.stats.ensure_tb(tb);
+        self.new_since_sweep += 1;
         for &node in self.interner.fresh() {
             let frame = self.interner.node_frame(node);
             self.codes.add(node, frame);

@@ -242,7 +242,8 @@ fn write_to(
     let r = &mut s.recorder;
     r.record_samples(&samples)
         .and_then(|()| {
-            if partial {
+            // A partial piece carries figures only for tracebacks the tracer forgot.
+            if partial && delta.changed.is_empty() && delta.peak_changed.is_empty() {
                 r.record_definitions(delta)
             } else {
                 r.record_delta(t_ms, delta)
