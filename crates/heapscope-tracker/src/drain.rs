@@ -11,10 +11,9 @@
 
 use std::cell::UnsafeCell;
 
-use hashbrown::HashMap;
 use heapscope_core::delta::{NewNode, NewTreeStack, ProfileDelta, StackCounters};
 use heapscope_core::profile::{StackId, StackStat};
-use heapscope_core::{Frame, FrameId};
+use heapscope_core::FrameId;
 
 use crate::intern::{NodeId, TbId, NO_PARENT};
 use crate::resolve::resolver;
@@ -36,13 +35,12 @@ struct DrainState {
     next_node: u32,
     /// The interner's `clears()` these ids belong to.
     clears: u64,
-    /// Frames written, by a 64-bit hash of the frame (12 bytes a frame instead of a copy of
-    /// it; two frames taken for one another need their hashes to collide, about 2^-64 per
-    /// pair).
-    frame_ids: HashMap<u64, FrameId>,
-    /// Resolver frame index -> profile frame id (`u32::MAX`: not yet), valid for one resolver
-    /// generation: spares hashing the frame's strings for every new node.
+    /// Resolver frame index (distinct frames) -> frame id in the capture (`u32::MAX`: not
+    /// written yet), valid for one resolver generation.
     by_index: Vec<FrameId>,
+    next_frame: FrameId,
+    /// Where the next piece of a drain goes on taking changed figures (0: from the start).
+    figures_from: usize,
     generation: u64,
 }
 
@@ -88,10 +86,11 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
     drain_up_to(gil, usize::MAX).0
 }
 
-/// What changed since the last drain, resolving at most `max_new` new tracebacks. If more
-/// remain, the delta holds only the new frames, nodes and stacks (its figures come with the
-/// last piece) and the flag is true: a burst of new stacks is then written in pieces instead of
-/// held at once (a drain after an import-heavy start had 83k new stacks).
+/// What changed since the last drain, resolving at most `max_new` new tracebacks and taking
+/// about as many changed figures. If more remain, the delta holds what was taken (new frames,
+/// nodes and stacks; figures of tracebacks forgotten or taken so far) and the flag is true: a
+/// burst of new stacks or of changes is then written in pieces instead of held at once (a
+/// drain after an import-heavy start had 83k new stacks).
 pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
@@ -163,8 +162,8 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     delta.peak_bytes = s.peak;
     delta.total_allocated_bytes = s.total_bytes;
     delta.total_allocations = s.total_count;
-    take_changes(&mut st.stats, ds, &mut delta);
-    (delta, false)
+    let done = take_changes(&mut st.stats, ds, &mut delta, max_new);
+    (delta, !done)
 }
 
 /// The live tracebacks not written yet (pending events applied first).
@@ -175,18 +174,26 @@ fn unwritten(st: &mut crate::state::State, ds: &DrainState) -> Vec<TbId> {
         .collect()
 }
 
-/// The counters and figures at the peak of every written traceback that changed since the
-/// last drain (the tracer flags them: no copy of the last figures is kept).
-fn take_changes(s: &mut Stats, ds: &DrainState, delta: &mut ProfileDelta) {
+/// The counters and figures at the peak of the written tracebacks that changed since the
+/// last drain (the tracer flags them: no copy of the last figures is kept), at most about
+/// `max` entries: true when all are taken, else the next piece goes on from there (a drain
+/// of 100k changed tracebacks is then not held whole).
+fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta, max: usize) -> bool {
     let n = s.per_tb.len().min(ds.tb_stack.len());
-    for tb in 0..n {
+    for tb in ds.figures_from.min(n)..n {
         let stack = ds.tb_stack[tb];
         if stack == UNWRITTEN {
             continue;
         }
         let changes = s.take_changes(tb as TbId);
         push_figures(delta, stack, changes, &s.per_tb[tb]);
+        if delta.changed.len() + delta.peak_changed.len() >= max {
+            ds.figures_from = tb + 1;
+            return false;
+        }
     }
+    ds.figures_from = 0;
+    true
 }
 
 /// The figures of a traceback that changed, under its stack id in the capture.
@@ -281,16 +288,11 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
             .copied()
             .filter(|&f| f != FrameId::MAX);
         let frame = known.unwrap_or_else(|| {
-            let frame = r.frame(i);
-            let key = frame_key(frame);
-            let id = if let Some(&id) = ds.frame_ids.get(&key) {
-                id
-            } else {
-                let id = ds.frame_ids.len() as FrameId;
-                ds.frame_ids.insert(key, id);
-                delta.new_frames.push((id, frame.clone()));
-                id
-            };
+            // A frame first met in this resolver generation (after `clear_traces` a frame may
+            // be written again under a new id: readers merge equal frames).
+            let id = ds.next_frame;
+            ds.next_frame += 1;
+            delta.new_frames.push((id, r.frame(i).clone()));
             if ds.by_index.len() <= i as usize {
                 ds.by_index.resize(i as usize + 1, FrameId::MAX);
             }
@@ -309,12 +311,6 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
     }
 }
 
-/// A 64-bit hash of a frame (the standard library's SipHash with fixed keys).
-fn frame_key(frame: &Frame) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(frame)
-}
-
 /// Bytes of memory held by the profiler's bookkeeping, per structure.
 pub fn drain_memory_parts(_gil: Gil, out: &mut Vec<(&'static str, usize)>) {
     // SAFETY: GIL held; only the GIL holder touches DRAIN.
@@ -331,8 +327,7 @@ pub fn drain_memory_parts(_gil: Gil, out: &mut Vec<(&'static str, usize)>) {
     ));
     out.push((
         "drain.frame_ids",
-        ds.frame_ids.capacity() * (size_of::<(u64, FrameId)>() + 1)
-            + ds.by_index.capacity() * size_of::<FrameId>(),
+        ds.by_index.capacity() * size_of::<FrameId>(),
     ));
 }
 

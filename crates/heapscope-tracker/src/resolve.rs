@@ -16,7 +16,10 @@ use crate::stack::{FrameLayout, RawFrame};
 #[derive(Default)]
 pub struct Resolver {
     by_raw: HashMap<RawFrame, u32>,
+    /// Distinct frames: raw frames that resolve alike (offsets of one line) share an index.
     frames: Vec<Frame>,
+    /// `frames` by a hash of the frame (4 bytes an entry, compared with the frame itself).
+    distinct: hashbrown::HashTable<u32>,
     names: HashMap<usize, (Arc<str>, Arc<str>)>,
     /// File and function names of dead code objects, indexed by their tombstones.
     dead: Vec<(Arc<str>, Arc<str>)>,
@@ -69,8 +72,7 @@ impl Resolver {
         }
         if raw.is_native() {
             let d = crate::native::symbols::describe(&mut self.symbols, raw.native_ip());
-            let i = self.frames.len() as u32;
-            self.frames.push(Frame {
+            let i = self.distinct_index(Frame {
                 filename: d.file,
                 function: d.function,
                 lineno: d.line,
@@ -80,9 +82,8 @@ impl Resolver {
             return i;
         }
         if raw.code.is_null() {
-            let i = self.frames.len() as u32;
             let unknown: Arc<str> = Arc::from("<unknown>");
-            self.frames.push(Frame {
+            let i = self.distinct_index(Frame {
                 filename: unknown.clone(),
                 function: unknown,
                 lineno: 0,
@@ -101,14 +102,33 @@ impl Resolver {
             let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset as i32) };
             (names, line)
         };
-        let i = self.frames.len() as u32;
-        self.frames.push(Frame {
+        let i = self.distinct_index(Frame {
             filename,
             function,
             lineno: line.max(0) as u32,
             native: false,
         });
         self.by_raw.insert(raw, i);
+        i
+    }
+
+    /// The index of this frame among the distinct frames, added if new.
+    fn distinct_index(&mut self, frame: Frame) -> u32 {
+        let hash_of = |f: &Frame| {
+            use std::hash::BuildHasher;
+            std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                .hash_one(f)
+        };
+        let hash = hash_of(&frame);
+        let frames = &self.frames;
+        if let Some(&i) = self.distinct.find(hash, |&i| frames[i as usize] == frame) {
+            return i;
+        }
+        let i = self.frames.len() as u32;
+        self.frames.push(frame);
+        let frames = &self.frames;
+        self.distinct
+            .insert_unique(hash, i, |&j| hash_of(&frames[j as usize]));
         i
     }
 
@@ -180,7 +200,8 @@ impl Resolver {
         ));
         out.push((
             "resolver.frames",
-            self.frames.capacity() * size_of::<Frame>(),
+            self.frames.capacity() * size_of::<Frame>()
+                + self.distinct.capacity() * (size_of::<u32>() + 1),
         ));
         out.push((
             "resolver.names",

@@ -5,7 +5,9 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use heapscope_format::capture::{CaptureReader, CorruptKind, Header, Nodes, Record, TreeStacks};
+use heapscope_format::capture::{
+    CaptureReader, CorruptKind, FrameEntry, Header, Nodes, Record, TreeStacks,
+};
 use heapscope_format::FormatError;
 
 use crate::frame::{Frame, FrameId};
@@ -67,6 +69,8 @@ struct FileStack {
 pub(super) struct State {
     profile: Profile,
     frame_ids: HashMap<u32, FrameId>,
+    /// Profile frames by content.
+    frame_content: HashMap<Frame, FrameId>,
     /// File stack id -> index into `file_stacks`.
     stack_ids: HashMap<u32, usize>,
     file_stacks: Vec<FileStack>,
@@ -103,6 +107,7 @@ impl State {
                 ..Profile::default()
             },
             frame_ids: HashMap::new(),
+            frame_content: HashMap::new(),
             stack_ids: HashMap::new(),
             file_stacks: Vec::new(),
             nodes: Vec::new(),
@@ -139,29 +144,7 @@ impl State {
 
     pub(super) fn apply(&mut self, record: Record) -> Result<(), CorruptKind> {
         match record {
-            Record::Frames(frames) => {
-                for f in frames {
-                    if self.frame_ids.contains_key(&f.id) {
-                        continue;
-                    }
-                    let filename = if let Some(name) = self.filenames.get(&f.filename) {
-                        Arc::clone(name)
-                    } else {
-                        let name: Arc<str> = Arc::from(f.filename.as_str());
-                        self.filenames.insert(f.filename, Arc::clone(&name));
-                        name
-                    };
-                    let frame = Frame {
-                        filename,
-                        function: f.function.into(),
-                        lineno: f.lineno,
-                        native: false,
-                    };
-                    self.frame_ids
-                        .insert(f.id, self.profile.frames.len() as FrameId);
-                    self.profile.frames.push(frame);
-                }
-            }
+            Record::Frames(frames) => self.apply_frames(frames),
             Record::Stacks(stacks) => {
                 for s in stacks {
                     if self.stack_ids.contains_key(&s.id) {
@@ -238,6 +221,36 @@ impl State {
             Record::Exit(status) => self.exit = Some(status),
         }
         Ok(())
+    }
+
+    /// FRAMES: frames first seen.
+    fn apply_frames(&mut self, frames: Vec<FrameEntry>) {
+        for f in frames {
+            if self.frame_ids.contains_key(&f.id) {
+                continue;
+            }
+            let filename = if let Some(name) = self.filenames.get(&f.filename) {
+                Arc::clone(name)
+            } else {
+                let name: Arc<str> = Arc::from(f.filename.as_str());
+                self.filenames.insert(f.filename, Arc::clone(&name));
+                name
+            };
+            let frame = Frame {
+                filename,
+                function: f.function.into(),
+                lineno: f.lineno,
+                native: false,
+            };
+            // Equal frames under two ids (a writer that met a frame again after
+            // `clear_traces`) are one frame, so stacks made of them are one too.
+            let next = self.profile.frames.len() as FrameId;
+            let id = *self.frame_content.entry(frame.clone()).or_insert(next);
+            if id == next {
+                self.profile.frames.push(frame);
+            }
+            self.frame_ids.insert(f.id, id);
+        }
     }
 
     /// NODES: frame-tree nodes, numbered on from the last.

@@ -196,8 +196,9 @@ pub fn drain(gil: Gil) -> Result<Drained, CaptureError> {
     })
 }
 
-/// Like [`drain`], resolving at most [`PIECE`] new tracebacks: if more remain, the piece holds
-/// only new frames and stacks ([`Drained::is_partial`]); write it and drain again.
+/// Like [`drain`], resolving at most [`PIECE`] new tracebacks and taking about as many changed
+/// figures: if more remain, the piece holds what was taken ([`Drained::is_partial`]); write it
+/// and drain again.
 pub fn drain_piece(gil: Gil) -> Result<Drained, CaptureError> {
     let mut guard = session();
     let s = guard.as_mut().ok_or(CaptureError::NotCapturing)?;
@@ -242,7 +243,7 @@ fn write_to(
     let r = &mut s.recorder;
     r.record_samples(&samples)
         .and_then(|()| {
-            // A partial piece carries figures only for tracebacks the tracer forgot.
+            // A partial piece may carry no figures (only new frames, nodes and stacks).
             if partial && delta.changed.is_empty() && delta.peak_changed.is_empty() {
                 r.record_definitions(delta)
             } else {
