@@ -68,16 +68,20 @@ struct FileStack {
 
 pub(super) struct State {
     profile: Profile,
-    frame_ids: HashMap<u32, FrameId>,
+    frame_ids: hashbrown::HashMap<u32, FrameId>,
     /// Profile frames by content.
     frame_content: HashMap<Frame, FrameId>,
     /// File stack id -> index into `file_stacks`.
-    stack_ids: HashMap<u32, usize>,
+    stack_ids: hashbrown::HashMap<u32, usize>,
     file_stacks: Vec<FileStack>,
-    /// Frame-tree nodes (version 2), id `i + 1` at `i`: (parent id or 0, profile frame).
-    nodes: Vec<(u32, FrameId)>,
-    /// Profile stacks defined through the tree, by a hash of their frames, thread and domain.
-    by_content: hashbrown::HashTable<StackId>,
+    /// Frame-tree nodes (version 2), id `i + 1` at `i`: their canonical node.
+    nodes: Vec<u32>,
+    /// Canonical nodes, id `i + 1` at `i`: (canonical parent or 0, profile frame).
+    canon: Vec<(u32, FrameId)>,
+    canon_index: hashbrown::HashMap<(u32, FrameId), u32>,
+    /// Profile stacks defined through the tree, by canonical innermost node, thread and
+    /// domain.
+    by_leaf: hashbrown::HashMap<(u32, u32, u32), StackId>,
     /// Frames walked so far to expand stacks of the tree, and the bytes of the file read:
     /// a small hostile file must not expand into unbounded work or memory.
     frames_walked: u64,
@@ -106,12 +110,14 @@ impl State {
                 meta,
                 ..Profile::default()
             },
-            frame_ids: HashMap::new(),
+            frame_ids: hashbrown::HashMap::new(),
             frame_content: HashMap::new(),
-            stack_ids: HashMap::new(),
+            stack_ids: hashbrown::HashMap::new(),
             file_stacks: Vec::new(),
             nodes: Vec::new(),
-            by_content: hashbrown::HashTable::new(),
+            canon: Vec::new(),
+            canon_index: hashbrown::HashMap::new(),
+            by_leaf: hashbrown::HashMap::new(),
             frames_walked: 0,
             bytes_read: 0,
             thread_ids: HashMap::new(),
@@ -253,7 +259,9 @@ impl State {
         }
     }
 
-    /// NODES: frame-tree nodes, numbered on from the last.
+    /// NODES: frame-tree nodes, numbered on from the last. Each is mapped to a canonical node
+    /// (one per distinct parent and frame), so stacks with equal frames end at one canonical
+    /// node and merge without comparing their frames.
     fn apply_nodes(&mut self, n: &Nodes) -> Result<(), CorruptKind> {
         if n.first as usize != self.nodes.len() + 1 {
             return Err(CorruptKind::UndefinedReference("node"));
@@ -269,7 +277,18 @@ impl State {
                 .get(&frame)
                 .copied()
                 .ok_or(CorruptKind::UndefinedReference("frame"))?;
-            self.nodes.push((parent, frame));
+            // Canonical ids start at 1; 0 is the root.
+            let parent = if parent == 0 {
+                0
+            } else {
+                self.nodes[parent as usize - 1]
+            };
+            let next = self.canon.len() as u32 + 1;
+            let canon = *self.canon_index.entry((parent, frame)).or_insert(next);
+            if canon == next {
+                self.canon.push((parent, frame));
+            }
+            self.nodes.push(canon);
         }
         Ok(())
     }
@@ -284,9 +303,27 @@ impl State {
             if self.stack_ids.contains_key(&id) {
                 continue;
             }
-            let frames = self.path(s.leaf)?;
+            let leaf = s
+                .leaf
+                .checked_sub(1)
+                .and_then(|i| self.nodes.get(i as usize))
+                .copied()
+                .ok_or(CorruptKind::UndefinedReference("node"))?;
             let thread = self.thread(s.thread_native_id);
-            let stack = self.merged_stack(frames, thread, s.domain);
+            let stack = if let Some(&stack) = self.by_leaf.get(&(leaf, thread, s.domain)) {
+                stack
+            } else {
+                let frames = self.path(leaf)?;
+                let stack = self.profile.stacks.len() as StackId;
+                self.profile.stacks.push(Stack {
+                    frames,
+                    thread,
+                    domain: s.domain,
+                    process: 0,
+                });
+                self.by_leaf.insert((leaf, thread, s.domain), stack);
+                stack
+            };
             self.define(id, stack);
         }
         Ok(())
@@ -307,7 +344,7 @@ impl State {
         self.bytes_read = self.bytes_read.max(offset);
     }
 
-    /// The frames from a node to the root, most recent first.
+    /// The frames from a canonical node to the root, most recent first.
     fn path(&mut self, leaf: u32) -> Result<Vec<FrameId>, CorruptKind> {
         let mut frames = Vec::new();
         let mut node = leaf;
@@ -317,53 +354,13 @@ impl State {
                 return Err(CorruptKind::ValueOutOfRange);
             }
             let &(parent, frame) = self
-                .nodes
+                .canon
                 .get(node as usize - 1)
                 .ok_or(CorruptKind::UndefinedReference("node"))?;
             frames.push(frame);
             node = parent;
         }
-        if frames.is_empty() {
-            return Err(CorruptKind::UndefinedReference("node"));
-        }
         Ok(frames)
-    }
-
-    /// The profile stack with these frames, thread and domain, made if new.
-    fn merged_stack(&mut self, frames: Vec<FrameId>, thread: u32, domain: u32) -> StackId {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let hash_of = |frames: &[FrameId], thread: u32, domain: u32| {
-            // A fixed hasher: the same key must hash alike at every call.
-            let mut h = std::hash::BuildHasherDefault::<
-                std::collections::hash_map::DefaultHasher,
-            >::default()
-            .build_hasher();
-            frames.hash(&mut h);
-            thread.hash(&mut h);
-            domain.hash(&mut h);
-            h.finish()
-        };
-        let stacks = &self.profile.stacks;
-        let hash = hash_of(&frames, thread, domain);
-        if let Some(&id) = self.by_content.find(hash, |&id| {
-            let s = &stacks[id as usize];
-            s.thread == thread && s.domain == domain && s.frames == frames
-        }) {
-            return id;
-        }
-        let id = self.profile.stacks.len() as StackId;
-        self.profile.stacks.push(Stack {
-            frames,
-            thread,
-            domain,
-            process: 0,
-        });
-        let stacks = &self.profile.stacks;
-        self.by_content.insert_unique(hash, id, |&id| {
-            let s = &stacks[id as usize];
-            hash_of(&s.frames, s.thread, s.domain)
-        });
-        id
     }
 
     /// NATIVE_FRAMES: these frames (already defined) are native ones.
@@ -377,13 +374,19 @@ impl State {
         }
     }
 
-    fn finish(self, truncated: bool) -> Profile {
-        self.profile_now(truncated)
+    fn finish(mut self, truncated: bool) -> Profile {
+        // The last use of the state: its profile is moved, not copied.
+        let profile = std::mem::take(&mut self.profile);
+        self.complete(profile, truncated)
     }
 
     /// The profile as the records applied so far describe it (the state stays usable).
     pub(super) fn profile_now(&self, truncated: bool) -> Profile {
-        let mut profile = self.profile.clone();
+        self.complete(self.profile.clone(), truncated)
+    }
+
+    /// `profile` (the stacks and frames read so far) with its figures, views and facts.
+    fn complete(&self, mut profile: Profile, truncated: bool) -> Profile {
         trim_runner_frames(&mut profile);
         let p = &mut profile;
         p.meta.truncated = truncated || self.end_time.is_none();
