@@ -14,6 +14,7 @@ pub mod frame;
 pub mod profile;
 pub mod snapshot;
 pub mod snapshot_io;
+mod stack_tree;
 pub mod stats;
 
 pub use error::CoreError;

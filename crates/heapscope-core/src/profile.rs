@@ -201,45 +201,25 @@ fn thread_index(threads: &mut Vec<ThreadInfo>, native_id: u64) -> u32 {
 }
 
 /// The stacks of the frame tree in a delta, added to `stacks` (those with the same frames,
-/// thread and domain as one); returns the delta's stack id -> profile stack id.
+/// thread and domain as one); returns the delta's stack id -> profile stack id. The delta is
+/// the tracer's own: nodes come in order from 1 and name frames by their profile ids.
 fn tree_stacks(
     delta: &crate::delta::ProfileDelta,
     stacks: &mut Vec<Stack>,
     threads: &mut Vec<ThreadInfo>,
 ) -> HashMap<StackId, StackId> {
-    let nodes: HashMap<u32, (u32, FrameId)> = delta
-        .new_nodes
-        .iter()
-        .map(|n| (n.id, (n.parent, n.frame)))
-        .collect();
-    let mut remap: HashMap<StackId, StackId> = HashMap::new();
-    let mut by_content: HashMap<(Vec<FrameId>, u64, u32), StackId> = HashMap::new();
-    for s in &delta.new_tree_stacks {
-        let mut frames = Vec::new();
-        let mut node = s.leaf;
-        while let Some(&(parent, frame)) = nodes.get(&node) {
-            frames.push(frame);
-            node = parent;
-            if frames.len() > nodes.len() {
-                break;
-            }
+    let mut tree = crate::stack_tree::StackTree::default();
+    for n in &delta.new_nodes {
+        if n.id != tree.next_node() || tree.add_node(n.parent, n.frame).is_err() {
+            break;
         }
-        let key = (frames, s.thread_native_id, s.domain);
-        let id = if let Some(&id) = by_content.get(&key) {
-            id
-        } else {
-            let thread = thread_index(threads, s.thread_native_id);
-            let id = stacks.len() as StackId;
-            stacks.push(Stack {
-                frames: key.0.clone(),
-                thread,
-                domain: s.domain,
-                process: 0,
-            });
-            by_content.insert(key, id);
-            id
-        };
-        remap.insert(s.id, id);
+    }
+    let mut remap: HashMap<StackId, StackId> = HashMap::new();
+    for s in &delta.new_tree_stacks {
+        let thread = thread_index(threads, s.thread_native_id);
+        if let Ok(id) = tree.stack(s.leaf, thread, s.domain, stacks, u64::MAX) {
+            remap.insert(s.id, id);
+        }
     }
     remap
 }

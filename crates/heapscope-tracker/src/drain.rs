@@ -122,11 +122,7 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
             }
             // The figures of forgotten tracebacks may be written with a partial piece: the
             // totals go with them.
-            let s = &st.stats;
-            delta.current_bytes = s.current;
-            delta.peak_bytes = s.peak;
-            delta.total_allocated_bytes = s.total_bytes;
-            delta.total_allocations = s.total_count;
+            set_totals(&mut delta, &st.stats);
         }
         _ => return (ProfileDelta::default(), false),
     }
@@ -157,11 +153,7 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
         return (ProfileDelta::default(), false);
     };
     st.stats.capture_peak();
-    let s = &st.stats;
-    delta.current_bytes = s.current;
-    delta.peak_bytes = s.peak;
-    delta.total_allocated_bytes = s.total_bytes;
-    delta.total_allocations = s.total_count;
+    set_totals(&mut delta, &st.stats);
     let done = take_changes(&mut st.stats, ds, &mut delta, max_new);
     (delta, !done)
 }
@@ -194,6 +186,14 @@ fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta, ma
     }
     ds.figures_from = 0;
     true
+}
+
+/// The whole process's figures, which go at the front of every counters record.
+fn set_totals(delta: &mut ProfileDelta, s: &Stats) {
+    delta.current_bytes = s.current;
+    delta.peak_bytes = s.peak;
+    delta.total_allocated_bytes = s.total_bytes;
+    delta.total_allocations = s.total_count;
 }
 
 /// The figures of a traceback that changed, under its stack id in the capture.

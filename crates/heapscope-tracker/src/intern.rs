@@ -415,7 +415,8 @@ impl Interner {
 
     /// Forget a traceback: its slot and the nodes nothing else needs become free for reuse
     /// (`freed` hears of each such node). The caller guarantees no block and no pending
-    /// event names it. The lookup caches are emptied.
+    /// event names it. The caches of recent tracebacks need no change: every hit is checked
+    /// against the record (hashes, depth), which a freed or reused slot fails.
     pub fn evict(&mut self, id: TbId, freed: &mut impl FnMut(NodeId)) {
         let r = self.records[id as usize];
         if r.len == 0 {
@@ -440,19 +441,11 @@ impl Interner {
             }
             self.nodes[node as usize].parent = FREE_NODE;
             self.free_nodes.push(node);
+            // The insert path's cache names nodes by slot: one of them may be gone.
+            self.path.clear();
             freed(node);
             node = n.parent;
         }
-        self.last = None;
-        self.path.clear();
-        self.fresh.clear();
-    }
-
-    /// Empty the caches of recent tracebacks (after evictions).
-    pub fn forget_recent(&mut self) {
-        self.last = None;
-        self.recent.0.fill(TbId::MAX);
-        self.path.clear();
     }
 
     /// True if the node slot holds a node (not freed).

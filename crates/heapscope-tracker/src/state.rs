@@ -427,8 +427,7 @@ impl State {
                 swept.tracebacks.push(tb);
             }
         }
-        if !swept.tracebacks.is_empty() {
-            self.interner.forget_recent();
+        if !swept.nodes.is_empty() {
             self.codes.rebuild(&self.interner);
         }
         swept

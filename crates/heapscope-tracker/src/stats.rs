@@ -105,13 +105,11 @@ impl Stats {
     /// traceback loses nothing once its figures are written (a later peak would find it at
     /// zero; if it is met again it is a new traceback).
     pub fn is_spent(&self, tb: TbId, only_written: bool) -> bool {
-        self.per_tb.get(tb as usize).is_some_and(|s| {
-            s.live_bytes == 0
-                && s.live_count == 0
-                && s.peak_bytes == 0
-                && s.peak_count == 0
-                && !(only_written && s.count_flags & (CHANGED | PEAK_CHANGED) != 0)
-        })
+        let Some(s) = self.per_tb.get(tb as usize) else {
+            return false;
+        };
+        let unwritten = s.count_flags & (CHANGED | PEAK_CHANGED) != 0;
+        !(self.is_holding(tb) || only_written && unwritten)
     }
 
     /// True if a traceback holds something now or at the last captured peak.

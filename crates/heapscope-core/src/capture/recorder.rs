@@ -91,39 +91,22 @@ impl<W: Write> Recorder<W> {
 
     /// Records the frame-tree nodes and the stacks named by them, in runs of consecutive ids.
     fn record_tree(&mut self, delta: &ProfileDelta) -> Result<(), FormatError> {
-        let mut nodes = Nodes::default();
-        for n in &delta.new_nodes {
-            let next = nodes.first + nodes.nodes.len() as u32;
-            if nodes.nodes.len() == CHUNK || (!nodes.nodes.is_empty() && n.id != next) {
-                self.writer
-                    .write(&Record::Nodes(std::mem::take(&mut nodes)))?;
-            }
-            if nodes.nodes.is_empty() {
-                nodes.first = n.id;
-            }
-            nodes.nodes.push((n.parent, n.frame));
+        let node_runs = consecutive_runs(&delta.new_nodes, |n| n.id, |n| (n.parent, n.frame));
+        for (first, nodes) in node_runs {
+            self.writer.write(&Record::Nodes(Nodes { first, nodes }))?;
         }
-        if !nodes.nodes.is_empty() {
-            self.writer.write(&Record::Nodes(nodes))?;
-        }
-        let mut stacks = TreeStacks::default();
-        for s in &delta.new_tree_stacks {
-            let next = stacks.first + stacks.stacks.len() as u32;
-            if stacks.stacks.len() == CHUNK || (!stacks.stacks.is_empty() && s.id != next) {
-                self.writer
-                    .write(&Record::TreeStacks(std::mem::take(&mut stacks)))?;
-            }
-            if stacks.stacks.is_empty() {
-                stacks.first = s.id;
-            }
-            stacks.stacks.push(TreeStack {
+        let stack_runs = consecutive_runs(
+            &delta.new_tree_stacks,
+            |s| s.id,
+            |s| TreeStack {
                 thread_native_id: s.thread_native_id,
                 domain: s.domain,
                 leaf: s.leaf,
-            });
-        }
-        if !stacks.stacks.is_empty() {
-            self.writer.write(&Record::TreeStacks(stacks))?;
+            },
+        );
+        for (first, stacks) in stack_runs {
+            self.writer
+                .write(&Record::TreeStacks(TreeStacks { first, stacks }))?;
         }
         Ok(())
     }
@@ -233,6 +216,26 @@ impl<W: Write> Recorder<W> {
     pub fn finish(self, duration_ms: u64) -> Result<W, FormatError> {
         self.writer.finish(duration_ms)
     }
+}
+
+/// `items` as runs of consecutive ids (at most `CHUNK` each): (first id, entries).
+fn consecutive_runs<T, E>(
+    items: &[T],
+    id: impl Fn(&T) -> u32,
+    entry: impl Fn(&T) -> E,
+) -> Vec<(u32, Vec<E>)> {
+    let mut runs: Vec<(u32, Vec<E>)> = Vec::new();
+    for item in items {
+        match runs.last_mut() {
+            Some((first, run))
+                if run.len() < CHUNK && Some(id(item)) == first.checked_add(run.len() as u32) =>
+            {
+                run.push(entry(item));
+            }
+            _ => runs.push((id(item), vec![entry(item)])),
+        }
+    }
+    runs
 }
 
 fn totals(t_ms: u64, delta: &ProfileDelta, stacks: Vec<CounterEntry>) -> Counters {

@@ -14,6 +14,7 @@ use crate::frame::{Frame, FrameId};
 use crate::profile::{
     ExitStatus, Meta, ProcessInfo, Profile, Sample, Stack, StackId, StackStat, ThreadInfo,
 };
+use crate::stack_tree::StackTree;
 
 /// Frames stacks of the frame tree may expand to, in all: a fixed allowance plus so many per
 /// byte of file read. Real captures expand to a few frames a byte (sympy: 1.5); a hostile
@@ -74,17 +75,9 @@ pub(super) struct State {
     /// File stack id -> index into `file_stacks`.
     stack_ids: hashbrown::HashMap<u32, usize>,
     file_stacks: Vec<FileStack>,
-    /// Frame-tree nodes (version 2), id `i + 1` at `i`: their canonical node.
-    nodes: Vec<u32>,
-    /// Canonical nodes, id `i + 1` at `i`: (canonical parent or 0, profile frame).
-    canon: Vec<(u32, FrameId)>,
-    canon_index: hashbrown::HashMap<(u32, FrameId), u32>,
-    /// Profile stacks defined through the tree, by canonical innermost node, thread and
-    /// domain.
-    by_leaf: hashbrown::HashMap<(u32, u32, u32), StackId>,
-    /// Frames walked so far to expand stacks of the tree, and the bytes of the file read:
-    /// a small hostile file must not expand into unbounded work or memory.
-    frames_walked: u64,
+    /// Frame-tree nodes and the stacks made of them (version 2).
+    tree: StackTree,
+    /// Bytes of the file read: stacks of the tree may expand to `WALK_BUDGET_*` frames.
     bytes_read: u64,
     thread_ids: HashMap<u64, u32>,
     filenames: HashMap<String, Arc<str>>,
@@ -114,11 +107,7 @@ impl State {
             frame_content: HashMap::new(),
             stack_ids: hashbrown::HashMap::new(),
             file_stacks: Vec::new(),
-            nodes: Vec::new(),
-            canon: Vec::new(),
-            canon_index: hashbrown::HashMap::new(),
-            by_leaf: hashbrown::HashMap::new(),
-            frames_walked: 0,
+            tree: StackTree::default(),
             bytes_read: 0,
             thread_ids: HashMap::new(),
             filenames: HashMap::new(),
@@ -259,42 +248,25 @@ impl State {
         }
     }
 
-    /// NODES: frame-tree nodes, numbered on from the last. Each is mapped to a canonical node
-    /// (one per distinct parent and frame), so stacks with equal frames end at one canonical
-    /// node and merge without comparing their frames.
+    /// NODES: frame-tree nodes, numbered on from the last.
     fn apply_nodes(&mut self, n: &Nodes) -> Result<(), CorruptKind> {
-        if n.first as usize != self.nodes.len() + 1 {
+        if n.first != self.tree.next_node() {
             return Err(CorruptKind::UndefinedReference("node"));
         }
-        for (i, &(parent, frame)) in n.nodes.iter().enumerate() {
-            let id = n.first as usize + i;
-            // A parent is a node defined before (so paths end, and never loop).
-            if parent as usize >= id {
-                return Err(CorruptKind::UndefinedReference("node"));
-            }
+        for &(parent, frame) in &n.nodes {
             let frame = self
                 .frame_ids
                 .get(&frame)
                 .copied()
                 .ok_or(CorruptKind::UndefinedReference("frame"))?;
-            // Canonical ids start at 1; 0 is the root.
-            let parent = if parent == 0 {
-                0
-            } else {
-                self.nodes[parent as usize - 1]
-            };
-            let next = self.canon.len() as u32 + 1;
-            let canon = *self.canon_index.entry((parent, frame)).or_insert(next);
-            if canon == next {
-                self.canon.push((parent, frame));
-            }
-            self.nodes.push(canon);
+            self.tree.add_node(parent, frame)?;
         }
         Ok(())
     }
 
     /// TREE_STACKS: stacks named by their innermost node; equal ones are one profile stack.
     fn apply_tree_stacks(&mut self, t: &TreeStacks) -> Result<(), CorruptKind> {
+        let budget = WALK_BUDGET_BASE + WALK_BUDGET_PER_BYTE * self.bytes_read;
         for (i, s) in t.stacks.iter().enumerate() {
             let id = t
                 .first
@@ -303,27 +275,10 @@ impl State {
             if self.stack_ids.contains_key(&id) {
                 continue;
             }
-            let leaf = s
-                .leaf
-                .checked_sub(1)
-                .and_then(|i| self.nodes.get(i as usize))
-                .copied()
-                .ok_or(CorruptKind::UndefinedReference("node"))?;
             let thread = self.thread(s.thread_native_id);
-            let stack = if let Some(&stack) = self.by_leaf.get(&(leaf, thread, s.domain)) {
-                stack
-            } else {
-                let frames = self.path(leaf)?;
-                let stack = self.profile.stacks.len() as StackId;
-                self.profile.stacks.push(Stack {
-                    frames,
-                    thread,
-                    domain: s.domain,
-                    process: 0,
-                });
-                self.by_leaf.insert((leaf, thread, s.domain), stack);
-                stack
-            };
+            let stack =
+                self.tree
+                    .stack(s.leaf, thread, s.domain, &mut self.profile.stacks, budget)?;
             self.define(id, stack);
         }
         Ok(())
@@ -342,25 +297,6 @@ impl State {
     /// The file has been read up to `offset` bytes.
     pub(super) fn note_offset(&mut self, offset: u64) {
         self.bytes_read = self.bytes_read.max(offset);
-    }
-
-    /// The frames from a canonical node to the root, most recent first.
-    fn path(&mut self, leaf: u32) -> Result<Vec<FrameId>, CorruptKind> {
-        let mut frames = Vec::new();
-        let mut node = leaf;
-        while node != 0 {
-            self.frames_walked += 1;
-            if self.frames_walked > WALK_BUDGET_BASE + WALK_BUDGET_PER_BYTE * self.bytes_read {
-                return Err(CorruptKind::ValueOutOfRange);
-            }
-            let &(parent, frame) = self
-                .canon
-                .get(node as usize - 1)
-                .ok_or(CorruptKind::UndefinedReference("node"))?;
-            frames.push(frame);
-            node = parent;
-        }
-        Ok(frames)
     }
 
     /// NATIVE_FRAMES: these frames (already defined) are native ones.
