@@ -2,9 +2,10 @@
 pure-Python workload.
 
 Each round runs every configuration once, in turn (so the machine's load hits them alike), in a
-fresh process started by the small launcher (`_apps_launch.py`) that measures its wall time.
-Printed: the median wall time per configuration, the time each tracer adds over the untraced
-median, and heapscope's added time as a share of memray's (issue 13 aims at 0.5 or less).
+fresh process started by the small launcher (`_apps_launch.py`) that measures its wall time and
+peak RSS. Printed: the median wall time per configuration, the time each tracer adds over the
+untraced median, heapscope's added time as a share of memray's (issue 13 aims at 0.5 or less),
+and the peak RSS each configuration adds over the untraced run's (median).
 memray without ``--trace-python-allocators`` sees pymalloc's arenas, not every Python object,
 while heapscope run traces every Python allocation too: the columns without ``--native`` show
 what each tool costs before native tracing; ``memray --native --trace-python-allocators`` is the
@@ -36,6 +37,7 @@ UNTRACED, HS_RUN, HS_NATIVE, MEMRAY, MEMRAY_NATIVE, MEMRAY_NATIVE_PY = (
 )
 CONFIGS = [UNTRACED, HS_RUN, HS_NATIVE, MEMRAY, MEMRAY_NATIVE, MEMRAY_NATIVE_PY]
 TARGET = 0.5
+MIB = 2**20
 TIMEOUT_S = 900
 
 
@@ -54,8 +56,8 @@ def command(config: str, script_args: list[str], capture: Path) -> list[str]:
     return [py, "-m", "memray", "run", *native, "-q", "-f", "-o", str(capture), *script_args]
 
 
-def run_once(config: str, script_args: list[str], env: dict[str, str]) -> float | str:
-    """Wall seconds of one run, or why it failed."""
+def run_once(config: str, script_args: list[str], env: dict[str, str]) -> tuple[float, float] | str:
+    """Wall seconds and peak RSS (bytes) of one run, or why it failed."""
     with tempfile.TemporaryDirectory(prefix="hsnative-") as tmp:
         result = Path(tmp) / "launch.json"
         cmd = [sys.executable, str(LAUNCH), "--timeout", str(TIMEOUT_S), str(result)]
@@ -65,7 +67,7 @@ def run_once(config: str, script_args: list[str], env: dict[str, str]) -> float 
         if launch.get("returncode") != 0:
             tail = "\n".join(str(launch.get("stderr", "")).strip().splitlines()[-6:])
             return f"exit {launch.get('returncode')}: {tail}"
-        return float(launch["wall"])
+        return float(launch["wall"]), float(launch["maxrss"])
 
 
 def available(env: dict[str, str]) -> bool:
@@ -81,19 +83,38 @@ def section(env: dict[str, str], size: str, rounds: int) -> Section:
     configs = CONFIGS if available(env) else [UNTRACED, HS_RUN, HS_NATIVE]
     crashes: list[str] = []
     rows = []
+    rss_rows = []
     figures: dict[str, float | None] = {}
     worst: float | None = None
     for name in WORKLOADS:
         args = workload_args(name, size)
         walls: dict[str, list[float]] = {c: [] for c in configs}
+        rss: dict[str, list[float]] = {c: [] for c in configs}
         for _ in range(rounds):
             for config in configs:
                 got = run_once(config, args, env)
                 if isinstance(got, str):
                     crashes.append(f"native/{name}/{config}: {got}")
                 else:
-                    walls[config].append(got)
+                    walls[config].append(got[0])
+                    rss[config].append(got[1])
         med = {c: median(walls[c]) for c in configs}
+        rss_med = {c: median(rss[c]) for c in configs}
+        rss_base = rss_med[UNTRACED]
+        rss_rows.append(
+            [
+                name,
+                fmt(None if rss_base is None else rss_base / MIB, ".1f", " MiB"),
+                *(
+                    fmt(
+                        None if v is None or rss_base is None else (v - rss_base) / MIB,
+                        "+.1f",
+                        " MiB",
+                    )
+                    for v in (rss_med[c] for c in configs[1:])
+                ),
+            ]
+        )
         base = med[UNTRACED]
 
         def added(config: str, med: dict[str, float | None] = med, base: float | None = base):
@@ -125,4 +146,6 @@ def section(env: dict[str, str], size: str, rounds: int) -> Section:
         "... / memray --native --trace-python-allocators added",
     ]
     text = table(header, rows, f"--native beside memray --native ({rounds} rounds, size {size})")
+    rss_header = ["workload", "untraced peak RSS", *(f"{c} added" for c in configs[1:])]
+    text += "\n" + table(rss_header, rss_rows, "Peak RSS added over the untraced run (median)")
     return Section(text, figures, crashes)

@@ -298,3 +298,49 @@ def test_stripped_library_frames_are_not_misnamed(tmp_path: Path) -> None:
     assert names[0].startswith("libnxstrip.so+0x"), names
     assert names[1] == "nx_strip_alloc", names
     assert "nx_strip_first" not in names, names
+
+
+UNNAMED = """\
+import time
+
+import nativeext
+from heapscope import _native
+
+nativeext.take(1_000_003, 1)  # KEEP
+time.sleep(0.6)  # the profiler's flushes write the native frames meanwhile
+with open("objects_symbolized.txt", "w") as f:
+    f.write(str(_native._objects_symbolized()))
+"""
+
+
+def test_the_traced_process_reads_no_debug_information(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    # The capture holds each native frame's object and address; `heapscope report` names
+    # them, so the traced program's memory and time never pay for symbol tables and DWARF.
+    tmp = built["ext"].parent
+    script = tmp_path / "unnamed.py"
+    script.write_text(UNNAMED)
+    env = native_env(tmp)
+    out = tmp_path / "unnamed.hsc"
+    proc = heapscope(
+        "run", "--native", "--flush-interval", "0.05", "-o", out, script, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "objects_symbolized.txt").read_text() == "0"
+    report = report_json(out, env, "--at", "end", "--by", "stack", "-n", "1000")
+    keep = line_of_in(UNNAMED, "KEEP")
+    rows = [
+        r
+        for r in report["rows"]
+        if r["domain"] == NATIVE_DOMAIN
+        and any(not f["native"] and f["line"] == keep for f in r["stack"])
+    ]
+    assert sum(r["size"] for r in rows) == 1_000_003, rows
+    grab = rows[0]["stack"][0]
+    assert grab["function"] == "nx_grab" and grab["native"], grab
+    assert grab["file"].endswith("nativeext.c") and grab["line"] > 0, grab
+
+
+def line_of_in(program: str, marker: str) -> int:
+    return next(i for i, line in enumerate(program.splitlines(), 1) if f"# {marker}" in line)

@@ -65,6 +65,9 @@ pub struct StackCounters {
 pub struct ProfileDelta {
     /// Frames first seen since the last drain, with the ids stacks use for them (dense from 0).
     pub new_frames: Vec<(FrameId, Frame)>,
+    /// Of the new frames, native ones not named yet ([`crate::native_frames::placeholder`]:
+    /// the object is the frame's file) with the address to look up in their object.
+    pub native_addresses: Vec<(FrameId, u64)>,
     /// Stacks first seen since the last drain.
     pub new_stacks: Vec<NewStack>,
     /// Frame-tree nodes first written in this drain (before the stacks that name them).

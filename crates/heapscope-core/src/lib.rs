@@ -11,6 +11,7 @@ pub mod error;
 pub mod filter;
 pub mod fnmatch;
 pub mod frame;
+pub mod native_frames;
 pub mod profile;
 pub mod snapshot;
 pub mod snapshot_io;

@@ -203,14 +203,48 @@ fn thread_index(threads: &mut Vec<ThreadInfo>, native_id: u64) -> u32 {
 /// The stacks of the frame tree in a delta, added to `stacks` (those with the same frames,
 /// thread and domain as one); returns the delta's stack id -> profile stack id. The delta is
 /// the tracer's own: nodes come in order from 1 and name frames by their profile ids.
+/// Name the native frames of a drain from their objects' tables (`native_frames`); returns
+/// the frame each frame id is (frames named alike are one: the first of them).
+fn name_native_frames(frames: &mut [Frame], addresses: &[(FrameId, u64)]) -> Vec<FrameId> {
+    let mut canon: Vec<FrameId> = (0..frames.len() as FrameId).collect();
+    if addresses.is_empty() {
+        return canon;
+    }
+    let mut symbols = heapscope_symbols::Symbolizer::default();
+    let mut named: HashMap<Frame, FrameId> = HashMap::new();
+    for &(id, address) in addresses {
+        let Some(frame) = frames.get(id as usize) else {
+            continue;
+        };
+        let Some(frame) = crate::native_frames::symbolize(&mut symbols, &frame.filename, address)
+        else {
+            continue;
+        };
+        if let Some(&same) = named.get(&frame) {
+            canon[id as usize] = same;
+        } else {
+            named.insert(frame.clone(), id);
+            frames[id as usize] = frame;
+        }
+    }
+    canon
+}
+
+/// The frame `id` is, per `name_native_frames`.
+fn canonical(canon: &[FrameId], id: FrameId) -> FrameId {
+    canon.get(id as usize).copied().unwrap_or(id)
+}
+
 fn tree_stacks(
     delta: &crate::delta::ProfileDelta,
+    canon: &[FrameId],
     stacks: &mut Vec<Stack>,
     threads: &mut Vec<ThreadInfo>,
 ) -> HashMap<StackId, StackId> {
     let mut tree = crate::stack_tree::StackTree::default();
     for n in &delta.new_nodes {
-        if n.id != tree.next_node() || tree.add_node(n.parent, n.frame).is_err() {
+        let frame = canonical(canon, n.frame);
+        if n.id != tree.next_node() || tree.add_node(n.parent, frame).is_err() {
             break;
         }
     }
@@ -260,6 +294,7 @@ impl Profile {
                 *slot = frame.clone();
             }
         }
+        let canon = name_native_frames(&mut frames, &delta.native_addresses);
         let mut threads: Vec<ThreadInfo> = Vec::new();
         let mut stacks = vec![
             Stack {
@@ -274,14 +309,14 @@ impl Profile {
             let thread = thread_index(&mut threads, s.thread_native_id);
             if let Some(slot) = stacks.get_mut(s.id as usize) {
                 *slot = Stack {
-                    frames: s.frames.clone(),
+                    frames: s.frames.iter().map(|&f| canonical(&canon, f)).collect(),
                     thread,
                     domain: s.domain,
                     process: 0,
                 };
             }
         }
-        let remap = tree_stacks(delta, &mut stacks, &mut threads);
+        let remap = tree_stacks(delta, &canon, &mut stacks, &mut threads);
         let merge =
             |entries: &mut dyn Iterator<Item = (StackId, u64, u64)>| sum_by_stack(entries, &remap);
         meta.peak_bytes = delta.peak_bytes;
@@ -328,6 +363,7 @@ mod from_delta_tests {
             new_nodes: Vec::new(),
             new_tree_stacks: Vec::new(),
             new_frames: vec![(0, Frame::new("a.py", 1)), (1, Frame::new("b.py", 2))],
+            native_addresses: Vec::new(),
             new_stacks: vec![
                 NewStack {
                     id: 0,

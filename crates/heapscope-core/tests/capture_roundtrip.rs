@@ -45,6 +45,7 @@ fn capture(finish: bool) -> Vec<u8> {
             (1, frame("keep", 8)),
             (2, frame("<module>", 12)),
         ],
+        native_addresses: Vec::new(),
         new_stacks: vec![
             NewStack {
                 id: 0,
@@ -154,6 +155,7 @@ fn dangling_references_are_corrupt() {
     let bad = ProfileDelta {
         new_nodes: Vec::new(),
         new_tree_stacks: Vec::new(),
+        native_addresses: Vec::new(),
         new_stacks: vec![NewStack {
             id: 0,
             frames: vec![9],
@@ -214,6 +216,7 @@ fn runner_frames_are_cut_from_the_bottom_of_stacks() {
                 },
             ),
         ],
+        native_addresses: Vec::new(),
         new_stacks: vec![
             NewStack {
                 id: 0,
@@ -243,6 +246,7 @@ fn stacks_keep_their_tracemalloc_domain() {
         new_nodes: Vec::new(),
         new_tree_stacks: Vec::new(),
         new_frames: vec![(0, frame("build", 5))],
+        native_addresses: Vec::new(),
         new_stacks: vec![
             NewStack {
                 id: 0,

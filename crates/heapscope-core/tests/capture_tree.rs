@@ -46,6 +46,7 @@ fn stream(pid: u32, parent: Option<u32>, func: &str, mb: u64, exit: Option<ExitS
             ),
         ],
         // The stack through the frame tree, as the tracer writes it: main <- func.
+        native_addresses: Vec::new(),
         new_stacks: Vec::new(),
         new_nodes: vec![
             NewNode {

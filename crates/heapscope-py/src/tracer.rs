@@ -158,6 +158,13 @@ fn _check_line_table(py: Python<'_>, code: &Bound<'_, PyAny>) -> PyResult<Option
     Ok(unsafe { tracker::check_line_table(gil(py), code.as_ptr().cast(), bytes) })
 }
 
+/// How many shared objects this process read to name native frames: none under
+/// `heapscope run --native`, whose capture's reader names them. For tests.
+#[pyfunction]
+fn _objects_symbolized(py: Python<'_>) -> usize {
+    tracker::objects_symbolized(gil(py))
+}
+
 /// Number of live traced blocks.
 #[pyfunction]
 fn _trace_count(py: Python<'_>) -> usize {
@@ -267,6 +274,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_traceback_limit, m)?)?;
     m.add_function(wrap_pyfunction!(get_tracemalloc_memory, m)?)?;
     m.add_function(wrap_pyfunction!(_trace_count, m)?)?;
+    m.add_function(wrap_pyfunction!(_objects_symbolized, m)?)?;
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_memory_parts, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_shape, m)?)?;

@@ -104,6 +104,16 @@ impl Symbolizer {
         })
     }
 
+    /// How many objects were looked up (read or found unreadable).
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// True if no object was looked up.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
     /// Forget every loaded object.
     pub fn clear(&mut self) {
         self.objects.clear();

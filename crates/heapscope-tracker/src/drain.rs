@@ -281,7 +281,7 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
     }
     for &(id, parent, raw) in &c.nodes {
         // SAFETY: as above.
-        let i = unsafe { r.resolve(c.layout, raw) };
+        let i = unsafe { r.resolve_unnamed(c.layout, raw) };
         let known = ds
             .by_index
             .get(i as usize)
@@ -293,6 +293,9 @@ fn resolve_new(_gil: Gil, ds: &mut DrainState, c: &Copied, delta: &mut ProfileDe
             let id = ds.next_frame;
             ds.next_frame += 1;
             delta.new_frames.push((id, r.frame(i).clone()));
+            if let Some(address) = r.native_address(i) {
+                delta.native_addresses.push((id, address));
+            }
             if ds.by_index.len() <= i as usize {
                 ds.by_index.resize(i as usize + 1, FrameId::MAX);
             }

@@ -369,6 +369,12 @@ pub fn new_tracebacks_since_sweep(_gil: Gil) -> usize {
     unsafe { state() }.map_or(0, |st| st.new_since_sweep)
 }
 
+/// How many shared objects this process read to name native frames.
+pub fn objects_symbolized(_gil: Gil) -> usize {
+    // SAFETY: GIL held; no other resolver reference is alive.
+    unsafe { resolve::resolver() }.objects_symbolized()
+}
+
 /// Number of live traced blocks.
 pub fn trace_count(_gil: Gil) -> usize {
     let raw = RAW

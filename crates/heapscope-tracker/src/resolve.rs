@@ -27,6 +27,10 @@ pub struct Resolver {
     generation: u64,
     /// Objects whose symbols native frames were looked up in (`--native`).
     symbols: heapscope_symbols::Symbolizer,
+    /// Native frames resolved for the capture, not named (`resolve_unnamed`).
+    unnamed: HashMap<RawFrame, u32>,
+    /// Their distinct frames' addresses in their objects.
+    addresses: HashMap<u32, u64>,
 }
 
 pub struct ResolverCell(UnsafeCell<Option<Resolver>>);
@@ -71,13 +75,8 @@ impl Resolver {
             return i;
         }
         if raw.is_native() {
-            let d = crate::native::symbols::describe(&mut self.symbols, raw.native_ip());
-            let i = self.distinct_index(Frame {
-                filename: d.file,
-                function: d.function,
-                lineno: d.line,
-                native: true,
-            });
+            let frame = crate::native::symbols::describe(&mut self.symbols, raw.native_ip());
+            let i = self.distinct_index(frame);
             self.by_raw.insert(raw, i);
             return i;
         }
@@ -110,6 +109,41 @@ impl Resolver {
         });
         self.by_raw.insert(raw, i);
         i
+    }
+
+    /// [`Resolver::resolve`] for the capture (`heapscope run`): a native frame is not named
+    /// here but given as its object and the address in it ([`Resolver::native_address`]),
+    /// which the capture's reader names, so that the traced process never loads the objects'
+    /// debug information (tens of MB for an interpreter built with it).
+    ///
+    /// # Safety
+    /// As [`Resolver::resolve`].
+    pub unsafe fn resolve_unnamed(&mut self, layout: &FrameLayout, raw: RawFrame) -> u32 {
+        if !raw.is_native() {
+            // SAFETY: per the contract.
+            return unsafe { self.resolve(layout, raw) };
+        }
+        if let Some(&i) = self.unnamed.get(&raw) {
+            return i;
+        }
+        let i = match crate::native::symbols::locate(raw.native_ip()) {
+            Some(at) => {
+                let i = self.distinct_index(heapscope_core::native_frames::placeholder(
+                    &at.object, at.address,
+                ));
+                self.addresses.insert(i, at.address);
+                i
+            }
+            None => self.distinct_index(crate::native::symbols::unknown(raw.native_ip())),
+        };
+        self.unnamed.insert(raw, i);
+        i
+    }
+
+    /// For a frame of [`Resolver::resolve_unnamed`] still to be named: the address in its
+    /// object (its file).
+    pub fn native_address(&self, index: u32) -> Option<u64> {
+        self.addresses.get(&index).copied()
     }
 
     /// The index of this frame among the distinct frames, added if new.
@@ -190,13 +224,20 @@ impl Resolver {
         };
     }
 
+    /// How many shared objects native frames were named from in this process.
+    pub fn objects_symbolized(&self) -> usize {
+        self.symbols.len()
+    }
+
     /// Bytes of memory held, per structure (names counted once per code object or frame
     /// that holds them).
     pub fn memory_parts(&self, out: &mut Vec<(&'static str, usize)>) {
         let text = |t: &str| t.len() + 2 * size_of::<usize>();
         out.push((
             "resolver.by_raw",
-            self.by_raw.capacity() * (size_of::<(RawFrame, u32)>() + 1),
+            self.by_raw.capacity() * (size_of::<(RawFrame, u32)>() + 1)
+                + self.unnamed.capacity() * (size_of::<(RawFrame, u32)>() + 1)
+                + self.addresses.capacity() * (size_of::<(u32, u64)>() + 1),
         ));
         out.push((
             "resolver.frames",

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use heapscope_format::capture::{
-    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, Nodes, Peak, PeakEntry, Record,
-    SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
+    CaptureWriter, CounterEntry, Counters, FrameEntry, Header, NativeAddress, Nodes, Peak,
+    PeakEntry, Record, SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
 use heapscope_format::FormatError;
 
@@ -63,6 +63,14 @@ impl<W: Write> Recorder<W> {
             if !native.is_empty() {
                 self.writer.write(&Record::NativeFrames(native))?;
             }
+        }
+        // Before any node or stack names them: readers name these frames as they come.
+        for chunk in delta.native_addresses.chunks(CHUNK) {
+            let addresses = chunk
+                .iter()
+                .map(|&(frame, address)| NativeAddress { frame, address })
+                .collect();
+            self.writer.write(&Record::NativeAddresses(addresses))?;
         }
         for chunk in delta.new_stacks.chunks(CHUNK) {
             let stacks = chunk

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use heapscope_format::capture::{
-    CaptureReader, CorruptKind, FrameEntry, Header, Nodes, Record, TreeStacks,
+    CaptureReader, CorruptKind, FrameEntry, Header, NativeAddress, Nodes, Record, TreeStacks,
 };
 use heapscope_format::FormatError;
 
@@ -86,6 +86,9 @@ pub(super) struct State {
     end_time: Option<u64>,
     ppid: Option<u32>,
     exit: Option<ExitStatus>,
+    /// Shared objects whose tables named native frames (NATIVE_ADDRESSES). In a mutex only so
+    /// that a reader may be shared between threads (the live view's); never contended.
+    symbols: std::sync::Mutex<heapscope_symbols::Symbolizer>,
 }
 
 impl State {
@@ -116,6 +119,7 @@ impl State {
             end_time: None,
             ppid: None,
             exit: None,
+            symbols: std::sync::Mutex::default(),
         }
     }
 
@@ -211,6 +215,7 @@ impl State {
                 }
             }
             Record::NativeFrames(ids) => self.mark_native(&ids),
+            Record::NativeAddresses(addresses) => self.name_native(&addresses)?,
             Record::End { t_ms } => self.end_time = Some(t_ms),
             Record::Process { ppid } => self.ppid = Some(ppid),
             Record::Exit(status) => self.exit = Some(status),
@@ -308,6 +313,38 @@ impl State {
                 }
             }
         }
+    }
+
+    /// NATIVE_ADDRESSES: name these native frames (defined with their object as the file) from
+    /// the object's tables. A name met before is that frame (equal frames are one); an
+    /// object that cannot be read keeps the object and offset the writer gave.
+    fn name_native(&mut self, addresses: &[NativeAddress]) -> Result<(), CorruptKind> {
+        for a in addresses {
+            let i = *self
+                .frame_ids
+                .get(&a.frame)
+                .ok_or(CorruptKind::UndefinedReference("frame"))?;
+            let Some(frame) = self.profile.frames.get(i as usize) else {
+                continue;
+            };
+            let mut symbols = self
+                .symbols
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(named) =
+                crate::native_frames::symbolize(&mut symbols, &frame.filename, a.address)
+            else {
+                continue;
+            };
+            drop(symbols);
+            if let Some(&same) = self.frame_content.get(&named) {
+                self.frame_ids.insert(a.frame, same);
+            } else {
+                self.frame_content.insert(named.clone(), i);
+                self.profile.frames[i as usize] = named;
+            }
+        }
+        Ok(())
     }
 
     fn finish(mut self, truncated: bool) -> Profile {

@@ -18,8 +18,8 @@ mod writer;
 
 pub use reader::CaptureReader;
 pub use record::{
-    kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, Nodes, Peak, PeakEntry, Record,
-    SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
+    kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, NativeAddress, Nodes, Peak,
+    PeakEntry, Record, SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
 pub use writer::CaptureWriter;
 

@@ -39,6 +39,10 @@ pub mod kind {
     pub const NODES: u8 = 12;
     /// Stacks first seen, each named by its innermost node (format version 2).
     pub const TREE_STACKS: u8 = 13;
+    /// Native frames whose function, file and line the reader looks up in their shared object
+    /// (`--native`: the traced process does not read debug information). Added to version 2
+    /// as a new kind: readers that predate it skip it and show the object and offset.
+    pub const NATIVE_ADDRESSES: u8 = 14;
 }
 
 /// How a process ended, as far as it could tell itself.
@@ -154,6 +158,16 @@ pub struct StackDomain {
     pub domain: u32,
 }
 
+/// A native frame and the address in its shared object where its code is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeAddress {
+    /// Frame id (defined by an earlier FRAMES record, named by NATIVE_FRAMES).
+    pub frame: u32,
+    /// The address of the call in the object's own virtual addresses (the return address
+    /// less one, less the object's load bias).
+    pub address: u64,
+}
+
 /// The new running counters of one stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CounterEntry {
@@ -247,6 +261,9 @@ pub enum Record {
     StackDomains(Vec<StackDomain>),
     /// Ids of frames first seen that are native (C) frames.
     NativeFrames(Vec<u32>),
+    /// Native frames (defined earlier, their `filename` the shared object's path) with the
+    /// address to look up in that object (an address of its own file, not of the process).
+    NativeAddresses(Vec<NativeAddress>),
     /// Nodes of the frame tree first seen (version 2).
     Nodes(Nodes),
     /// Stacks first seen, by innermost node (version 2).
@@ -311,6 +328,7 @@ impl Record {
             Record::ThreadNames(_) => kind::THREAD_NAMES,
             Record::StackDomains(_) => kind::STACK_DOMAINS,
             Record::NativeFrames(_) => kind::NATIVE_FRAMES,
+            Record::NativeAddresses(_) => kind::NATIVE_ADDRESSES,
             Record::Nodes(_) => kind::NODES,
             Record::TreeStacks(_) => kind::TREE_STACKS,
             Record::End { .. } => kind::END,
@@ -395,12 +413,8 @@ impl Record {
                     put_varint(buf, u64::from(d.domain));
                 }
             }
-            Record::NativeFrames(ids) => {
-                put_varint(buf, ids.len() as u64);
-                for &id in ids {
-                    put_varint(buf, u64::from(id));
-                }
-            }
+            Record::NativeFrames(ids) => encode_ids(buf, ids),
+            Record::NativeAddresses(addresses) => encode_native_addresses(buf, addresses),
             Record::Nodes(n) => {
                 put_varint(buf, u64::from(n.first));
                 put_varint(buf, n.nodes.len() as u64);
@@ -500,6 +514,7 @@ impl Record {
                 Record::StackDomains(domains)
             }
             kind::NATIVE_FRAMES => Record::NativeFrames(decode_ids(&mut d)?),
+            kind::NATIVE_ADDRESSES => decode_native_addresses(&mut d)?,
             kind::NODES => decode_nodes(&mut d)?,
             kind::TREE_STACKS => decode_tree_stacks(&mut d)?,
             kind::END => Record::End { t_ms: d.varint()? },
@@ -512,6 +527,33 @@ impl Record {
         d.finish()?;
         Ok(Some(record))
     }
+}
+
+fn encode_ids(buf: &mut Vec<u8>, ids: &[u32]) {
+    put_varint(buf, ids.len() as u64);
+    for &id in ids {
+        put_varint(buf, u64::from(id));
+    }
+}
+
+fn encode_native_addresses(buf: &mut Vec<u8>, addresses: &[NativeAddress]) {
+    put_varint(buf, addresses.len() as u64);
+    for a in addresses {
+        put_varint(buf, u64::from(a.frame));
+        put_varint(buf, a.address);
+    }
+}
+
+fn decode_native_addresses(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {
+    let n = d.count(2)?;
+    let mut addresses = Vec::with_capacity(n);
+    for _ in 0..n {
+        addresses.push(NativeAddress {
+            frame: d.varint_u32()?,
+            address: d.varint()?,
+        });
+    }
+    Ok(Record::NativeAddresses(addresses))
 }
 
 fn decode_stacks(d: &mut Decoder<'_>) -> Result<Record, CorruptKind> {

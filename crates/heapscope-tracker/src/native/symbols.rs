@@ -1,11 +1,14 @@
-//! Names of native frames, looked up when a traceback is read (never in the hooks): the
-//! object holding the address comes from the loader (`dladdr1`: its path and load bias), the
-//! function, file and line from the object's symbol table and DWARF (`heapscope-symbols`), and
-//! the nearest dynamic symbol (`dladdr`) where the object cannot be read.
+//! Native frames: the object holding a return address and the address in it come from the
+//! loader (`dladdr1`: its path and load bias). `heapscope run` writes just those (the capture's
+//! reader names the frame, so the traced process never reads debug information); the
+//! in-process views (snapshots of `heapscope.tracemalloc`) name it here, from the object's
+//! symbol table and DWARF (`heapscope_core::native_frames`), and from the nearest dynamic
+//! symbol (`dladdr`) where the object cannot be read.
 
 use std::ffi::{c_int, c_void, CStr};
-use std::sync::Arc;
 
+use heapscope_core::native_frames::placeholder;
+use heapscope_core::Frame;
 use heapscope_symbols::Symbolizer;
 
 /// `RTLD_DL_LINKMAP` of `dladdr1`: return the object's `struct link_map *`.
@@ -17,18 +20,22 @@ struct LinkMap {
     name: *const libc::c_char,
 }
 
-/// A resolved native frame: (file or object path, function, line).
-pub struct Described {
-    pub file: Arc<str>,
-    pub function: Arc<str>,
-    pub line: u32,
+/// Where a native frame's code is.
+pub struct Located {
+    /// The shared object's path (the main program's for its own code).
+    pub object: String,
+    /// The call's address in the object's own virtual addresses.
+    pub address: u64,
+    /// The loader's nearest dynamic symbol, if the address lies inside it.
+    dynamic_symbol: Option<String>,
 }
 
-/// What the native frame at return address `ip` resolves to.
+/// The object and address of the native frame at return address `ip`, or `None` if no
+/// loaded object holds it.
 ///
 /// The call instruction is just before a return address, so the address looked up is
 /// `ip - 1` (a call at the very end of a function would otherwise name the next one).
-pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
+pub fn locate(ip: usize) -> Option<Located> {
     let at = ip.saturating_sub(1);
     let mut info = libc::Dl_info {
         dli_fname: std::ptr::null(),
@@ -47,11 +54,7 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
         )
     } != 0;
     if !ok || map.is_null() {
-        return Described {
-            file: Arc::from("<native>"),
-            function: Arc::from(format!("{ip:#x}")),
-            line: 0,
-        };
+        return None;
     }
     let text = |p: *const libc::c_char| -> Option<String> {
         // SAFETY: the loader's strings are NUL-terminated and live as long as the object.
@@ -67,31 +70,47 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Described {
             |p| p.display().to_string(),
         ),
     };
-    let found = symbols.lookup(&object, at.wrapping_sub(bias) as u64);
+    Some(Located {
+        object,
+        address: at.wrapping_sub(bias) as u64,
+        dynamic_symbol: text(info.dli_sname).filter(|_| inside_dynamic_symbol(at)),
+    })
+}
+
+/// A native frame no loaded object holds: its address.
+pub fn unknown(ip: usize) -> Frame {
+    Frame {
+        filename: "<native>".into(),
+        function: format!("{ip:#x}").into(),
+        lineno: 0,
+        native: true,
+    }
+}
+
+/// What the native frame at return address `ip` resolves to, named now.
+pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Frame {
+    let Some(at) = locate(ip) else {
+        return unknown(ip);
+    };
     // The object's own tables name the address only if it lies inside a symbol
     // (`heapscope-symbols`); the loader's nearest dynamic symbol is the fallback for an object
     // that cannot be read, under the same condition. Else: the object and the offset.
-    let function = found
-        .as_ref()
-        .and_then(|s| s.function.clone())
-        .or_else(|| text(info.dli_sname).filter(|_| inside_dynamic_symbol(at)))
-        .unwrap_or_else(|| {
-            let base = object.rsplit('/').next().unwrap_or(&object);
-            format!("{base}+{:#x}", at.wrapping_sub(bias))
-        });
-    let (file, line) = match found {
-        Some(heapscope_symbols::Symbol {
-            file: Some(file),
-            line,
-            ..
-        }) => (file, line),
-        _ => (object, 0),
-    };
-    Described {
-        file: Arc::from(file),
-        function: Arc::from(function),
-        line,
+    let found = symbols.lookup(&at.object, at.address);
+    let mut frame = placeholder(&at.object, at.address);
+    let function = found.as_ref().and_then(|s| s.function.clone());
+    if let Some(function) = function.or(at.dynamic_symbol) {
+        frame.function = function.into();
     }
+    if let Some(heapscope_symbols::Symbol {
+        file: Some(file),
+        line,
+        ..
+    }) = found
+    {
+        frame.filename = file.into();
+        frame.lineno = line;
+    }
+    frame
 }
 
 /// True if `at` lies within the size of the nearest dynamic symbol `dladdr` finds for it (a
