@@ -25,14 +25,23 @@ use crate::state::state;
 /// End of a list of nodes.
 const NONE: NodeId = NodeId::MAX;
 
-/// Which nodes of the interner's frame tree name each code object: a list per code threaded
-/// through one vector parallel to the nodes (4 bytes per node).
+/// Which nodes of the interner's frame tree name each code object: a doubly linked list per
+/// code threaded through two vectors parallel to the nodes (8 bytes per node), so that a node
+/// the profiler's sweep frees leaves its list in O(1) (rebuilding every list after each sweep
+/// was 5 % of `heapscope run`'s instructions on sympy: 11 M nodes re-added over 122 drains).
 #[derive(Default)]
 pub struct CodeFrames {
     /// Code address -> the last node that names it.
     heads: HashMap<usize, NodeId>,
-    /// Node -> the previous node naming the same code, or `NONE`.
+    /// Node -> the previous node naming the same code (added before it), or `NONE`.
     next: Vec<NodeId>,
+    /// Node -> the node naming the same code added after it, or `NONE` (the head).
+    prev: Vec<NodeId>,
+}
+
+/// True for frames whose code object the lists follow.
+fn followed(frame: RawFrame) -> bool {
+    !(frame.code.is_null() || frame.is_dead() || frame.is_native())
 }
 
 impl CodeFrames {
@@ -40,13 +49,49 @@ impl CodeFrames {
     pub fn add(&mut self, node: NodeId, frame: RawFrame) {
         if self.next.len() <= node as usize {
             self.next.resize(node as usize + 1, NONE);
+            self.prev.resize(node as usize + 1, NONE);
         }
-        if frame.code.is_null() || frame.is_dead() || frame.is_native() {
+        if !followed(frame) {
             return;
         }
         let head = self.heads.entry(frame.code as usize).or_insert(NONE);
         self.next[node as usize] = *head;
+        self.prev[node as usize] = NONE;
+        if *head != NONE {
+            self.prev[*head as usize] = node;
+        }
         *head = node;
+    }
+
+    /// A node was freed (its slot may be reused): it leaves its code's list. `frame` is the
+    /// frame it had.
+    pub fn remove(&mut self, node: NodeId, frame: RawFrame) {
+        if !followed(frame) || node as usize >= self.next.len() {
+            return;
+        }
+        let (before, after) = (self.next[node as usize], self.prev[node as usize]);
+        self.next[node as usize] = NONE;
+        self.prev[node as usize] = NONE;
+        if after == NONE {
+            let code = frame.code as usize;
+            match self.heads.get_mut(&code) {
+                // The head: the list now starts at the node before it.
+                Some(head) if *head == node => {
+                    if before == NONE {
+                        self.heads.remove(&code);
+                    } else {
+                        *head = before;
+                    }
+                }
+                // In no list (its code died and took it): nothing links to it.
+                _ => return,
+            }
+        } else {
+            self.next[after as usize] = before;
+        }
+        if before != NONE {
+            self.prev[before as usize] = after;
+        }
     }
 
     /// True if interned frames name this code object.
@@ -61,7 +106,10 @@ impl CodeFrames {
         let mut node = self.heads.remove(&code).unwrap_or(NONE);
         while node != NONE {
             out.push(node);
-            node = self.next[node as usize];
+            let before = self.next[node as usize];
+            self.next[node as usize] = NONE;
+            self.prev[node as usize] = NONE;
+            node = before;
         }
         out
     }
@@ -70,21 +118,13 @@ impl CodeFrames {
     pub fn clear(&mut self) {
         self.heads.clear();
         self.next.clear();
-    }
-
-    /// Start again from the interner's live nodes (after evictions freed some).
-    pub fn rebuild(&mut self, interner: &crate::intern::Interner) {
-        self.clear();
-        for node in 0..interner.node_slots() as NodeId {
-            if interner.node_is_live(node) {
-                self.add(node, interner.node_frame(node));
-            }
-        }
+        self.prev.clear();
     }
 
     /// Bytes of memory held.
     pub fn memory(&self) -> usize {
-        self.heads.capacity() * (2 * size_of::<usize>() + 1) + self.next.capacity() * 4
+        self.heads.capacity() * (2 * size_of::<usize>() + 1)
+            + (self.next.capacity() + self.prev.capacity()) * 4
     }
 }
 
@@ -185,5 +225,63 @@ unsafe fn bury(code: *mut c_void) {
         }
         st.interner.on_code_death();
         st.suspended = suspended;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{BTreeSet, HashMap as Model};
+
+    fn frame(code: usize) -> RawFrame {
+        RawFrame {
+            code: (code * 16) as *mut c_void,
+            offset: 2,
+        }
+    }
+
+    proptest! {
+        /// Adding, removing and taking nodes agrees with a plain map from code objects to sets
+        /// of nodes, whatever the order (node slots are reused after removal, as the
+        /// interner reuses them).
+        #[test]
+        fn lists_agree_with_a_map_of_sets(ops in prop::collection::vec((0u8..3, 0u32..24, 1usize..4), 1..200)) {
+            let mut codes = CodeFrames::default();
+            let mut model: Model<usize, BTreeSet<NodeId>> = Model::new();
+            // The frame each live node has.
+            let mut live: Model<NodeId, usize> = Model::new();
+            for (op, node, code) in ops {
+                match op {
+                    0 if !live.contains_key(&node) => {
+                        codes.add(node, frame(code));
+                        model.entry(code).or_default().insert(node);
+                        live.insert(node, code);
+                    }
+                    1 => {
+                        if let Some(code) = live.remove(&node) {
+                            codes.remove(node, frame(code));
+                            if let Some(set) = model.get_mut(&code) {
+                                set.remove(&node);
+                            }
+                        }
+                    }
+                    2 => {
+                        let got: BTreeSet<NodeId> = codes.take(code * 16).into_iter().collect();
+                        let want = model.remove(&code).unwrap_or_default();
+                        prop_assert_eq!(&got, &want);
+                        // Their nodes stay live but are in no list now (tombstones, in the
+                        // tracer): removing one later must leave the other lists alone.
+                        for n in got {
+                            live.insert(n, usize::MAX / 32);
+                        }
+                    }
+                    _ => {}
+                }
+                for (&code, set) in &model {
+                    prop_assert_eq!(codes.contains(code * 16), !set.is_empty());
+                }
+            }
+        }
     }
 }

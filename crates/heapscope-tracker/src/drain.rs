@@ -41,6 +41,7 @@ struct DrainState {
     next_frame: FrameId,
     /// Where the next piece of a drain goes on taking changed figures (0: from the start).
     figures_from: usize,
+
     generation: u64,
 }
 
@@ -94,6 +95,10 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
 pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
+    drain_piece(gil, ds, max_new)
+}
+
+fn drain_piece(gil: Gil, ds: &mut DrainState, max_new: usize) -> (ProfileDelta, bool) {
     let mut delta = ProfileDelta::default();
     // SAFETY: GIL held; the reference ends with this block.
     match unsafe { state() } {
@@ -126,10 +131,22 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
         }
         _ => return (ProfileDelta::default(), false),
     }
+    finish_piece(gil, ds, delta, max_new)
+}
+
+/// Write the tracebacks not written yet, at most `max_new`, then take the changed figures.
+fn finish_piece(
+    gil: Gil,
+    ds: &mut DrainState,
+    mut delta: ProfileDelta,
+    max_new: usize,
+) -> (ProfileDelta, bool) {
     let mut resolved = 0;
     loop {
         // SAFETY: GIL held; the reference ends with this statement.
-        let Some(todo) = (unsafe { state() }).map(|st| unwritten(st, ds)) else {
+        let Some((todo, interned)) =
+            (unsafe { state() }).map(|st| (unwritten(st, ds), st.interned_total))
+        else {
             return (ProfileDelta::default(), false);
         };
         if todo.is_empty() {
@@ -145,6 +162,12 @@ pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
             };
             resolved += take;
             resolve_new(gil, ds, &batch, &mut delta);
+        }
+        // Resolving may run Python code (a code object dying there buries its frames and
+        // applies journaled native events): scan again only if that interned anything.
+        // SAFETY: GIL held; the reference ends with this statement.
+        if (unsafe { state() }).is_none_or(|st| st.interned_total == interned) {
+            break;
         }
     }
     // SAFETY: GIL held; the reference ends with this function, and nothing below calls into

@@ -414,10 +414,10 @@ impl Interner {
     }
 
     /// Forget a traceback: its slot and the nodes nothing else needs become free for reuse
-    /// (`freed` hears of each such node). The caller guarantees no block and no pending
+    /// (`freed` hears of each such node, with the frame it had). The caller guarantees no block and no pending
     /// event names it. The caches of recent tracebacks need no change: every hit is checked
     /// against the record (hashes, depth), which a freed or reused slot fails.
-    pub fn evict(&mut self, id: TbId, freed: &mut impl FnMut(NodeId)) {
+    pub fn evict(&mut self, id: TbId, freed: &mut impl FnMut(NodeId, RawFrame)) {
         let r = self.records[id as usize];
         if r.len == 0 {
             return;
@@ -443,16 +443,9 @@ impl Interner {
             self.free_nodes.push(node);
             // The insert path's cache names nodes by slot: one of them may be gone.
             self.path.clear();
-            freed(node);
+            freed(node, n.frame());
             node = n.parent;
         }
-    }
-
-    /// True if the node slot holds a node (not freed).
-    pub fn node_is_live(&self, node: NodeId) -> bool {
-        self.nodes
-            .get(node as usize)
-            .is_some_and(|n| n.parent != FREE_NODE)
     }
 
     /// The record of an interned traceback.
@@ -657,7 +650,7 @@ mod tests {
                         keys.sort_by_key(|k| model[k]);
                         let victim = keys[(pick + step) % keys.len()].clone();
                         let id = model.remove(&victim).unwrap_or(TbId::MAX);
-                        interner.evict(id, &mut |_| {});
+                        interner.evict(id, &mut |_, _| {});
                         prop_assert!(!interner.is_live(id));
                     }
                     None => {}

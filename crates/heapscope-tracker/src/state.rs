@@ -47,6 +47,9 @@ pub struct State {
     /// Tracebacks interned since the profiler's last sweep: a burst of new stacks calls for
     /// an early drain, whose sweep frees what they no longer need.
     pub new_since_sweep: usize,
+    /// Tracebacks interned since the tracer started (the profiler's drain checks whether
+    /// resolving frames interned any).
+    pub interned_total: u64,
 }
 
 /// Dead tracebacks a sweep may keep beyond half as many as those holding memory before it
@@ -147,6 +150,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         last_traced: 0,
         last_size: 0,
         new_since_sweep: 0,
+        interned_total: 0,
     })
 }
 
@@ -388,6 +392,7 @@ impl State {
     fn on_new_traceback(&mut self, tb: TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
+        self.interned_total += 1;
         for &node in self.interner.fresh() {
             self.codes.add(node, self.interner.node_frame(node));
         }
@@ -405,32 +410,44 @@ impl State {
         self.apply_pending();
         self.stats.capture_peak();
         self.new_since_sweep = 0;
-        let slots = self.interner.len() as TbId;
-        let (mut in_use, mut holding) = (0usize, 0usize);
-        for tb in 0..slots {
-            if self.interner.is_live(tb) {
-                in_use += 1;
-                holding += usize::from(self.stats.is_holding(tb));
-            }
-        }
-        let pressure = in_use > holding + holding / 2 + SWEEP_SLACK;
+        // One pass over the slots: the written tracebacks holding nothing are the candidates.
+        let (candidates, pressure) = self.sweep_candidates(&written);
         let mut swept = Swept::default();
-        for tb in 0..slots {
-            if self.interner.is_live(tb) && written(tb) && self.stats.is_spent(tb, !pressure) {
+        for tb in candidates {
+            if self.stats.is_spent(tb, !pressure) {
                 let changes = self.stats.take_changes(tb);
                 if changes.counters || changes.peak {
                     swept
                         .last_changes
                         .push((tb, changes, self.stats.per_tb[tb as usize]));
                 }
-                self.interner.evict(tb, &mut |n| swept.nodes.push(n));
+                let codes = &mut self.codes;
+                self.interner.evict(tb, &mut |n, frame| {
+                    codes.remove(n, frame);
+                    swept.nodes.push(n);
+                });
                 swept.tracebacks.push(tb);
             }
         }
-        if !swept.nodes.is_empty() {
-            self.codes.rebuild(&self.interner);
-        }
         swept
+    }
+
+    /// The written tracebacks holding nothing, and whether dead tracebacks outnumber those
+    /// holding memory ([`State::sweep`]'s pressure): one pass over every slot.
+    fn sweep_candidates(&self, written: &impl Fn(TbId) -> bool) -> (Vec<TbId>, bool) {
+        let (mut in_use, mut holding) = (0usize, 0usize);
+        let mut candidates = Vec::new();
+        for tb in 0..self.interner.len() as TbId {
+            if self.interner.is_live(tb) {
+                in_use += 1;
+                if self.stats.is_holding(tb) {
+                    holding += 1;
+                } else if written(tb) {
+                    candidates.push(tb);
+                }
+            }
+        }
+        (candidates, in_use > holding + holding / 2 + SWEEP_SLACK)
     }
 
     /// Forget the block at `ptr` if it is traced (GIL domains).
