@@ -50,7 +50,14 @@ def _close(std: int, ours: int) -> bool:
 
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_same_numbers_as_the_stdlib(program: Path) -> None:
-    parity = _parity.compare(program, dict(os.environ), scale=1)
+    # The programs are not quite deterministic: on 3.14 jinja2's visitor.py:33 holds 76-87 KB at
+    # the end, run to run, under either tracer (15 runs each), and one CI run had it below the
+    # 53 KB line ranked after it. A different order of the top lines is measured again, up to
+    # three times; the figures of the last attempt are checked.
+    for _ in range(3):
+        parity = _parity.compare(program, dict(os.environ), scale=1)
+        if parity.same_top():
+            break
     std, ours = parity.stdlib, parity.heapscope
     assert _close(std["current"], ours["current"]), (std["current"], ours["current"])
     assert _close(std["peak"], ours["peak"]), (std["peak"], ours["peak"])
