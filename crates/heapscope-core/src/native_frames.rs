@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use heapscope_symbols::Symbolizer;
+use heapscope_symbols::{Symbol, Symbolizer};
 
 use crate::frame::Frame;
 
@@ -28,15 +28,25 @@ pub fn placeholder(object: &str, address: u64) -> Frame {
 /// else the object.
 pub fn symbolize(symbols: &mut Symbolizer, object: &str, address: u64) -> Option<Frame> {
     let found = symbols.lookup(object, address)?;
+    Some(named(object, address, Some(found), None))
+}
+
+/// The native frame at `address` of `object` as the object's tables name it (`found`), the
+/// function `fallback` where they name none, the placeholder's parts for what is still missing.
+pub fn named(object: &str, address: u64, found: Option<Symbol>, fallback: Option<String>) -> Frame {
     let mut frame = placeholder(object, address);
-    if let Some(function) = found.function {
+    let (function, file, line) = match found {
+        Some(s) => (s.function, s.file, s.line),
+        None => (None, None, 0),
+    };
+    if let Some(function) = function.or(fallback) {
         frame.function = Arc::from(function);
     }
-    if let Some(file) = found.file {
+    if let Some(file) = file {
         frame.filename = Arc::from(file);
-        frame.lineno = found.line;
+        frame.lineno = line;
     }
-    Some(frame)
+    frame
 }
 
 #[cfg(test)]

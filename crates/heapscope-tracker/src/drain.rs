@@ -95,10 +95,6 @@ pub fn drain_profile(gil: Gil) -> ProfileDelta {
 pub fn drain_up_to(gil: Gil, max_new: usize) -> (ProfileDelta, bool) {
     // SAFETY: GIL held; only this function touches DRAIN and it does not re-enter.
     let ds = unsafe { (*DRAIN.0.get()).get_or_insert_with(DrainState::default) };
-    drain_piece(gil, ds, max_new)
-}
-
-fn drain_piece(gil: Gil, ds: &mut DrainState, max_new: usize) -> (ProfileDelta, bool) {
     let mut delta = ProfileDelta::default();
     // SAFETY: GIL held; the reference ends with this block.
     match unsafe { state() } {
@@ -145,7 +141,7 @@ fn finish_piece(
     loop {
         // SAFETY: GIL held; the reference ends with this statement.
         let Some((todo, interned)) =
-            (unsafe { state() }).map(|st| (unwritten(st, ds), st.interned_total))
+            (unsafe { state() }).map(|st| (unwritten(st, ds), st.new_since_sweep))
         else {
             return (ProfileDelta::default(), false);
         };
@@ -164,9 +160,10 @@ fn finish_piece(
             resolve_new(gil, ds, &batch, &mut delta);
         }
         // Resolving may run Python code (a code object dying there buries its frames and
-        // applies journaled native events): scan again only if that interned anything.
+        // applies journaled native events): scan again only if that interned anything (no
+        // sweep runs meanwhile, so the count only grows).
         // SAFETY: GIL held; the reference ends with this statement.
-        if (unsafe { state() }).is_none_or(|st| st.interned_total == interned) {
+        if (unsafe { state() }).is_none_or(|st| st.new_since_sweep == interned) {
             break;
         }
     }

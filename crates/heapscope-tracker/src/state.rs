@@ -47,9 +47,6 @@ pub struct State {
     /// Tracebacks interned since the profiler's last sweep: a burst of new stacks calls for
     /// an early drain, whose sweep frees what they no longer need.
     pub new_since_sweep: usize,
-    /// Tracebacks interned since the tracer started (the profiler's drain checks whether
-    /// resolving frames interned any).
-    pub interned_total: u64,
 }
 
 /// Dead tracebacks a sweep may keep beyond half as many as those holding memory before it
@@ -150,7 +147,6 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         last_traced: 0,
         last_size: 0,
         new_since_sweep: 0,
-        interned_total: 0,
     })
 }
 
@@ -392,7 +388,6 @@ impl State {
     fn on_new_traceback(&mut self, tb: TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
-        self.interned_total += 1;
         for &node in self.interner.fresh() {
             self.codes.add(node, self.interner.node_frame(node));
         }

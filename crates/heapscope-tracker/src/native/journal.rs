@@ -331,7 +331,6 @@ impl State {
     fn native_new_traceback(&mut self, tb: crate::intern::TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
-        self.interned_total += 1;
         for &node in self.interner.fresh() {
             let frame = self.interner.node_frame(node);
             self.codes.add(node, frame);

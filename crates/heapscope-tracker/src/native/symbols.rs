@@ -7,7 +7,7 @@
 
 use std::ffi::{c_int, c_void, CStr};
 
-use heapscope_core::native_frames::placeholder;
+use heapscope_core::native_frames::named;
 use heapscope_core::Frame;
 use heapscope_symbols::Symbolizer;
 
@@ -96,21 +96,7 @@ pub fn describe(symbols: &mut Symbolizer, ip: usize) -> Frame {
     // (`heapscope-symbols`); the loader's nearest dynamic symbol is the fallback for an object
     // that cannot be read, under the same condition. Else: the object and the offset.
     let found = symbols.lookup(&at.object, at.address);
-    let mut frame = placeholder(&at.object, at.address);
-    let function = found.as_ref().and_then(|s| s.function.clone());
-    if let Some(function) = function.or(at.dynamic_symbol) {
-        frame.function = function.into();
-    }
-    if let Some(heapscope_symbols::Symbol {
-        file: Some(file),
-        line,
-        ..
-    }) = found
-    {
-        frame.filename = file.into();
-        frame.lineno = line;
-    }
-    frame
+    named(&at.object, at.address, found, at.dynamic_symbol)
 }
 
 /// True if `at` lies within the size of the nearest dynamic symbol `dladdr` finds for it (a
