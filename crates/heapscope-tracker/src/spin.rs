@@ -51,7 +51,8 @@ impl<T> SpinLock<T> {
         self.locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(SpinGuard { lock: self })
+            // Lazily: a guard built for nothing would unlock the holder's lock when dropped.
+            .then(|| SpinGuard { lock: self })
     }
 
     /// Whether some thread holds the lock now.
@@ -87,5 +88,31 @@ impl<T> DerefMut for SpinGuard<'_, T> {
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SpinLock;
+
+    /// A failed `try_lock` leaves the holder's lock held (it once dropped a guard it had built
+    /// eagerly, unlocking it: two threads then walked the same unwinder cache).
+    #[test]
+    fn failed_try_lock_keeps_the_lock_held() {
+        let lock = SpinLock::new(0u32);
+        let held = lock.lock();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(lock.try_lock().is_none());
+                assert!(lock.try_lock().is_none());
+            });
+        });
+        assert!(lock.is_locked());
+        drop(held);
+        assert!(!lock.is_locked());
+        let mut g = lock.try_lock().expect("free lock");
+        *g += 1;
+        drop(g);
+        assert_eq!(*lock.lock(), 1);
     }
 }

@@ -14,6 +14,7 @@
 //! A return address outside every known object (code loaded by other means, a JIT) makes the
 //! walk start over with libgcc.
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
 use std::ops::{Deref, Range};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,8 +76,44 @@ static BROKEN: AtomicBool = AtomicBool::new(false);
 /// Threads inside `dlopen`/`dlclose` (`loading`).
 static LOADING: AtomicUsize = AtomicUsize::new(0);
 
-/// How far above the walk's first stack pointer a frame may be read (a thread's stack).
-const STACK_SPAN: u64 = 1 << 30;
+thread_local! {
+    /// `[lowest, highest)` address of the calling thread's stack (0, 0: not asked yet).
+    static STACK: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// The calling thread's stack range, asked of libc once per thread. A walk reads only there:
+/// a wrong rule (framehop falls back to the frame pointer where an object has no CFI for an
+/// address, and optimised C code uses rbp as a plain register) must not read past the stack's
+/// top into whatever is mapped above it (a C thread's stack is an mmap among others; a read
+/// there faulted in CI on 3.15). `None` when libc cannot say or the walk is on another stack
+/// (a signal's alternate stack): that walk is left to libgcc.
+fn stack_range(sp: u64) -> Option<(u64, u64)> {
+    let (lo, hi) = STACK.get();
+    if sp >= lo && sp < hi {
+        return Some((lo, hi));
+    }
+    if hi != 0 {
+        return None;
+    }
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    // SAFETY: fills `attr` for the calling thread (its own malloc passes through the hooks:
+    // the walk runs with the recording guard set); destroyed below once read.
+    if unsafe { libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let (mut addr, mut size) = (std::ptr::null_mut::<c_void>(), 0usize);
+    // SAFETY: `attr` was initialised by `pthread_getattr_np` just above.
+    let rc = unsafe { libc::pthread_attr_getstack(attr.as_ptr(), &raw mut addr, &raw mut size) };
+    // SAFETY: as above; destroyed once.
+    unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    let lo = addr as u64;
+    let hi = lo.saturating_add(size as u64);
+    STACK.set((lo, hi));
+    (sp >= lo && sp < hi).then_some((lo, hi))
+}
 
 /// What a walk found.
 pub enum Walk {
@@ -119,9 +156,13 @@ pub fn loading<R>(f: impl FnOnce() -> R) -> R {
 pub fn after_fork_in_child() {
     if FAST.is_locked() {
         BROKEN.store(true, Ordering::Relaxed);
-        // SAFETY: the child's only thread never took this lock; the state it guards is left
-        // alone for good (BROKEN), only the flag is reset.
+        // SAFETY: the child's only thread never took this lock; the state it guards is never
+        // read again (taken out and leaked below), only the flag is reset.
         unsafe { FAST.force_unlock() };
+        // A walk may have stopped halfway through a cache (gimli's context mid-update): no
+        // walk may see it (walks find `None` and take libgcc's), and dropping it could free
+        // what a half-done update left inconsistent.
+        std::mem::forget(FAST.lock().take());
     }
     LOADING.store(0, Ordering::Relaxed);
 }
@@ -147,6 +188,9 @@ pub fn walk(out: &mut [usize], own: (usize, usize), mut bounds: &[usize]) -> Wal
     if LOADING.load(Ordering::Acquire) != 0 {
         return Walk::Fallback;
     }
+    let Some((_, stack_top)) = stack_range(sp) else {
+        return Walk::Fallback;
+    };
     let Some(mut guard) = FAST.try_lock() else {
         return Walk::Fallback;
     };
@@ -154,11 +198,11 @@ pub fn walk(out: &mut [usize], own: (usize, usize), mut bounds: &[usize]) -> Wal
         return Walk::Fallback;
     };
     let mut read = |addr: u64| -> Result<u64, ()> {
-        if addr < sp || addr - sp >= STACK_SPAN || addr % 8 != 0 {
+        if addr < sp || addr >= stack_top || addr % 8 != 0 {
             return Err(());
         }
         // SAFETY: an aligned word of this thread's stack, between the walk's own frame and
-        // (per the unwind tables) the frames of its callers, all live during the walk.
+        // the stack's top: mapped, and the callers' frames there are live during the walk.
         Ok(unsafe { (addr as *const u64).read() })
     };
     let mut regs = UnwindRegsX86_64::new(ip, sp, bp);
