@@ -28,6 +28,9 @@ pub struct State {
     /// While true, allocations are not traced (our own work); frees still are.
     pub suspended: bool,
     pub scratch: Vec<RawFrame>,
+    /// The frames of the native event being applied (`journal::apply_native`), kept between
+    /// applications.
+    pub native_frames: Vec<RawFrame>,
     pub interner: Interner,
     pub stats: Stats,
     pub table: LiveTable,
@@ -137,6 +140,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         by_thread: false,
         suspended: false,
         scratch: Vec::new(),
+        native_frames: Vec::new(),
         interner: Interner::default(),
         stats: Stats::default(),
         table: LiveTable::default(),
@@ -497,5 +501,10 @@ impl State {
         out.push(("table.domains", raw_domains));
         out.push(("codes", self.codes.memory()));
         out.push(("scratch", self.scratch.capacity() * size_of::<RawFrame>()));
+        out.push((
+            "native frames",
+            self.native_frames.capacity() * size_of::<RawFrame>(),
+        ));
+        out.push(("native journal", crate::native::journal::memory()));
     }
 }

@@ -37,9 +37,16 @@ const CARVE: u64 = 3;
 #[derive(Default)]
 pub struct Journal {
     words: Vec<u64>,
+    /// The buffer the last application emptied, swapped in for `words` by the next one: the
+    /// hooks append to a buffer that already has its capacity (a fresh one grew by doubling,
+    /// copying, on every application: a third of `--native`'s added instructions on numpy).
+    spare: Vec<u64>,
     live: HashSet<usize>,
     maps: BTreeMap<usize, usize>,
 }
+
+/// Words a kept buffer may hold (8 MiB): a burst's larger buffer is given back.
+const KEEP_WORDS: usize = 1 << 20;
 
 pub static JOURNAL: SpinLock<Option<Journal>> = SpinLock::new(None);
 
@@ -103,6 +110,8 @@ impl Journal {
             self.words.extend([header(FREE, 0, 0, 0), addr as u64]);
             self.maps.remove(&addr);
         }
+        self.words
+            .reserve(4 + 2 * at_site.py.len() + at_site.native.len());
         self.words.extend([
             header(
                 ALLOC,
@@ -154,6 +163,15 @@ pub fn free(addr: usize) {
             PENDING.store(true, Ordering::Release);
         }
     }
+}
+
+/// Bytes the journal holds: its two buffers, the live set and the mappings.
+pub fn memory() -> usize {
+    JOURNAL.lock().as_ref().map_or(0, |j| {
+        (j.words.capacity() + j.spare.capacity()) * size_of::<u64>()
+            + j.live.allocation_size()
+            + j.maps.len() * 4 * size_of::<usize>()
+    })
 }
 
 /// True if `addr` is a live native block (a malloc the hooks saw).
@@ -233,11 +251,26 @@ fn interleave(ips: &[u64], py: &[u64], frames: &mut Vec<RawFrame>) -> usize {
 impl State {
     /// Apply the journaled native events (the caller holds the GIL, via `apply_pending`).
     pub(crate) fn apply_native(&mut self) {
-        let words = match JOURNAL.lock().as_mut() {
-            Some(j) => std::mem::take(&mut j.words),
+        let mut words = match JOURNAL.lock().as_mut() {
+            Some(j) => {
+                let spare = std::mem::take(&mut j.spare);
+                std::mem::replace(&mut j.words, spare)
+            }
             None => return,
         };
-        let mut frames: Vec<RawFrame> = Vec::new();
+        let mut frames = std::mem::take(&mut self.native_frames);
+        self.apply_words(&words, &mut frames);
+        self.native_frames = frames;
+        words.clear();
+        if words.capacity() > KEEP_WORDS {
+            words = Vec::new();
+        }
+        if let Some(j) = JOURNAL.lock().as_mut() {
+            j.spare = words;
+        }
+    }
+
+    fn apply_words(&mut self, words: &[u64], frames: &mut Vec<RawFrame>) {
         let mut at = 0;
         while at < words.len() {
             let (kind, npy, nnative, total_py) = unpack(words[at]);
@@ -248,12 +281,12 @@ impl State {
                     let ips = &words[at + 4 + 2 * npy..at + 4 + 2 * npy + nnative];
                     at += 4 + 2 * npy + nnative;
                     frames.clear();
-                    let nc = interleave(ips, py, &mut frames);
+                    let nc = interleave(ips, py, frames);
                     if frames.is_empty() {
                         frames.push(RawFrame::UNKNOWN);
                     }
                     let total = total_py.saturating_add(nc as u16).max(1);
-                    self.native_record(addr as usize, size, thread, &frames, total);
+                    self.native_record(addr as usize, size, thread, frames, total);
                 }
                 FREE => {
                     self.native_forget(words[at + 1] as usize);

@@ -41,6 +41,22 @@ thread_local! {
     /// This thread's sampler when native blocks are sampled (`--sample-rate`): hooks run in
     /// any thread, without the GIL, so each thread draws its own sample points.
     static SAMPLER: Cell<Option<Sampler>> = const { Cell::new(None) };
+    /// This thread's id (0: not asked yet): `gettid` is a system call, one per block was
+    /// 1-2% of a numpy run's samples.
+    static TID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The calling thread's id, asked of the kernel once per thread.
+#[inline(always)]
+fn thread_id() -> u64 {
+    let t = TID.get();
+    if t != 0 {
+        return t;
+    }
+    // SAFETY: gettid has no failure mode.
+    let t = u64::try_from(unsafe { libc::gettid() }).unwrap_or(0);
+    TID.set(t);
+    t
 }
 
 /// Sample native blocks at one per `rate` bytes on average (0: record every block), as the
@@ -59,8 +75,7 @@ fn sampled_size(size: usize) -> Option<usize> {
     let mut s = match SAMPLER.get() {
         Some(s) if s.rate() == rate => s,
         _ => {
-            // SAFETY: gettid has no failure mode.
-            let tid = u64::try_from(unsafe { libc::gettid() }).unwrap_or(1);
+            let tid = thread_id().max(1);
             Sampler::new(rate, tid.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ size as u64)
         }
     };
@@ -127,6 +142,8 @@ pub fn set_floor(frame: usize) {
 /// After `fork()` in the child: the threads that were inside hooks are gone.
 pub fn after_fork_in_child() {
     INFLIGHT.store(0, Ordering::SeqCst);
+    // The child's one thread is a new thread with the forking thread's thread-locals.
+    TID.set(0);
 }
 
 /// Enter a recording hook, or `false` if this call must pass through.
@@ -205,8 +222,7 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
     };
     let mut ips = [0usize; MAX_NATIVE];
     let nnative = unwind::capture(&mut ips, &bounds[..needed]);
-    // SAFETY: gettid has no failure mode.
-    let thread = u64::try_from(unsafe { libc::gettid() }).unwrap_or(0);
+    let thread = thread_id();
     let here = journal::Site {
         thread,
         py: &py[..npy],
