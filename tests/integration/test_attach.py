@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +113,24 @@ def target(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Target]:
     t.close()
 
 
-def _wait_tracing(
-    state: Callable[[], str], proc: subprocess.Popen[Any], seconds: float = 60
-) -> None:
+def _wait_tracing(target: Target, proc: subprocess.Popen[Any], seconds: float = 60) -> None:
     """Wait until the target reports that it traces. Fails with what the attach command said
     if it exits first or the time runs out (one CI run on 3.14 saw 20 s pass with no reason
-    given)."""
+    given), and with the target's exit status and stderr if it died (an attach command that
+    outlives its target exits 0: one CI run on 3.15 ended that way)."""
     deadline = time.monotonic() + seconds
-    while not state().startswith("True"):
+    last = ""
+    while not (last := target.state()).startswith("True"):
         if proc.poll() is not None or time.monotonic() > deadline:
             if proc.poll() is None:
                 proc.kill()
             _, err = proc.communicate(timeout=30)
+            died = target.proc.poll()
+            target_err = target.proc.communicate(timeout=30)[1] if died is not None else ""
             pytest.fail(
-                f"the target never started tracing (attach exit status {proc.returncode}): {err}"
+                f"the target never started tracing (attach exit status {proc.returncode}): "
+                f"{err}; target exit status {died}, last state {last[:200]!r}, "
+                f"target stderr: {target_err[-2000:]}"
             )
 
 
@@ -159,7 +163,7 @@ def test_attach_records_the_leak_then_detaches_twice(
             stderr=subprocess.PIPE,
             text=True,
         )
-        _wait_tracing(target.state, proc)
+        _wait_tracing(target, proc)
         # While attached: the tracer's hooks and threads are in the target.
         assert "heapscope-sampl" in _threads_of(target.pid)
         state = target.state()
@@ -206,7 +210,7 @@ def test_target_killed_while_attached(tmp_path: Path, subprocess_env: dict[str, 
         text=True,
     )
     try:
-        _wait_tracing(t.state, proc)
+        _wait_tracing(t, proc)
     finally:
         if proc.poll() is not None:
             t.close()
@@ -316,7 +320,7 @@ def test_already_recorded(tmp_path: Path, subprocess_env: dict[str, str], target
         text=True,
     )
     try:
-        _wait_tracing(target.state, first)
+        _wait_tracing(target, first)
         message = _attach_fails(tmp_path, subprocess_env, target.pid)
         assert "already being recorded by heapscope" in message
     finally:
@@ -414,7 +418,7 @@ def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target:
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_tracing(target.state, proc)
+    _wait_tracing(target, proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -431,11 +435,12 @@ def test_killed_attach_command_lets_the_target_detach_itself(
     proc = subprocess.Popen(
         [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
         env=subprocess_env,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # a line or two: read if the target never traces
+        text=True,
     )
-    _wait_tracing(target.state, proc)
+    _wait_tracing(target, proc)
     proc.kill()  # no stop file, no more heartbeats
-    proc.wait()
+    proc.communicate(timeout=30)
     deadline = time.monotonic() + 30  # the heartbeat times out after 10 s
     while not target.state().startswith("False"):
         assert time.monotonic() < deadline, "the agent did not detach on its own"
