@@ -78,15 +78,17 @@ def available(env: dict[str, str]) -> bool:
     return proc.returncode == 0
 
 
-def section(env: dict[str, str], size: str, rounds: int) -> Section:
-    """Measure and render the section."""
+def section(
+    env: dict[str, str], size: str, rounds: int, workloads: list[str] | None = None
+) -> Section:
+    """Measure and render the section, on ``workloads`` (default: all of ``WORKLOADS``)."""
     configs = CONFIGS if available(env) else [UNTRACED, HS_RUN, HS_NATIVE]
     crashes: list[str] = []
     rows = []
     rss_rows = []
     figures: dict[str, float | None] = {}
     worst: float | None = None
-    for name in WORKLOADS:
+    for name in WORKLOADS if workloads is None else workloads:
         args = workload_args(name, size)
         walls: dict[str, list[float]] = {c: [] for c in configs}
         rss: dict[str, list[float]] = {c: [] for c in configs}

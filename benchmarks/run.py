@@ -96,8 +96,9 @@ def main(argv: list[str]) -> int:
         app_configs = [c for c in _apps.CONFIGS if c in config_names]
         programs = [p for p in _apps.programs() if p.stem in apps]
         extra.append(_apps.section(env, opts.size, opts.rounds, app_configs, programs))
-    if "native" in sections:
-        extra.append(_native_bench.section(env, opts.size, opts.rounds))
+    native_names = [n for n in _native_bench.WORKLOADS if n in names]
+    if "native" in sections and native_names:
+        extra.append(_native_bench.section(env, opts.size, opts.rounds, native_names))
     for section in extra:
         print("\n" + section.text)
         figures.update(section.figures)
