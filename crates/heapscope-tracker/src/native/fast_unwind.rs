@@ -84,9 +84,9 @@ thread_local! {
 /// The calling thread's stack range, asked of libc once per thread. A walk reads only there:
 /// a wrong rule (framehop falls back to the frame pointer where an object has no CFI for an
 /// address, and optimised C code uses rbp as a plain register) must not read past the stack's
-/// top into whatever is mapped above it (a C thread's stack is an mmap among others; a read
-/// there faulted in CI on 3.15). `None` when libc cannot say or the walk is on another stack
-/// (a signal's alternate stack): that walk is left to libgcc.
+/// top into whatever is mapped above it (a C thread's stack is an mmap among others, and the
+/// old bound, 1 GiB above sp, reached far past it). `None` when libc cannot say or the walk is
+/// on another stack (a signal's alternate stack): that walk is left to libgcc.
 fn stack_range(sp: u64) -> Option<(u64, u64)> {
     let (lo, hi) = STACK.get();
     if sp >= lo && sp < hi {
