@@ -67,6 +67,12 @@ static DRAIN: DrainCell = DrainCell(UnsafeCell::new(None));
 pub fn reset_drain(_gil: Gil) {
     // SAFETY: GIL held; no other reference alive.
     unsafe { *DRAIN.0.get() = None };
+    // Every live traceback is unwritten for the new capture: the next drain finds them by a
+    // scan, then lists new ones again.
+    // SAFETY: GIL held; the reference ends with this statement.
+    if let Some(st) = unsafe { state() } {
+        st.fresh = None;
+    }
 }
 
 /// Nodes and tracebacks to write, copied out of the state, a batch at a time: resolving a
@@ -178,12 +184,25 @@ fn finish_piece(
     (delta, !done)
 }
 
-/// The live tracebacks not written yet (pending events applied first).
+/// The live tracebacks not written yet (pending events applied first). The first call after
+/// the profiler (re)starts scans every slot and turns the tracer's list of new tracebacks on;
+/// later calls read that list, which keeps what a partial piece left for the next one.
 fn unwritten(st: &mut crate::state::State, ds: &DrainState) -> Vec<TbId> {
     st.apply_pending();
-    (0..st.interner.len() as TbId)
-        .filter(|&tb| st.interner.is_live(tb) && ds.stack_of(tb) == UNWRITTEN)
-        .collect()
+    let interner = &st.interner;
+    let unwritten = |tb: TbId| interner.is_live(tb) && ds.stack_of(tb) == UNWRITTEN;
+    let fresh = match &mut st.fresh {
+        Some(fresh) => {
+            fresh.retain(|&tb| unwritten(tb));
+            fresh
+        }
+        None => st.fresh.insert(
+            (0..interner.len() as TbId)
+                .filter(|&tb| unwritten(tb))
+                .collect(),
+        ),
+    };
+    fresh.clone()
 }
 
 /// The counters and figures at the peak of the written tracebacks that changed since the
@@ -192,12 +211,14 @@ fn unwritten(st: &mut crate::state::State, ds: &DrainState) -> Vec<TbId> {
 /// of 100k changed tracebacks is then not held whole).
 fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta, max: usize) -> bool {
     let n = s.per_tb.len().min(ds.tb_stack.len());
-    for tb in ds.figures_from.min(n)..n {
-        let stack = ds.tb_stack[tb];
+    let from = ds.figures_from.min(n);
+    for (tb, &stack) in ds.tb_stack[..n].iter().enumerate().skip(from) {
         if stack == UNWRITTEN {
             continue;
         }
-        let changes = s.take_changes(tb as TbId);
+        let Some(changes) = s.take_changes_if_any(tb as TbId) else {
+            continue;
+        };
         push_figures(delta, stack, changes, &s.per_tb[tb]);
         if delta.changed.len() + delta.peak_changed.len() >= max {
             ds.figures_from = tb + 1;

@@ -398,6 +398,11 @@ impl Interner {
         self.nodes.len()
     }
 
+    /// For every slot in id order, true if it holds a traceback (not evicted).
+    pub fn live_slots(&self) -> impl Iterator<Item = bool> + '_ {
+        self.records.iter().map(|r| r.len != 0)
+    }
+
     /// True if the slot holds a traceback (not evicted).
     pub fn is_live(&self, id: TbId) -> bool {
         self.records.get(id as usize).is_some_and(|r| r.len != 0)

@@ -50,6 +50,11 @@ pub struct State {
     /// Tracebacks interned since the profiler's last sweep: a burst of new stacks calls for
     /// an early drain, whose sweep frees what they no longer need.
     pub new_since_sweep: usize,
+    /// Tracebacks interned and not written by the profiler yet: what its drain writes,
+    /// instead of a scan of every slot at each drain. Listed from a drain's first scan until
+    /// the profiler starts over (`drain::reset_drain`); `None` meanwhile, so the in-process
+    /// tracer without a profiler keeps no such list.
+    pub fresh: Option<Vec<TbId>>,
 }
 
 /// Dead tracebacks a sweep may keep beyond half as many as those holding memory before it
@@ -151,6 +156,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         last_traced: 0,
         last_size: 0,
         new_since_sweep: 0,
+        fresh: None,
     })
 }
 
@@ -392,6 +398,9 @@ impl State {
     fn on_new_traceback(&mut self, tb: TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
+        if let Some(fresh) = &mut self.fresh {
+            fresh.push(tb);
+        }
         for &node in self.interner.fresh() {
             self.codes.add(node, self.interner.node_frame(node));
         }
@@ -436,13 +445,14 @@ impl State {
     fn sweep_candidates(&self, written: &impl Fn(TbId) -> bool) -> (Vec<TbId>, bool) {
         let (mut in_use, mut holding) = (0usize, 0usize);
         let mut candidates = Vec::new();
-        for tb in 0..self.interner.len() as TbId {
-            if self.interner.is_live(tb) {
+        let per_tb = &self.stats.per_tb;
+        for (tb, live) in self.interner.live_slots().enumerate() {
+            if live {
                 in_use += 1;
-                if self.stats.is_holding(tb) {
+                if per_tb.get(tb).is_some_and(crate::stats::TbStats::holds) {
                     holding += 1;
-                } else if written(tb) {
-                    candidates.push(tb);
+                } else if written(tb as TbId) {
+                    candidates.push(tb as TbId);
                 }
             }
         }
@@ -477,6 +487,10 @@ impl State {
         self.interner.clear();
         self.codes.clear();
         self.stats.clear();
+        // No traceback is left to write: a list stays complete, empty.
+        if let Some(fresh) = &mut self.fresh {
+            *fresh = Vec::new();
+        }
         self.table.clear();
         if let Some(r) = RAW.lock().as_mut() {
             r.table.clear();
@@ -501,6 +515,10 @@ impl State {
         out.push(("table.domains", raw_domains));
         out.push(("codes", self.codes.memory()));
         out.push(("scratch", self.scratch.capacity() * size_of::<RawFrame>()));
+        out.push((
+            "fresh",
+            self.fresh.as_ref().map_or(0, Vec::capacity) * size_of::<TbId>(),
+        ));
         out.push((
             "native frames",
             self.native_frames.capacity() * size_of::<RawFrame>(),

@@ -53,6 +53,13 @@ impl TbStats {
     pub fn peak_count(&self) -> u64 {
         u64::from(self.peak_count)
     }
+
+    /// True if the traceback holds something now or at the last captured peak (one test:
+    /// the profiler's sweep asks it of every slot).
+    #[inline]
+    pub fn holds(&self) -> bool {
+        (self.live_bytes | self.peak_bytes | u64::from(self.live_count | self.peak_count)) != 0
+    }
 }
 
 const _: () = assert!(size_of::<TbStats>() == 40);
@@ -114,9 +121,7 @@ impl Stats {
 
     /// True if a traceback holds something now or at the last captured peak.
     pub fn is_holding(&self, tb: TbId) -> bool {
-        self.per_tb.get(tb as usize).is_some_and(|s| {
-            s.live_bytes != 0 || s.live_count != 0 || s.peak_bytes != 0 || s.peak_count != 0
-        })
+        self.per_tb.get(tb as usize).is_some_and(TbStats::holds)
     }
 
     /// Say that a traceback's counters and figures at the peak changed (the profiler writes a
@@ -244,6 +249,22 @@ impl Stats {
             counters: flags & CHANGED != 0,
             peak: flags & PEAK_CHANGED != 0,
         }
+    }
+
+    /// `take_changes` for a traceback with changes; `None` (and nothing written) without:
+    /// the drain visits every written traceback, most of them unchanged.
+    #[inline]
+    pub fn take_changes_if_any(&mut self, tb: TbId) -> Option<Changes> {
+        let s = &mut self.per_tb[tb as usize];
+        let flags = s.count_flags;
+        if flags & (CHANGED | PEAK_CHANGED) == 0 {
+            return None;
+        }
+        s.count_flags = flags & !(CHANGED | PEAK_CHANGED);
+        Some(Changes {
+            counters: flags & CHANGED != 0,
+            peak: flags & PEAK_CHANGED != 0,
+        })
     }
 
     /// The peak becomes the current figure (`tracemalloc.reset_peak`).

@@ -364,6 +364,9 @@ impl State {
     fn native_new_traceback(&mut self, tb: crate::intern::TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
+        if let Some(fresh) = &mut self.fresh {
+            fresh.push(tb);
+        }
         for &node in self.interner.fresh() {
             let frame = self.interner.node_frame(node);
             self.codes.add(node, frame);
