@@ -37,3 +37,25 @@ def test_harness_prints_tables_with_stdlib_configs(subprocess_env: dict[str, str
     assert "B/trace" in out
     assert "take_snapshot()" in out
     assert "Summary" in out
+
+
+@pytest.mark.timeout(120)
+def test_shadow_stack_floor_runs_a_program_plain_and_hooked(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """Plain and hooked runs both succeed, and the hooked one only if its hook (a C profile
+    function before 3.12, sys.monitoring after) saw calls."""
+    program = tmp_path / "calls.py"
+    program.write_text("def f(n):\n    return n and f(n - 1)\n\nfor _ in range(2000):\n    f(50)\n")
+    proc = subprocess.run(
+        [sys.executable, str(RUN.parent / "shadow_stack_floor.py"), "--rounds", "1", str(program)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    hook = "sys.monitoring" if sys.version_info >= (3, 12) else "PyEval_SetProfile"
+    assert hook in proc.stdout
+    assert "hooked" in proc.stdout and proc.stdout.rstrip().endswith("x")
