@@ -44,8 +44,10 @@ LEAKER = textwrap.dedent(
             found.append(f"{a.malloc:x}.{a.free:x}")
         return "/".join(found)
     def status():
-        native = sys.modules.get("heapscope._native")
-        tracing = native.is_tracing() if native is not None else False
+        # The agent may be importing heapscope._native in another thread right now: the
+        # module is then in sys.modules but partly initialized (no is_tracing yet).
+        is_tracing = getattr(sys.modules.get("heapscope._native"), "is_tracing", None)
+        tracing = is_tracing() if is_tracing is not None else False
         names = sorted(t.name for t in threading.enumerate())
         return f"{tracing} {allocators()} {','.join(names)}"
     out = sys.argv[1]
@@ -372,8 +374,8 @@ def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
             import sys, time
             open({str(ready)!r}, "w").close()
             time.sleep(4)  # blocked in C: no pending call runs meanwhile
-            native = sys.modules.get("heapscope._native")
-            print("tracing" if native is not None and native.is_tracing() else "untraced")
+            is_tracing = getattr(sys.modules.get("heapscope._native"), "is_tracing", None)
+            print("tracing" if is_tracing is not None and is_tracing() else "untraced")
             print("agent" if "heapscope._attach_agent" in sys.modules else "no agent")
             """
         )
