@@ -67,7 +67,7 @@ def test_tracker_refuses_existing_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"keep me"
 
 
-def test_capture_has_every_stack_through_early_drains_and_a_second_session(
+def test_capture_has_every_stack_through_flushes_and_a_second_session(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     # 12,000 distinct stacks in two batches with a flush between them (the first drain scans

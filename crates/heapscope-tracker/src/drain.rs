@@ -216,9 +216,7 @@ fn take_changes(s: &mut Stats, ds: &mut DrainState, delta: &mut ProfileDelta, ma
         if stack == UNWRITTEN {
             continue;
         }
-        let Some(changes) = s.take_changes_if_any(tb as TbId) else {
-            continue;
-        };
+        let changes = s.take_changes(tb as TbId);
         push_figures(delta, stack, changes, &s.per_tb[tb]);
         if delta.changed.len() + delta.peak_changed.len() >= max {
             ds.figures_from = tb + 1;

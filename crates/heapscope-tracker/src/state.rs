@@ -394,8 +394,10 @@ impl State {
         }
     }
 
+    /// A traceback just interned (Python or native stack): its counters, the profiler's
+    /// bookkeeping and the code objects its new nodes name.
     #[cold]
-    fn on_new_traceback(&mut self, tb: TbId) {
+    pub(crate) fn on_new_traceback(&mut self, tb: TbId) {
         self.stats.ensure_tb(tb);
         self.new_since_sweep += 1;
         if let Some(fresh) = &mut self.fresh {
@@ -445,11 +447,10 @@ impl State {
     fn sweep_candidates(&self, written: &impl Fn(TbId) -> bool) -> (Vec<TbId>, bool) {
         let (mut in_use, mut holding) = (0usize, 0usize);
         let mut candidates = Vec::new();
-        let per_tb = &self.stats.per_tb;
         for (tb, live) in self.interner.live_slots().enumerate() {
             if live {
                 in_use += 1;
-                if per_tb.get(tb).is_some_and(crate::stats::TbStats::holds) {
+                if self.stats.is_holding(tb as TbId) {
                     holding += 1;
                 } else if written(tb as TbId) {
                     candidates.push(tb as TbId);

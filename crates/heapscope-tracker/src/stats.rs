@@ -244,27 +244,15 @@ impl Stats {
     pub fn take_changes(&mut self, tb: TbId) -> Changes {
         let s = &mut self.per_tb[tb as usize];
         let flags = s.count_flags;
-        s.count_flags = flags & !(CHANGED | PEAK_CHANGED);
+        // The drain asks this of every written traceback, most of them unchanged: those
+        // are only read, not written.
+        if flags & (CHANGED | PEAK_CHANGED) != 0 {
+            s.count_flags = flags & !(CHANGED | PEAK_CHANGED);
+        }
         Changes {
             counters: flags & CHANGED != 0,
             peak: flags & PEAK_CHANGED != 0,
         }
-    }
-
-    /// `take_changes` for a traceback with changes; `None` (and nothing written) without:
-    /// the drain visits every written traceback, most of them unchanged.
-    #[inline]
-    pub fn take_changes_if_any(&mut self, tb: TbId) -> Option<Changes> {
-        let s = &mut self.per_tb[tb as usize];
-        let flags = s.count_flags;
-        if flags & (CHANGED | PEAK_CHANGED) == 0 {
-            return None;
-        }
-        s.count_flags = flags & !(CHANGED | PEAK_CHANGED);
-        Some(Changes {
-            counters: flags & CHANGED != 0,
-            peak: flags & PEAK_CHANGED != 0,
-        })
     }
 
     /// The peak becomes the current figure (`tracemalloc.reset_peak`).

@@ -318,7 +318,7 @@ impl State {
         let owner = crate::domains::owner_key(thread, NATIVE_DOMAIN);
         let (tb, new) = self.interner.intern(frames, total, owner, hash);
         if new {
-            self.native_new_traceback(tb);
+            self.on_new_traceback(tb);
         }
         let old = RAW
             .lock()
@@ -356,21 +356,6 @@ impl State {
         drop(raw);
         self.stats
             .shrink(tb, size.saturating_sub(left), pieces.len() / 2);
-    }
-}
-
-/// Traceback ids are dense: a new one needs its counters (the same as for Python stacks).
-impl State {
-    fn native_new_traceback(&mut self, tb: crate::intern::TbId) {
-        self.stats.ensure_tb(tb);
-        self.new_since_sweep += 1;
-        if let Some(fresh) = &mut self.fresh {
-            fresh.push(tb);
-        }
-        for &node in self.interner.fresh() {
-            let frame = self.interner.node_frame(node);
-            self.codes.add(node, frame);
-        }
     }
 }
 
