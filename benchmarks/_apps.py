@@ -32,18 +32,22 @@ EXIT_NA = 3
 TIMEOUT_S = 1800
 MIB = 2**20
 
-UNTRACED, HS_RUN, HS_64, STD_64, MEMRAY = (
+UNTRACED, HS_RUN, HS_RUN_CACHE, HS_64, STD_64, MEMRAY = (
     "untraced",
     "hs-run",
+    "hs-run-cache",
     "heapscope-64",
     "stdlib-64",
     "memray",
 )
-CONFIGS = [UNTRACED, HS_RUN, HS_64, STD_64, MEMRAY]
+CONFIGS = [UNTRACED, HS_RUN, HS_RUN_CACHE, HS_64, STD_64, MEMRAY]
+# hs-run with the opt-in stack-walk cache on (3.13 and 3.14; the same as hs-run elsewhere).
+ENV = {HS_RUN_CACHE: {"HEAPSCOPE_FRAME_CACHE": "1"}}
 IN_PROCESS = {UNTRACED: "none", HS_64: "heapscope", STD_64: "stdlib"}
 # What each tool needs importable; probed once before the first round (else the column is n/a).
 PROBES = {
     HS_RUN: "import heapscope.cli.run",
+    HS_RUN_CACHE: "import heapscope.cli.run",
     HS_64: "import heapscope.tracemalloc",
     MEMRAY: "import memray",
 }
@@ -66,7 +70,7 @@ def command(config: str, program: Path, args: list[str], result: Path, capture: 
     py = sys.executable
     if config in IN_PROCESS:
         return [py, str(TRACE), IN_PROCESS[config], str(NFRAME), str(result), str(program), *args]
-    if config == HS_RUN:
+    if config in (HS_RUN, HS_RUN_CACHE):
         limit = ["--trace-limit", str(NFRAME)]
         return [py, "-m", "heapscope", "run", *limit, "-o", str(capture), str(program), *args]
     if config == MEMRAY:
@@ -130,7 +134,8 @@ def run_once(config: str, program: Path, args: list[str], env: dict[str, str]) -
         ]
         try:
             # The launcher kills the program at TIMEOUT_S; this one is only a backstop.
-            subprocess.run(cmd, env=env, cwd=tmp, timeout=TIMEOUT_S + 60, check=True)
+            run_env = {**env, **ENV.get(config, {})}
+            subprocess.run(cmd, env=run_env, cwd=tmp, timeout=TIMEOUT_S + 60, check=True)
         except subprocess.TimeoutExpired:
             return Outcome("crash", detail=f"launcher hung: {' '.join(cmd)}")
         except subprocess.CalledProcessError as exc:

@@ -25,6 +25,9 @@ class Config:
     nframe: int = 1
     sampled: bool = False
     profiler: bool = False  # run the driver under `python -m heapscope run`
+    # Extra environment of the run: "hs-64-cache" turns the opt-in stack-walk cache on (3.13
+    # and 3.14, HEAPSCOPE_FRAME_CACHE=1), so its effect shows beside heapscope-64.
+    env: tuple[tuple[str, str], ...] = ()
 
 
 CONFIGS: list[Config] = [
@@ -33,6 +36,7 @@ CONFIGS: list[Config] = [
     Config("stdlib-64", "stdlib", 64),
     Config("heapscope-1", "heapscope", 1),
     Config("heapscope-64", "heapscope", 64),
+    Config("hs-64-cache", "heapscope", 64, env=(("HEAPSCOPE_FRAME_CACHE", "1"),)),
     Config("hs-sampled", "heapscope", 64, sampled=True),
     Config("hs-run", "none", 64, profiler=True),
 ]

@@ -83,7 +83,7 @@ def run_driver(
         try:
             proc = subprocess.run(
                 cmd,
-                env=env,
+                env={**env, **dict(config.env)},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -31,6 +31,7 @@ int main(void) {
     P("code.co_filename", offsetof(PyCodeObject, co_filename));
     P("code.co_qualname", offsetof(PyCodeObject, co_qualname));
     P("code._co_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));
+    P("code._co_monitoring", offsetof(PyCodeObject, _co_monitoring));
     P("code.co_code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
     P("sizeof(PyGC_Head)", sizeof(PyGC_Head));
     P("Py_TPFLAGS_MANAGED_DICT", Py_TPFLAGS_MANAGED_DICT);

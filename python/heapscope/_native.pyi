@@ -32,6 +32,7 @@ __all__ = [
     "_tracer_memory_parts",
     "_tracer_shape",
     "capture_active",
+    "capture_wants_flush",
     "clear_traces",
     "export",
     "flush_capture",
@@ -127,6 +128,7 @@ def start_capture(
     native: bool = False,
 ) -> None: ...
 def flush_capture(thread_names: list[tuple[int, str]]) -> None: ...
+def capture_wants_flush() -> bool: ...
 def stop_capture(
     thread_names: list[tuple[int, str]], exit: tuple[str, int] | None = None
 ) -> tuple[str, int]: ...

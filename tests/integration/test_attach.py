@@ -415,7 +415,11 @@ def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
 def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
     out = tmp_path / "interrupted.hsc"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "heapscope", "attach", str(target.pid), "-o", str(out)],
+        [
+            sys.executable,
+            *("-X", "faulthandler"),  # SIGABRT below prints where a hung command is
+            *("-m", "heapscope", "attach", str(target.pid), "-o", str(out)),
+        ],
         env=subprocess_env,
         stderr=subprocess.PIPE,
         text=True,
@@ -423,7 +427,15 @@ def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target:
     _wait_tracing(target, proc)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(
+            f"the attach command did not end after Ctrl-C: {err[-6000:]}; "
+            f"target state {target.state()[:300]!r}"
+        )
     assert proc.returncode == 0, err
     assert f"detached from process {target.pid}" in err
     assert target.state().startswith("False")

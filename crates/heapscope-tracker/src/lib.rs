@@ -16,6 +16,7 @@ mod fork;
 mod hooks;
 mod intern;
 mod linetable;
+mod monitor;
 mod native;
 mod newref;
 mod pool_probe;
@@ -73,7 +74,7 @@ impl Gil {
 static LIMIT: AtomicU16 = AtomicU16::new(1);
 static TRACING: AtomicBool = AtomicBool::new(false);
 
-fn python_version_hex() -> u64 {
+pub(crate) fn python_version_hex() -> u64 {
     // SAFETY: Py_GetVersion returns a static NUL-terminated string.
     let v = unsafe { std::ffi::CStr::from_ptr(pyo3_ffi::Py_GetVersion()) };
     let v = v.to_string_lossy();
@@ -114,6 +115,8 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
             offset: 0,
         },
     );
+    // The cached walk's frames were written under the old limit.
+    st.walk_cache = stack::WalkCache::default();
     LIMIT.store(limit, Ordering::Relaxed);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -132,6 +135,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
                 hooks::install(sampled);
             }
             set_ref_tracer(!sampled);
+            set_frame_cache(st, !sampled);
         }
         if options.native && !native::native_on() {
             start_native(layout)?;
@@ -147,6 +151,8 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
         .set_pooled(unsafe { pool_probe::pool_layout_holds() });
     *RAW.lock() = Some(RawShared::default());
     st.by_thread = options.by_thread;
+    // Before the hooks: what sys.monitoring allocates for it is not traced.
+    set_frame_cache(st, !sampled);
     st.active = true;
     fork::register();
     // SAFETY: GIL held, hooks not installed (active was false).
@@ -205,6 +211,22 @@ fn set_ref_tracer(on: bool) {
     }
 }
 
+/// Count Python function starts for the stack-walk cache (full tracing on 3.13+,
+/// `monitor.rs`), or stop counting; heapscope's own allocations for it are not traced.
+fn set_frame_cache(st: &mut state::State, on: bool) {
+    let suspended = std::mem::replace(&mut st.suspended, true);
+    // SAFETY: the callers hold the GIL (a `Gil` token).
+    unsafe {
+        if on {
+            monitor::install();
+        } else {
+            monitor::uninstall();
+        }
+    }
+    st.suspended = suspended;
+    st.walk_cache = stack::WalkCache::default();
+}
+
 /// Compare what the stack walk sees with what the interpreter reports for the caller's frame.
 fn check_layout(layout: &'static stack::FrameLayout) -> Result<(), TrackerError> {
     let mut out = [stack::RawFrame {
@@ -248,6 +270,7 @@ pub fn stop(_gil: Gil) {
                 codes::uninstall();
             }
             set_ref_tracer(false);
+            set_frame_cache(st, false);
             st.active = false;
             st.floor = 0;
             TRACING.store(false, Ordering::Release);

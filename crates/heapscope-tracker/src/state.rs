@@ -15,7 +15,7 @@ use crate::domains::DomainTable;
 use crate::intern::{Interner, TbId};
 use crate::sampling::Sampler;
 use crate::spin::SpinLock;
-use crate::stack::{Captured, FrameLayout, RawFrame};
+use crate::stack::{Captured, FrameLayout, RawFrame, WalkCache};
 use crate::stats::Stats;
 use crate::table::LiveTable;
 
@@ -28,6 +28,9 @@ pub struct State {
     /// While true, allocations are not traced (our own work); frees still are.
     pub suspended: bool,
     pub scratch: Vec<RawFrame>,
+    /// What the last walk into `scratch` found (3.13+, `monitor.rs`); reset whenever
+    /// `scratch` changes otherwise.
+    pub walk_cache: WalkCache,
     /// The frames of the native event being applied (`journal::apply_native`), kept between
     /// applications.
     pub native_frames: Vec<RawFrame>,
@@ -145,6 +148,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
         by_thread: false,
         suspended: false,
         scratch: Vec::new(),
+        walk_cache: WalkCache::default(),
         native_frames: Vec::new(),
         interner: Interner::default(),
         stats: Stats::default(),
@@ -319,14 +323,25 @@ impl State {
         }
         // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
         let mut captured = unsafe {
-            (self.layout.capture)(tstate, &mut self.scratch, self.floor as *const c_void)
+            (self.layout.capture_cached)(
+                tstate,
+                &mut self.scratch,
+                self.floor as *const c_void,
+                &mut self.walk_cache,
+            )
         };
+        if captured.instrumenting {
+            return None;
+        }
         if captured.nframe == 0 {
             self.scratch[0] = RawFrame::UNKNOWN;
             captured = Captured {
                 nframe: 1,
                 total_nframe: 1,
                 hash: 1,
+                chain: 0,
+                top: 0,
+                instrumenting: false,
             };
         }
         #[cfg(feature = "ablation")]

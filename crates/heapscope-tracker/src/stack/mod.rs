@@ -83,9 +83,49 @@ pub struct Captured {
     pub nframe: usize,
     /// Frames on the stack, including those past the limit (saturates at `u16::MAX`).
     pub total_nframe: u16,
-    /// Hash of the written frames, folded in during the walk.
+    /// Hash of the written frames, folded in during the walk: [`finish_hash`] of `chain`,
+    /// the total and the innermost frame's offset.
     pub hash: u64,
+    /// Hash of the written frames but the innermost frame's offset (its code is in): what a
+    /// cached walk whose innermost frame moved needs to hash the new stack at once.
+    pub chain: u64,
+    /// The innermost frame written (`_PyInterpreterFrame*`), 0 if none or not reported.
+    pub top: usize,
+    /// The interpreter is instrumenting the innermost frame's code for heapscope's PY_START
+    /// counter (`monitor.rs`): its allocation, not the program's, is not traced.
+    pub instrumenting: bool,
 }
+
+/// The stack's hash from the hash of its frames but the innermost one's offset, the number of
+/// frames and that offset (last, so that a cached walk can change it).
+#[inline(always)]
+pub fn finish_hash(chain: u64, total_nframe: u16, offset0: isize) -> u64 {
+    mix(mix(chain, u64::from(total_nframe)), offset0 as u64)
+}
+
+/// What the last stack walk found, for `capture_cached` (3.13+, see `monitor.rs`): valid while
+/// no Python function started since ([`crate::monitor::epoch`]) and the innermost frame is
+/// still `top`. The frames themselves stay in the walk's buffer, which nothing else writes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WalkCache {
+    pub valid: bool,
+    pub epoch: u64,
+    pub tstate: usize,
+    pub floor: usize,
+    pub top: usize,
+    pub code: usize,
+    pub nframe: usize,
+    pub total_nframe: u16,
+    pub chain: u64,
+}
+
+/// [`FrameLayout::capture_cached`].
+pub type CaptureCached = unsafe fn(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    cache: &mut WalkCache,
+) -> Captured;
 
 /// [`FrameLayout::capture_segments`].
 pub type CaptureSegments = unsafe fn(
@@ -110,6 +150,10 @@ pub struct FrameLayout {
     /// stopping before the interpreter frame `floor` (null: walk to the bottom).
     pub capture:
         unsafe fn(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_void) -> Captured,
+    /// `capture` through a [`WalkCache`] (the allocation path): `out` must hold what the
+    /// last call wrote while `cache` is valid. Without `sys.monitoring` (3.11) it is
+    /// `capture`.
+    pub capture_cached: CaptureCached,
     /// `capture`, also writing for each frame written how many invocations of
     /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`segs`, as long as
     /// `out`), and for the innermost invocations an address on the C stack inside each one's

@@ -4,13 +4,14 @@
 
 use std::ffi::c_void;
 
-use super::{mix, Captured, FrameLayout, RawFrame};
+use super::{mix, Captured, FrameLayout, RawFrame, WalkCache};
 
 pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.11",
     // 3.11 publishes no offsets; `start()` still compares the walk with `PyEval_GetFrame()`.
     check: |_| Ok(()),
     capture,
+    capture_cached,
     capture_segments,
     current_frame,
     native_thread_id,
@@ -84,6 +85,17 @@ unsafe fn capture(tstate: *mut c_void, out: &mut [RawFrame], floor: *const c_voi
     unsafe { walk::<false>(tstate, out, floor, &mut []) }
 }
 
+/// No `sys.monitoring` before 3.12, so no cache: every allocation walks.
+unsafe fn capture_cached(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    _cache: &mut WalkCache,
+) -> Captured {
+    // SAFETY: the caller's contract.
+    unsafe { walk::<false>(tstate, out, floor, &mut []) }
+}
+
 /// Each `_PyEval_EvalFrameDefault` invocation links a `_PyCFrame`, a local variable of its C
 /// frame, into `tstate->cframe`, innermost first: their addresses are the `bounds`.
 unsafe fn capture_segments(
@@ -129,6 +141,9 @@ unsafe fn walk<const SEG: bool>(
         nframe: 0,
         total_nframe: 0,
         hash: 0,
+        chain: 0,
+        top: 0,
+        instrumenting: false,
     };
     if tstate.is_null() {
         return captured;

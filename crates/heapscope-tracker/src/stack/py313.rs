@@ -44,6 +44,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.13",
     check: walk::check::<Py313>,
     capture: walk::capture::<Py313>,
+    capture_cached: walk::capture_cached::<Py313>,
     capture_segments: walk::capture_segments::<Py313>,
     current_frame: walk::current_frame::<Py313>,
     native_thread_id: walk::native_thread_id::<Py313>,

@@ -45,6 +45,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.14",
     check: walk::check::<Py314>,
     capture: walk::capture::<Py314>,
+    capture_cached: walk::capture_cached::<Py314>,
     capture_segments: walk::capture_segments::<Py314>,
     current_frame: walk::current_frame::<Py314>,
     native_thread_id: walk::native_thread_id::<Py314>,

@@ -45,6 +45,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.15",
     check: walk::check::<Py315>,
     capture: walk::capture::<Py315>,
+    capture_cached: walk::capture_cached::<Py315>,
     capture_segments: walk::capture_segments::<Py315>,
     current_frame: walk::current_frame::<Py315>,
     native_thread_id: walk::native_thread_id::<Py315>,

@@ -9,7 +9,8 @@
 
 use std::ffi::c_void;
 
-use super::{mix, Captured, RawFrame};
+use super::{finish_hash, mix, Captured, RawFrame, WalkCache};
+use crate::monitor;
 
 /// What differs between the versions this walk serves.
 pub trait Facts {
@@ -46,6 +47,8 @@ const FRAME_OWNED_BY_GENERATOR: u8 = 1;
 /// `FRAME_OWNED_BY_INTERPRETER` (3) and `FRAME_OWNED_BY_CSTACK` (4), 3.15's
 /// `FRAME_OWNED_BY_INTERPRETER` (3). `_PyFrame_IsIncomplete` treats them as incomplete.
 const FIRST_NON_PYTHON_OWNER: u8 = 3;
+/// `offsetof(PyThreadState, interp)` (3.11-3.15, the public struct's third field).
+const TSTATE_INTERP: usize = 16;
 /// `sizeof(_Py_CODEUNIT)`.
 const CODE_UNIT: isize = 2;
 
@@ -137,6 +140,116 @@ pub unsafe fn capture_segments<F: Facts>(
     unsafe { walk::<F, true>(tstate, out, floor, segs, bounds) }
 }
 
+/// The innermost frame at or above `frame` that the walk keeps first: frames of the
+/// interpreter or the C stack, and Python frames not at their first instruction yet, are
+/// passed (see [`capture`]). With `SEG`, each frame of the interpreter passed ends a segment.
+#[inline(always)]
+unsafe fn first_complete<F: Facts, const SEG: bool>(
+    mut frame: *const c_void,
+    floor: *const c_void,
+    mut on_entry: impl FnMut(*const c_void),
+) -> *const c_void {
+    // SAFETY: `frame` is null or a live frame of the calling thread's chain.
+    unsafe {
+        while !frame.is_null()
+            && frame != floor
+            && (not_python::<F>(frame) || before_first_instruction::<F>(frame))
+        {
+            if SEG && not_python::<F>(frame) {
+                on_entry(frame);
+            }
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+    }
+    frame
+}
+
+/// [`capture`] through `cache` (`monitor.rs`): when no Python function started since the last
+/// walk of this thread and its innermost frame is the same non-generator frame, the frames
+/// under it are those `out` holds from that walk: only the innermost frame's offset is read.
+/// Otherwise a walk, remembered if the event counter runs.
+pub unsafe fn capture_cached<F: Facts>(
+    tstate: *mut c_void,
+    out: &mut [RawFrame],
+    floor: *const c_void,
+    cache: &mut WalkCache,
+) -> Captured {
+    let epoch = monitor::epoch();
+    // SAFETY: the caller's contract: `tstate` is the calling thread's, its frames alive.
+    unsafe {
+        if cache.valid
+            && cache.epoch == epoch
+            && cache.tstate == tstate as usize
+            && cache.floor == floor as usize
+            && read::<usize>(tstate, TSTATE_INTERP) == monitor::interpreter()
+        {
+            let top = first_complete::<F, false>(current_frame::<F>(tstate), floor, |_| {});
+            if top as usize == cache.top && code::<F>(top) as usize == cache.code {
+                let off = offset::<F>(top, cache.code as *const c_void);
+                if let Some(f) = out.first_mut() {
+                    f.offset = off;
+                }
+                monitor::saved(cache.total_nframe);
+                return Captured {
+                    nframe: cache.nframe,
+                    total_nframe: cache.total_nframe,
+                    hash: finish_hash(cache.chain, cache.total_nframe, off),
+                    chain: cache.chain,
+                    top: cache.top,
+                    instrumenting: false,
+                };
+            }
+        }
+        let mut captured = walk::<F, false>(tstate, out, floor, &mut [], &mut []);
+        if monitor::ever_installed() && instrumenting::<F>(tstate, floor) {
+            captured.instrumenting = true;
+            cache.valid = false;
+            return captured;
+        }
+        cache.valid = captured.nframe > 0
+            && monitor::counting()
+            && read::<usize>(tstate, TSTATE_INTERP) == monitor::interpreter()
+            && read::<u8>(captured.top as *const c_void, F::FRAME_OWNER)
+                != FRAME_OWNED_BY_GENERATOR;
+        if cache.valid {
+            *cache = WalkCache {
+                valid: true,
+                epoch,
+                tstate: tstate as usize,
+                floor: floor as usize,
+                top: captured.top,
+                code: code::<F>(captured.top as *const c_void) as usize,
+                nframe: captured.nframe,
+                total_nframe: captured.total_nframe,
+                chain: captured.chain,
+            };
+        }
+        captured
+    }
+}
+
+/// True if the innermost Python frame (complete or not) is at a RESUME of a code object that
+/// has no `_co_monitoring` yet: the interpreter is instrumenting it (`monitor.rs`).
+#[inline(always)]
+unsafe fn instrumenting<F: Facts>(tstate: *mut c_void, floor: *const c_void) -> bool {
+    // SAFETY: the caller's contract: the calling thread's live frames.
+    unsafe {
+        let mut frame = current_frame::<F>(tstate);
+        while !frame.is_null() && frame != floor && not_python::<F>(frame) {
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        if frame.is_null() || frame == floor {
+            return false;
+        }
+        let code = code::<F>(frame);
+        if read::<usize>(code, monitor::CODE_MONITORING) != 0 {
+            return false;
+        }
+        let instr: *const u8 = read(frame, FRAME_INSTR_PTR);
+        monitor::is_resume(instr.read())
+    }
+}
+
 #[inline(always)]
 unsafe fn walk<F: Facts, const SEG: bool>(
     tstate: *mut c_void,
@@ -156,25 +269,40 @@ unsafe fn walk<F: Facts, const SEG: bool>(
         nframe: 0,
         total_nframe: 0,
         hash: 0,
+        chain: 0,
+        top: 0,
+        instrumenting: false,
     };
     // SAFETY: `tstate` is the calling thread's live thread state (or null); the interpreter
     // keeps its frame chain valid while this thread is inside an allocator call.
     unsafe {
-        let mut frame = current_frame::<F>(tstate);
-        while !frame.is_null()
-            && frame != floor
-            && (not_python::<F>(frame) || before_first_instruction::<F>(frame))
-        {
-            if SEG && not_python::<F>(frame) {
-                bound(seg, frame);
-                seg = seg.saturating_add(1);
-            }
-            frame = read(frame, FRAME_PREVIOUS);
-        }
+        let mut frame = first_complete::<F, SEG>(current_frame::<F>(tstate), floor, |f| {
+            bound(seg, f);
+            seg = seg.saturating_add(1);
+        });
         let mut hash = 0u64;
         let mut n = 0usize;
         let mut total = 0u32;
+        let mut offset0 = 0isize;
         let limit = out.len();
+        // The innermost frame (a complete Python frame, as `first_complete` stops there):
+        // its offset goes into the hash last (`finish_hash`).
+        if !frame.is_null() && frame != floor && limit > 0 {
+            let code = code::<F>(frame);
+            offset0 = offset::<F>(frame, code);
+            out[0] = RawFrame {
+                code,
+                offset: offset0,
+            };
+            if SEG && !segs.is_empty() {
+                segs[0] = seg;
+            }
+            hash = mix(hash, (code as u64).rotate_left(24));
+            captured.top = frame as usize;
+            n = 1;
+            total = 1;
+            frame = read(frame, FRAME_PREVIOUS);
+        }
         while !frame.is_null() && frame != floor {
             if !not_python::<F>(frame) {
                 if n < limit {
@@ -196,7 +324,8 @@ unsafe fn walk<F: Facts, const SEG: bool>(
         }
         captured.nframe = n;
         captured.total_nframe = total.min(u32::from(u16::MAX)) as u16;
-        captured.hash = mix(hash, u64::from(captured.total_nframe));
+        captured.chain = hash;
+        captured.hash = finish_hash(hash, captured.total_nframe, offset0);
     }
     captured
 }

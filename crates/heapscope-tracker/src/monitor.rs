@@ -1,0 +1,476 @@
+//! The frame-push counter behind the stack-walk cache (CPython 3.13+, `sys.monitoring`).
+//!
+//! A stack walk reads every frame because, without an event, nothing tells that the frames
+//! under the innermost one are still those of the last walk. `sys.monitoring`'s PY_START
+//! gives that event cheaply: a C callable that bumps [`EPOCH`] each time a Python function
+//! starts, in any thread. If no function started since the last walk and the innermost
+//! complete frame is the same (address and code) and not a generator's, no frame was pushed,
+//! so none was popped either (a popped frame's place is only taken again by a push): the
+//! chain is the last walk's, only the innermost frame's instruction moved. The stack-walk
+//! cache (`stack::since313::capture_cached`) reuses the chain then and reads one frame.
+//!
+//! Generators are why the innermost frame must not be a generator's: a generator resumed by
+//! another caller (PY_RESUME, PY_THROW) relinks its frame without a PY_START. A generator
+//! deeper in the chain cannot move while the frames above it run. Returns need no event: after
+//! pops alone, the innermost frame is one further out, a different address.
+//!
+//! Instrumenting a code object for PY_START allocates its `_co_monitoring` data, at the code's
+//! first run after tracing started, while its frame executes a RESUME (3.15 has one before a
+//! generator's prologue, where the frame is not complete yet): the program would not make that
+//! allocation, so it is not traced. An allocation whose innermost Python frame, complete or
+//! not, is at a RESUME-family instruction ([`is_resume`], numbers read from the `opcode`
+//! module) of a code without `_co_monitoring` is that one; a cell made by the prologue of a
+//! code's first run (MAKE_CELL) is not. Checked on the walk path only. [`install`] checks the
+//! field's offset on the running interpreter.
+//!
+//! Each event costs about what walking a few frames does (CPython's dispatch to the callback),
+//! so the counter pays only where allocations outnumber calls or stacks are deep. Every
+//! [`WINDOW`] events the callback compares the frames that cache hits spared ([`SAVED`]) with
+//! the events: below [`FRAMES_PER_EVENT`] frames an event, it gives up for the rest of the
+//! session (events off, the cache unused: a recursion that allocates at every call, as
+//! trees.py, runs as without it). Measured in `docs/architecture.md`.
+//!
+//! Once any tool has been given events, CPython instruments every code object at its next
+//! first run, even with no tool left: the `_co_monitoring` skip holds from the first install
+//! to the end of the process ([`ever_installed`]).
+//!
+//! PY_START's offset argument is 0, a cached small int: the callback allocates nothing. The
+//! tool id is the first of 4, 3 that no other tool uses (debuggers, coverage and profilers
+//! take 0-2 and 5 by convention); if none is free there is no cache and every allocation walks
+//! the stack, as before. Only full tracing installs it (in sampling mode few allocations walk).
+//!
+//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13 and 3.14) until two defects found in testing are
+//! fixed: on 3.15 allocations of the program are taken for the instrumentation's and left
+//! untraced, and `test_ctrl_c_detaches` hung in three of four full-suite runs with the cache on
+//! by default (never alone). See docs/architecture.md, "The stack-walk cache".
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Bumped each time a Python function starts (PY_START), while installed.
+pub static EPOCH: AtomicU64 = AtomicU64::new(0);
+/// Frames that cache hits did not walk since the last judgement (a hit adds its stack's
+/// total frames).
+pub static SAVED: AtomicU64 = AtomicU64::new(0);
+/// True while events are counted and walks may be cached.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+/// True once events were counted in this process (see the module's notes).
+static EVER: AtomicBool = AtomicBool::new(false);
+/// Events between two judgements of the counter's worth.
+#[cfg_attr(not(Py_3_13), allow(dead_code))]
+pub const WINDOW: u64 = 1 << 14;
+/// Frames spared per event under which counting is given up.
+#[cfg_attr(not(Py_3_13), allow(dead_code))]
+pub const FRAMES_PER_EVENT: u64 = 5;
+
+/// True while walks may be cached (events counted, not given up).
+#[inline(always)]
+pub fn counting() -> bool {
+    COUNTING.load(Ordering::Relaxed)
+}
+
+/// True if events were ever counted in this process.
+#[inline(always)]
+pub fn ever_installed() -> bool {
+    EVER.load(Ordering::Relaxed)
+}
+
+/// A cache hit spared walking `frames` frames (GIL held: a plain add).
+#[inline(always)]
+pub fn saved(frames: u16) {
+    SAVED.store(
+        SAVED
+            .load(Ordering::Relaxed)
+            .wrapping_add(u64::from(frames)),
+        Ordering::Relaxed,
+    );
+}
+
+/// `offsetof(PyCodeObject, _co_monitoring)` (3.13-3.15, `scripts/frame-offsets.sh`).
+pub const CODE_MONITORING: usize = 176;
+
+/// The RESUME-family opcodes of the running interpreter (a bit per opcode), set by `install`.
+static RESUME_OPS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// True if `op` is one of the running interpreter's RESUME-family opcodes.
+#[inline(always)]
+pub fn is_resume(op: u8) -> bool {
+    RESUME_OPS[usize::from(op >> 6)].load(Ordering::Relaxed) & (1 << (op & 63)) != 0
+}
+
+/// The current epoch.
+#[inline(always)]
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Relaxed)
+}
+
+#[cfg(Py_3_13)]
+mod imp {
+    use std::cell::UnsafeCell;
+    use std::ffi::CStr;
+    use std::ptr;
+    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+    use pyo3_ffi::{
+        PyMethodDef, PyMethodDefPointer, PyObject, Py_DECREF, Py_ssize_t, METH_FASTCALL,
+    };
+
+    use super::{COUNTING, EPOCH, EVER, FRAMES_PER_EVENT, RESUME_OPS, SAVED, WINDOW};
+
+    /// The tool id we hold, or -1.
+    static TOOL: AtomicI32 = AtomicI32::new(-1);
+    /// The interpreter whose functions the events count (`PyInterpreterState_Main`).
+    static INTERP: AtomicUsize = AtomicUsize::new(0);
+
+    /// PY_START's callback: count the push. Called by the interpreter with the GIL held, so
+    /// a plain load and store suffice (no locked add on the path of every call).
+    unsafe extern "C" fn on_py_start(
+        _slf: *mut PyObject,
+        _args: *mut *mut PyObject,
+        _nargs: Py_ssize_t,
+    ) -> *mut PyObject {
+        let epoch = EPOCH.load(Ordering::Relaxed).wrapping_add(1);
+        EPOCH.store(epoch, Ordering::Relaxed);
+        if epoch % WINDOW == 0 && COUNTING.load(Ordering::Relaxed) {
+            // SAFETY: a monitoring callback runs with the GIL held.
+            unsafe { judge() };
+        }
+        // SAFETY: None is immortal from 3.12 on; a new reference as the protocol wants.
+        unsafe { pyo3_ffi::Py_NewRef(pyo3_ffi::Py_None()) }
+    }
+
+    /// Give counting up if the last window's hits spared too few frames: events off (from
+    /// inside the callback, which `sys.monitoring` allows) and one last bump, so that no
+    /// cached walk is trusted again. Our allocations meanwhile are not traced.
+    #[cold]
+    unsafe fn judge() {
+        if SAVED.swap(0, Ordering::Relaxed) >= WINDOW * FRAMES_PER_EVENT {
+            return;
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        EPOCH.store(
+            EPOCH.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        let tool = TOOL.load(Ordering::Relaxed);
+        // SAFETY: GIL held (a callback); the state reference ends in this block.
+        unsafe {
+            let suspended =
+                crate::state::state().map(|s| std::mem::replace(&mut s.suspended, true));
+            let m = monitoring();
+            if !m.is_null() {
+                let id_obj = pyo3_ffi::PyLong_FromLong(tool.into());
+                let zero = pyo3_ffi::PyLong_FromLong(0);
+                if !id_obj.is_null() && !zero.is_null() {
+                    release(call(m, c"set_events", &[id_obj, zero]));
+                }
+                for o in [id_obj, zero, m] {
+                    if !o.is_null() {
+                        Py_DECREF(o);
+                    }
+                }
+            }
+            if let (Some(s), Some(was)) = (crate::state::state(), suspended) {
+                s.suspended = was;
+            }
+        }
+    }
+
+    struct Def(UnsafeCell<PyMethodDef>);
+    // SAFETY: handed to the runtime once, under the GIL, and never written after.
+    unsafe impl Sync for Def {}
+    static DEF: Def = Def(UnsafeCell::new(PyMethodDef {
+        ml_name: c"heapscope_py_start".as_ptr(),
+        ml_meth: PyMethodDefPointer {
+            PyCFunctionFast: on_py_start,
+        },
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    }));
+
+    /// `getattr(obj, name)(*args)`, consuming nothing; null with the error cleared on failure.
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` and `args` are live objects.
+    unsafe fn call(obj: *mut PyObject, name: &CStr, args: &[*mut PyObject]) -> *mut PyObject {
+        // SAFETY: per the contract.
+        unsafe {
+            let f = pyo3_ffi::PyObject_GetAttrString(obj, name.as_ptr());
+            if f.is_null() {
+                pyo3_ffi::PyErr_Clear();
+                return ptr::null_mut();
+            }
+            let r = pyo3_ffi::PyObject_Vectorcall(f, args.as_ptr(), args.len(), ptr::null_mut());
+            Py_DECREF(f);
+            if r.is_null() {
+                pyo3_ffi::PyErr_Clear();
+            }
+            r
+        }
+    }
+
+    /// `sys.monitoring`, a new reference, or null.
+    unsafe fn monitoring() -> *mut PyObject {
+        // SAFETY: GIL held by the callers.
+        unsafe {
+            let sys = pyo3_ffi::PyImport_ImportModule(c"sys".as_ptr());
+            if sys.is_null() {
+                pyo3_ffi::PyErr_Clear();
+                return ptr::null_mut();
+            }
+            let m = pyo3_ffi::PyObject_GetAttrString(sys, c"monitoring".as_ptr());
+            Py_DECREF(sys);
+            if m.is_null() {
+                pyo3_ffi::PyErr_Clear();
+            }
+            m
+        }
+    }
+
+    /// `sys.monitoring.events.PY_START`, a new reference, or null.
+    unsafe fn py_start_event(m: *mut PyObject) -> *mut PyObject {
+        // SAFETY: GIL held; `m` is sys.monitoring.
+        unsafe {
+            let events = pyo3_ffi::PyObject_GetAttrString(m, c"events".as_ptr());
+            if events.is_null() {
+                pyo3_ffi::PyErr_Clear();
+                return ptr::null_mut();
+            }
+            let e = pyo3_ffi::PyObject_GetAttrString(events, c"PY_START".as_ptr());
+            Py_DECREF(events);
+            if e.is_null() {
+                pyo3_ffi::PyErr_Clear();
+            }
+            e
+        }
+    }
+
+    /// Opt-in while two defects are open (docs/architecture.md): `HEAPSCOPE_FRAME_CACHE=1`.
+    fn enabled_by_env() -> bool {
+        std::env::var_os("HEAPSCOPE_FRAME_CACHE").is_some_and(|v| v == "1")
+    }
+
+    /// Take a tool id and count PY_START events; false (nothing installed) if no id is free
+    /// or anything fails. No-op if installed.
+    ///
+    /// # Safety
+    /// The GIL is held; the caller keeps its own allocations out of the traces meanwhile.
+    pub unsafe fn install() -> bool {
+        if TOOL.load(Ordering::Relaxed) >= 0 {
+            return true;
+        }
+        // 3.15: allocations are wrongly taken for the instrumentation's (see the docs).
+        if !enabled_by_env() || crate::python_version_hex() >= 0x030f_0000 {
+            return false;
+        }
+        // SAFETY: GIL held (contract); every object made here is released here.
+        unsafe {
+            let m = monitoring();
+            if m.is_null() {
+                return false;
+            }
+            let event = py_start_event(m);
+            let name = pyo3_ffi::PyUnicode_FromString(c"heapscope".as_ptr());
+            let func = pyo3_ffi::PyCFunction_New(DEF.0.get(), ptr::null_mut());
+            let mut tool = -1;
+            if !event.is_null() && !name.is_null() && !func.is_null() {
+                for id in [4, 3] {
+                    let id_obj = pyo3_ffi::PyLong_FromLong(id);
+                    if id_obj.is_null() {
+                        pyo3_ffi::PyErr_Clear();
+                        continue;
+                    }
+                    let mut ok = release(call(m, c"use_tool_id", &[id_obj, name]));
+                    if ok {
+                        // From the first set_events on, CPython instruments code at first run.
+                        EVER.store(true, Ordering::Relaxed);
+                        ok = release(call(m, c"register_callback", &[id_obj, event, func]))
+                            && release(call(m, c"set_events", &[id_obj, event]));
+                        if ok {
+                            tool = id as i32;
+                        } else {
+                            release(call(m, c"free_tool_id", &[id_obj]));
+                        }
+                    }
+                    Py_DECREF(id_obj);
+                    if ok {
+                        break;
+                    }
+                }
+            }
+            for o in [event, name, func, m] {
+                if !o.is_null() {
+                    Py_DECREF(o);
+                }
+            }
+            if tool >= 0 && !(offset_holds() && read_resume_ops()) {
+                TOOL.store(tool, Ordering::Relaxed);
+                uninstall();
+                return false;
+            }
+            if tool >= 0 {
+                INTERP.store(
+                    pyo3_ffi::PyInterpreterState_Main() as usize,
+                    Ordering::Relaxed,
+                );
+                TOOL.store(tool, Ordering::Relaxed);
+                SAVED.store(0, Ordering::Relaxed);
+                EVER.store(true, Ordering::Relaxed);
+                COUNTING.store(true, Ordering::Relaxed);
+            }
+            tool >= 0
+        }
+    }
+
+    /// [`super::CODE_MONITORING`] names `_co_monitoring`: null in a code object never run,
+    /// set in the caller's, which `set_events` instrumented (the caller has a frame when
+    /// `start()` is called from Python; without one only the first half is checked).
+    unsafe fn offset_holds() -> bool {
+        let read = |code: *mut PyObject| {
+            // SAFETY: a live code object, larger than the offset (3.13-3.15 headers).
+            unsafe {
+                code.cast::<u8>()
+                    .add(super::CODE_MONITORING)
+                    .cast::<usize>()
+                    .read_unaligned()
+            }
+        };
+        // SAFETY: GIL held by the caller; references released here.
+        unsafe {
+            let fresh = pyo3_ffi::Py_CompileString(
+                c"0".as_ptr(),
+                c"<heapscope>".as_ptr(),
+                pyo3_ffi::Py_eval_input,
+            );
+            if fresh.is_null() {
+                pyo3_ffi::PyErr_Clear();
+                return false;
+            }
+            let unset = read(fresh) == 0;
+            Py_DECREF(fresh);
+            let frame = pyo3_ffi::PyEval_GetFrame();
+            if frame.is_null() {
+                return unset;
+            }
+            let code = pyo3_ffi::PyFrame_GetCode(frame).cast::<PyObject>();
+            let set = read(code) != 0;
+            Py_DECREF(code);
+            unset && set
+        }
+    }
+
+    /// Fill [`RESUME_OPS`] from `opcode.opmap` and `opcode._specialized_opmap`: every name with
+    /// RESUME in it. False if none was found.
+    unsafe fn read_resume_ops() -> bool {
+        let mut found = false;
+        // SAFETY: GIL held by the caller; references released here; PyDict_Next borrows.
+        unsafe {
+            let module = pyo3_ffi::PyImport_ImportModule(c"opcode".as_ptr());
+            if module.is_null() {
+                pyo3_ffi::PyErr_Clear();
+                return false;
+            }
+            for name in [c"opmap", c"_specialized_opmap"] {
+                let map = pyo3_ffi::PyObject_GetAttrString(module, name.as_ptr());
+                if map.is_null() {
+                    pyo3_ffi::PyErr_Clear();
+                    continue;
+                }
+                // A dict, or 3.15's frozendict: read through the mapping protocol.
+                let items = pyo3_ffi::PyMapping_Items(map);
+                if items.is_null() {
+                    pyo3_ffi::PyErr_Clear();
+                } else {
+                    for i in 0..pyo3_ffi::PyList_Size(items) {
+                        let pair = pyo3_ffi::PyList_GetItem(items, i);
+                        let text = pyo3_ffi::PyUnicode_AsUTF8(pyo3_ffi::PyTuple_GetItem(pair, 0));
+                        let op = pyo3_ffi::PyLong_AsLong(pyo3_ffi::PyTuple_GetItem(pair, 1));
+                        if text.is_null() || !(0..256).contains(&op) {
+                            pyo3_ffi::PyErr_Clear();
+                            continue;
+                        }
+                        if CStr::from_ptr(text)
+                            .to_bytes()
+                            .windows(6)
+                            .any(|w| w == b"RESUME")
+                        {
+                            let op = op as usize;
+                            RESUME_OPS[op >> 6].fetch_or(1 << (op & 63), Ordering::Relaxed);
+                            found = true;
+                        }
+                    }
+                    Py_DECREF(items);
+                }
+                Py_DECREF(map);
+            }
+            Py_DECREF(module);
+        }
+        found
+    }
+
+    /// Drop a call's result; true if there was one (the call succeeded).
+    unsafe fn release(r: *mut PyObject) -> bool {
+        if r.is_null() {
+            return false;
+        }
+        // SAFETY: a new reference returned by `call`, GIL held.
+        unsafe { Py_DECREF(r) };
+        true
+    }
+
+    /// Stop counting and give the tool id back. No-op if not installed.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    pub unsafe fn uninstall() {
+        let tool = TOOL.swap(-1, Ordering::Relaxed);
+        if tool < 0 {
+            return;
+        }
+        COUNTING.store(false, Ordering::Relaxed);
+        // SAFETY: GIL held (contract); every object made here is released here.
+        unsafe {
+            let m = monitoring();
+            if m.is_null() {
+                return;
+            }
+            let id_obj = pyo3_ffi::PyLong_FromLong(tool.into());
+            let event = py_start_event(m);
+            let zero = pyo3_ffi::PyLong_FromLong(0);
+            if !id_obj.is_null() && !event.is_null() && !zero.is_null() {
+                release(call(m, c"set_events", &[id_obj, zero]));
+                release(call(
+                    m,
+                    c"register_callback",
+                    &[id_obj, event, pyo3_ffi::Py_None()],
+                ));
+                release(call(m, c"free_tool_id", &[id_obj]));
+            }
+            for o in [id_obj, event, zero, m] {
+                if !o.is_null() {
+                    Py_DECREF(o);
+                }
+            }
+        }
+    }
+
+    /// The interpreter the events are counted for (0 when not installed).
+    #[inline(always)]
+    pub fn interpreter() -> usize {
+        INTERP.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(not(Py_3_13))]
+mod imp {
+    // Before 3.12 there is no sys.monitoring: every allocation walks the stack.
+    pub unsafe fn install() -> bool {
+        false
+    }
+    pub unsafe fn uninstall() {}
+    #[inline(always)]
+    pub fn interpreter() -> usize {
+        0
+    }
+}
+
+pub use imp::{install, interpreter, uninstall};

@@ -1,0 +1,330 @@
+"""The stack-walk cache (3.13 and 3.14, opt-in with ``HEAPSCOPE_FRAME_CACHE=1``;
+``sys.monitoring`` PY_START, ``monitor.rs``) never gives a block another stack than a full walk
+would.
+
+One deterministic program allocates in the patterns where a cache keyed on the innermost frame
+could go wrong (the same callee at the same depth called from two lines, generators resumed by
+different callers, exceptions, threads, C calling Python, recursion past the limit, coroutines)
+and prints every object's traceback. It runs under the stdlib's tracemalloc, under heapscope,
+and under heapscope without the cache: the three must be identical, at a limit of 64 frames and
+of 3.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROGRAM = textwrap.dedent(
+    """
+    import asyncio, json, os, sys, threading
+    if os.environ["TRACER"] == "heapscope":
+        import heapscope.tracemalloc as tracemalloc
+    else:
+        import tracemalloc
+
+    kept = []
+
+    def alloc(n):
+        return bytearray(n)
+
+    # No allocation of the caller's between two calls: nothing but PY_START tells that the
+    # callee's frame, at the same address and instruction, was called from another line.
+    def two_sites(base):
+        a = alloc(base)
+        b = alloc(base + 1)
+        c = bytearray(base + 2)
+        d = [0] * (base + 3)
+        kept.extend([("site-1", a), ("site-2", b), ("inline-1", c), ("inline-2", d)])
+
+    def gen_direct():
+        n = 0
+        while True:
+            n += 1
+            yield bytearray(200 + n)
+
+    def gen_calls():
+        n = 0
+        while True:
+            n += 1
+            yield alloc(300 + n)
+
+    def gen_same():
+        while True:
+            yield alloc(250)
+
+    def caller_a(g):
+        return next(g)
+
+    def caller_b(g):
+        return next(g)
+
+    def generators():
+        g, h, k = gen_direct(), gen_calls(), gen_same()
+        for i in range(3):
+            a = caller_a(k)
+            b = caller_b(k)
+            kept.extend([(f"gen-same-a{i}", a), (f"gen-same-b{i}", b)])
+            a = caller_a(g)
+            b = caller_b(g)
+            c = next(g)
+            d = caller_a(h)
+            e = caller_b(h)
+            f = next(h)
+            kept.extend([(f"gen-direct-a{i}", a), (f"gen-direct-b{i}", b)])
+            kept.extend([(f"gen-direct-here{i}", c), (f"gen-calls-a{i}", d)])
+            kept.extend([(f"gen-calls-b{i}", e), (f"gen-calls-here{i}", f)])
+
+    def raiser(n):
+        kept.append(("before-raise", alloc(n)))
+        raise ValueError(n)
+
+    def exceptions():
+        for i in range(3):
+            try:
+                raiser(400 + i)
+            except ValueError:
+                kept.append((f"after-catch{i}", bytearray(410 + i)))
+            a = alloc(420 + i)
+            try:
+                raiser(430 + i)
+            except ValueError:
+                b = alloc(440 + i)
+            kept.extend([(f"around-raise-a{i}", a), (f"around-raise-b{i}", b)])
+
+    def recurse(depth, n):
+        if depth == 0:
+            kept.append((f"deep-{n}", alloc(n)))
+            kept.append((f"deep-inline-{n}", bytearray(n + 1)))
+            return
+        recurse(depth - 1, n)
+
+    def from_c():
+        got = []
+        sorted(range(5), key=lambda i: got.append(alloc(500 + i)) or -i)
+        kept.extend((f"sorted-key-{i}", b) for i, b in enumerate(got))
+        kept.extend((f"map-{i}", b) for i, b in enumerate(map(alloc, [510, 511, 512])))
+
+    async def child(n):
+        await asyncio.sleep(0)
+        kept.append((f"coro-direct-{n}", bytearray(600 + n)))
+        await asyncio.sleep(0)
+        kept.append((f"coro-calls-{n}", alloc(610 + n)))
+
+    async def coroutines():
+        await asyncio.gather(child(1), child(2), child(3))
+
+    def worker(tag, barrier):
+        for i in range(50):
+            barrier.wait()
+            kept.append((f"thread-{tag}-{i}", alloc(700 + i)))
+
+    def threads():
+        barrier = threading.Barrier(2)
+        ts = [threading.Thread(target=worker, args=(t, barrier)) for t in "xy"]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+
+    def class_body():
+        class Holder:
+            kept.append(("class-body", bytearray(800)))
+        return Holder
+
+    def program():
+        for base in (100, 150):
+            two_sites(base)
+        generators()
+        exceptions()
+        recurse(5, 900)
+        recurse(90, 950)
+        from_c()
+        asyncio.run(coroutines())
+        threads()
+        class_body()
+
+    def spin(n):
+        return 0 if n == 0 else spin(n - 1)
+
+    limit = int(os.environ["LIMIT"])
+    tracemalloc.start(limit)
+    if os.environ["PRELUDE"] == "1":
+        # Calls that allocate nothing: the counter's events spare no walk, so it gives up
+        # (monitor.rs); what follows must still get full walks' stacks.
+        for _ in range(200):
+            spin(400)
+    program()
+    out = []
+    for name, obj in kept:
+        tb = tracemalloc.get_object_traceback(obj)
+        if tb is None:
+            out.append([name, None, None])
+        else:
+            frames = [[os.path.basename(f.filename), f.lineno] for f in tb]
+            out.append([name, frames, tb.total_nframe])
+    tracemalloc.stop()
+    out.sort(key=lambda row: (row[0], json.dumps(row[1])))
+    json.dump(out, sys.stdout)
+    """
+)
+
+
+def probe(
+    tmp_path: Path, source: str, *args: str, cache: str | None = "1", **env_extra: str
+) -> str:
+    """Run ``source`` in a fresh interpreter with heapscope importable; its stdout.
+    ``cache`` is HEAPSCOPE_FRAME_CACHE (None: unset)."""
+    import heapscope
+
+    script = tmp_path / "probe.py"
+    script.write_text(source)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
+    env.pop("HEAPSCOPE_FRAME_CACHE", None)
+    if cache is not None:
+        env["HEAPSCOPE_FRAME_CACHE"] = cache
+    env.update(env_extra)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return proc.stdout
+
+
+def run(
+    tracer: str, tmp_path: Path, limit: int, cache: str = "1", prelude: bool = False
+) -> list[Any]:
+    """The program's tracebacks under ``tracer``; ``cache`` is HEAPSCOPE_FRAME_CACHE."""
+    out = probe(
+        tmp_path, PROGRAM, cache=cache, TRACER=tracer, LIMIT=str(limit), PRELUDE=str(int(prelude))
+    )
+    result: list[Any] = json.loads(out)
+    return result
+
+
+@pytest.mark.parametrize(("limit", "prelude"), [(64, False), (3, False), (64, True)])
+def test_every_object_gets_the_stack_a_full_walk_gives(
+    tmp_path: Path, limit: int, prelude: bool
+) -> None:
+    stdlib = run("stdlib", tmp_path, limit, prelude=prelude)
+    cached = run("heapscope", tmp_path, limit, prelude=prelude)
+    walked = run("heapscope", tmp_path, limit, cache="0", prelude=prelude)
+    assert sum(row[1] is not None for row in stdlib) > 100
+    assert walked == stdlib
+    assert cached == stdlib
+
+
+MONITORING_PROBE = textwrap.dedent(
+    """
+    import sys
+    import heapscope.tracemalloc as tracemalloc
+    taken = [int(a) for a in sys.argv[1:]]
+    for tool in taken:
+        sys.monitoring.use_tool_id(tool, f"other-{tool}")
+    tools = lambda: {i: sys.monitoring.get_tool(i) for i in range(6)}
+    tracemalloc.start(5)
+    during = tools()
+    def f():
+        return bytearray(1000)
+    x = f()
+    line = tracemalloc.get_object_traceback(x)[-1].lineno
+    tracemalloc.stop()
+    print(repr((during, tools(), line)))
+    """
+)
+
+
+CACHE_VERSIONS = pytest.mark.skipif(
+    not (3, 13) <= sys.version_info < (3, 15), reason="the cache runs on 3.13 and 3.14"
+)
+
+
+@CACHE_VERSIONS
+@pytest.mark.parametrize(
+    ("taken", "expected_tool"),
+    [([], 4), (["4"], 3), (["4", "3"], None)],
+)
+def test_monitoring_tool_id_is_taken_only_while_tracing_and_only_if_free(
+    tmp_path: Path, taken: list[str], expected_tool: int | None
+) -> None:
+    out = probe(tmp_path, MONITORING_PROBE, *taken)
+    during, after, line = ast.literal_eval(out)
+    others = {int(t): f"other-{t}" for t in taken}
+    assert after == {i: others.get(i) for i in range(6)}
+    expected = {i: others.get(i) for i in range(6)}
+    if expected_tool is not None:
+        expected[expected_tool] = "heapscope"
+    assert during == expected
+    assert line == MONITORING_PROBE.splitlines().index("    return bytearray(1000)") + 1
+
+
+WORTH_PROBE = textwrap.dedent(
+    """
+    import sys
+    import heapscope.tracemalloc as tracemalloc
+
+    def spin(n):
+        return 0 if n == 0 else spin(n - 1)
+
+    def many(n):
+        return [bytearray(10), bytearray(11), bytearray(12), bytearray(13), bytearray(14)]
+
+    def deep(d, work):
+        return work() if d == 0 else deep(d - 1, work)
+
+    def allocating():
+        for i in range(40_000):
+            many(i)
+
+    def calling():
+        for _ in range(200):
+            spin(400)
+
+    tracemalloc.start(64)
+    on = sys.monitoring.get_events(4)
+    deep(30, allocating)
+    kept = sys.monitoring.get_events(4)
+    deep(30, calling)
+    given_up = sys.monitoring.get_events(4)
+    tracemalloc.stop()
+    print(repr((on, kept, given_up, sys.monitoring.get_tool(4))))
+    """
+)
+
+
+@CACHE_VERSIONS
+def test_the_counter_stays_where_hits_pay_and_gives_up_where_calls_dominate(
+    tmp_path: Path,
+) -> None:
+    out = probe(tmp_path, WORTH_PROBE)
+    py_start = 1  # sys.monitoring.events.PY_START
+    assert ast.literal_eval(out) == (py_start, py_start, 0, None)
+
+
+def test_the_cache_is_off_unless_asked_for(tmp_path: Path) -> None:
+    source = textwrap.dedent(
+        """
+        import sys
+        import heapscope.tracemalloc as tracemalloc
+        tracemalloc.start(5)
+        monitoring = getattr(sys, "monitoring", None)
+        tools = [monitoring.get_tool(i) for i in range(6)] if monitoring else []
+        tracemalloc.stop()
+        print("heapscope" in tools)
+        """
+    )
+    for value in (None, "0"):
+        assert probe(tmp_path, source, cache=value).strip() == "False"
