@@ -47,20 +47,20 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bumped each time a Python function starts (PY_START), while installed.
-pub static EPOCH: AtomicU64 = AtomicU64::new(0);
+static EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Frames that cache hits did not walk since the last judgement (a hit adds its stack's
 /// total frames).
-pub static SAVED: AtomicU64 = AtomicU64::new(0);
+static SAVED: AtomicU64 = AtomicU64::new(0);
 /// True while events are counted and walks may be cached.
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// True once events were counted in this process (see the module's notes).
 static EVER: AtomicBool = AtomicBool::new(false);
 /// Events between two judgements of the counter's worth.
 #[cfg_attr(not(Py_3_13), allow(dead_code))]
-pub const WINDOW: u64 = 1 << 14;
+const WINDOW: u64 = 1 << 14;
 /// Frames spared per event under which counting is given up.
 #[cfg_attr(not(Py_3_13), allow(dead_code))]
-pub const FRAMES_PER_EVENT: u64 = 5;
+const FRAMES_PER_EVENT: u64 = 5;
 
 /// True while walks may be cached (events counted, not given up).
 #[inline(always)]
@@ -158,16 +158,8 @@ mod imp {
                 crate::state::state().map(|s| std::mem::replace(&mut s.suspended, true));
             let m = monitoring();
             if !m.is_null() {
-                let id_obj = pyo3_ffi::PyLong_FromLong(tool.into());
-                let zero = pyo3_ffi::PyLong_FromLong(0);
-                if !id_obj.is_null() && !zero.is_null() {
-                    release(call(m, c"set_events", &[id_obj, zero]));
-                }
-                for o in [id_obj, zero, m] {
-                    if !o.is_null() {
-                        Py_DECREF(o);
-                    }
-                }
+                events_off(m, tool, false);
+                Py_DECREF(m);
             }
             if let (Some(s), Some(was)) = (crate::state::state(), suspended) {
                 s.suspended = was;
@@ -208,39 +200,87 @@ mod imp {
         }
     }
 
+    /// `obj.name`, a new reference, or null with the error cleared.
+    ///
+    /// # Safety
+    /// The GIL is held; `obj` is null or a live object (null gives null).
+    unsafe fn attr(obj: *mut PyObject, name: &CStr) -> *mut PyObject {
+        if obj.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: per the contract.
+        unsafe {
+            let a = pyo3_ffi::PyObject_GetAttrString(obj, name.as_ptr());
+            if a.is_null() {
+                pyo3_ffi::PyErr_Clear();
+            }
+            a
+        }
+    }
+
+    /// Release each non-null reference.
+    ///
+    /// # Safety
+    /// The GIL is held; each pointer is null or a reference the caller owns.
+    unsafe fn decref_all(objs: &[*mut PyObject]) {
+        for &o in objs {
+            if !o.is_null() {
+                // SAFETY: per the contract.
+                unsafe { Py_DECREF(o) };
+            }
+        }
+    }
+
     /// `sys.monitoring`, a new reference, or null.
     unsafe fn monitoring() -> *mut PyObject {
-        // SAFETY: GIL held by the callers.
+        // SAFETY: GIL held by the callers; `sys` is released here.
         unsafe {
             let sys = pyo3_ffi::PyImport_ImportModule(c"sys".as_ptr());
             if sys.is_null() {
                 pyo3_ffi::PyErr_Clear();
-                return ptr::null_mut();
             }
-            let m = pyo3_ffi::PyObject_GetAttrString(sys, c"monitoring".as_ptr());
-            Py_DECREF(sys);
-            if m.is_null() {
-                pyo3_ffi::PyErr_Clear();
-            }
+            let m = attr(sys, c"monitoring");
+            decref_all(&[sys]);
             m
         }
     }
 
     /// `sys.monitoring.events.PY_START`, a new reference, or null.
     unsafe fn py_start_event(m: *mut PyObject) -> *mut PyObject {
-        // SAFETY: GIL held; `m` is sys.monitoring.
+        // SAFETY: GIL held; `m` is sys.monitoring; `events` is released here.
         unsafe {
-            let events = pyo3_ffi::PyObject_GetAttrString(m, c"events".as_ptr());
-            if events.is_null() {
-                pyo3_ffi::PyErr_Clear();
-                return ptr::null_mut();
-            }
-            let e = pyo3_ffi::PyObject_GetAttrString(events, c"PY_START".as_ptr());
-            Py_DECREF(events);
-            if e.is_null() {
-                pyo3_ffi::PyErr_Clear();
-            }
+            let events = attr(m, c"events");
+            let e = attr(events, c"PY_START");
+            decref_all(&[events]);
             e
+        }
+    }
+
+    /// `set_events(tool, 0)`, and with `release_tool` also the callback dropped and the id
+    /// freed. Failures are cleared (nothing more can be done).
+    ///
+    /// # Safety
+    /// The GIL is held; `m` is sys.monitoring.
+    unsafe fn events_off(m: *mut PyObject, tool: i32, release_tool: bool) {
+        // SAFETY: per the contract; every object made here is released here.
+        unsafe {
+            let id_obj = pyo3_ffi::PyLong_FromLong(tool.into());
+            let zero = pyo3_ffi::PyLong_FromLong(0);
+            let event = if release_tool {
+                py_start_event(m)
+            } else {
+                ptr::null_mut()
+            };
+            if !id_obj.is_null() && !zero.is_null() {
+                release(call(m, c"set_events", &[id_obj, zero]));
+                if release_tool && !event.is_null() {
+                    let none = pyo3_ffi::Py_None();
+                    release(call(m, c"register_callback", &[id_obj, event, none]));
+                    release(call(m, c"free_tool_id", &[id_obj]));
+                }
+            }
+            decref_all(&[id_obj, zero, event]);
+            pyo3_ffi::PyErr_Clear();
         }
     }
 
@@ -297,11 +337,7 @@ mod imp {
                     }
                 }
             }
-            for o in [event, name, func, m] {
-                if !o.is_null() {
-                    Py_DECREF(o);
-                }
-            }
+            decref_all(&[event, name, func, m]);
             if tool >= 0 && !(offset_holds() && read_resume_ops()) {
                 TOOL.store(tool, Ordering::Relaxed);
                 uninstall();
@@ -314,7 +350,6 @@ mod imp {
                 );
                 TOOL.store(tool, Ordering::Relaxed);
                 SAVED.store(0, Ordering::Relaxed);
-                EVER.store(true, Ordering::Relaxed);
                 COUNTING.store(true, Ordering::Relaxed);
             }
             tool >= 0
@@ -362,7 +397,7 @@ mod imp {
     /// RESUME in it. False if none was found.
     unsafe fn read_resume_ops() -> bool {
         let mut found = false;
-        // SAFETY: GIL held by the caller; references released here; PyDict_Next borrows.
+        // SAFETY: GIL held by the caller; references released here; list items are borrowed.
         unsafe {
             let module = pyo3_ffi::PyImport_ImportModule(c"opcode".as_ptr());
             if module.is_null() {
@@ -370,9 +405,8 @@ mod imp {
                 return false;
             }
             for name in [c"opmap", c"_specialized_opmap"] {
-                let map = pyo3_ffi::PyObject_GetAttrString(module, name.as_ptr());
+                let map = attr(module, name);
                 if map.is_null() {
-                    pyo3_ffi::PyErr_Clear();
                     continue;
                 }
                 // A dict, or 3.15's frozendict: read through the mapping protocol.
@@ -427,28 +461,12 @@ mod imp {
             return;
         }
         COUNTING.store(false, Ordering::Relaxed);
-        // SAFETY: GIL held (contract); every object made here is released here.
+        // SAFETY: GIL held (contract); `m` is released here.
         unsafe {
             let m = monitoring();
-            if m.is_null() {
-                return;
-            }
-            let id_obj = pyo3_ffi::PyLong_FromLong(tool.into());
-            let event = py_start_event(m);
-            let zero = pyo3_ffi::PyLong_FromLong(0);
-            if !id_obj.is_null() && !event.is_null() && !zero.is_null() {
-                release(call(m, c"set_events", &[id_obj, zero]));
-                release(call(
-                    m,
-                    c"register_callback",
-                    &[id_obj, event, pyo3_ffi::Py_None()],
-                ));
-                release(call(m, c"free_tool_id", &[id_obj]));
-            }
-            for o in [id_obj, event, zero, m] {
-                if !o.is_null() {
-                    Py_DECREF(o);
-                }
+            if !m.is_null() {
+                events_off(m, tool, true);
+                Py_DECREF(m);
             }
         }
     }

@@ -218,7 +218,7 @@ pub unsafe fn capture_cached<F: Facts>(
                 tstate: tstate as usize,
                 floor: floor as usize,
                 top: captured.top,
-                code: code::<F>(captured.top as *const c_void) as usize,
+                code: out[0].code as usize,
                 nframe: captured.nframe,
                 total_nframe: captured.total_nframe,
                 chain: captured.chain,
