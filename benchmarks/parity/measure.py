@@ -21,17 +21,20 @@ def main() -> None:
     tracer, program = sys.argv[1], sys.argv[2]
     # Every run starts from the modules `python -m heapscope run` has loaded when it starts
     # tracing (its CLI: typing, re, pathlib, zipfile, locale, ...), so that the program's own
-    # imports, traced, are the same here under either tracer and under `heapscope run`. The
-    # stdlib side drives the C module `_tracemalloc` while tracing: the `tracemalloc` module
-    # imports pickle, which the programs may import themselves.
+    # imports, traced, are the same here under either tracer and under `heapscope run`. Each
+    # side drives its tracer's C module while tracing (`_tracemalloc`, `heapscope._native`):
+    # the Python modules `tracemalloc` and `heapscope.tracemalloc` are imported only after, as
+    # `heapscope run` has neither loaded. Their classes would be in the interpreter's registry
+    # of `object`'s subclasses, whose resize (an 18 KB block at 1,024 slots) a program creating
+    # classes then makes at another point: 3.13's codegen peak differed by that block.
     import _tracemalloc
 
     import heapscope.cli
-    import heapscope.tracemalloc
+    from heapscope import _native
     from heapscope.cli.run import _compile_script
 
     heapscope.cli.build_parser()  # imports every subcommand, as `heapscope run` does
-    tracer_module: Any = heapscope.tracemalloc if tracer == "heapscope" else _tracemalloc
+    tracer_module: Any = _native if tracer == "heapscope" else _tracemalloc
     sys.argv = [program]
     sys.path[0] = os.path.dirname(os.path.abspath(program))
     # Compiled before tracing starts and run in a fresh __main__, as `heapscope run` does.
@@ -53,6 +56,8 @@ def main() -> None:
     tracer_module.stop()
     import json
     import tracemalloc
+
+    import heapscope.tracemalloc
 
     values: Any = heapscope.tracemalloc if tracer == "heapscope" else tracemalloc
     # The tracers' own work while tracing (``_get_traces`` builds its list) is not the program's.

@@ -412,6 +412,21 @@ def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
     assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{sleeper.pid}-*"))
 
 
+def _signal_state(pid: int) -> str:
+    """Each thread's pending, blocked and caught signal masks, from procfs."""
+    keys = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
+    rows = []
+    for task in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        fields = dict(
+            line.split(":\t", 1)
+            for line in (task / "status").read_text().splitlines()
+            if ":\t" in line
+        )
+        masks = " ".join(f"{k}={fields.get(k, '?').strip()}" for k in keys)
+        rows.append(f"thread {task.name} {fields.get('Name', '?').strip()}: {masks}")
+    return "; ".join(rows)
+
+
 def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target: Target) -> None:
     out = tmp_path / "interrupted.hsc"
     proc = subprocess.Popen(
@@ -430,10 +445,11 @@ def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target:
     try:
         _, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        signals = _signal_state(proc.pid)
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate(timeout=30)
         pytest.fail(
-            f"the attach command did not end after Ctrl-C: {err[-6000:]}; "
+            f"the attach command did not end after Ctrl-C ({signals}): {err[-6000:]}; "
             f"target state {target.state()[:300]!r}"
         )
     assert proc.returncode == 0, err

@@ -30,17 +30,6 @@ def test_there_are_five_programs() -> None:
     ]
 
 
-def _run_marks(program: Path) -> list[pytest.MarkDecorator]:
-    if sys.version_info[:2] in ((3, 13), (3, 15)):
-        # Measured in `make test-versions`: on 3.13 the run's peak of codegen was 3.4 % above the
-        # stdlib's (551,020 B against 532,716 B) and of jinja2 1.2 % (3,047,188 B against
-        # 3,011,984 B); 3.15 also differs on codegen. The peaks of these programs are their
-        # cyclic garbage, whose collection the run's extra threads move; not explained yet
-        # (3.11 and 3.14 agree within 0.3 %).
-        return [pytest.mark.xfail(reason="run peak on 3.13/3.15 (see the comment)", strict=False)]
-    return []
-
-
 # 1 %, or 2 KiB for figures so small that a few free-list objects the tracers' own calls consume
 # are more than 1 % (the code-factory program ends holding under 5 KiB on 3.13+; one CI run on
 # 3.14 measured 4,687 B against 3,468 B there, and 3 reruns agreed within 1 KiB).
@@ -64,10 +53,7 @@ def test_same_numbers_as_the_stdlib(program: Path) -> None:
     assert parity.top_lines("heapscope") == parity.top_lines("stdlib")
 
 
-@pytest.mark.parametrize(
-    "program",
-    [pytest.param(p, marks=_run_marks(p), id=p.stem) for p in PROGRAMS],
-)
+@pytest.mark.parametrize("program", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_run_peak_as_the_stdlib(program: Path) -> None:
     parity = _parity.compare(program, dict(os.environ), scale=1)
     assert parity.run_error() <= 0.01, (parity.run_peak, parity.stdlib["peak"])
