@@ -412,6 +412,10 @@ def test_main_thread_blocked_gives_up_and_the_late_request_does_nothing(
     assert not list(Path(tempfile_dir()).glob(f"heapscope-attach-{sleeper.pid}-*"))
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _signal_state(pid: int) -> str:
     """Each thread's pending, blocked and caught signal masks, from procfs."""
     keys = ("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
@@ -438,6 +442,10 @@ def test_ctrl_c_detaches(tmp_path: Path, subprocess_env: dict[str, str], target:
         env=subprocess_env,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal. A test run started as a background job of a non-interactive
+        # shell (`pytest &`) has SIGINT ignored, and an ignored SIGINT is inherited through
+        # exec: the command would never see the Ctrl-C (it hung 60 s here that way).
+        preexec_fn=_default_sigint,
     )
     _wait_tracing(target, proc)
     time.sleep(0.5)
