@@ -197,6 +197,12 @@ fn _profile_of_tracer(py: Python<'_>, command: Vec<String>, duration_ms: u64) ->
     }
 }
 
+/// The RESUME-family opcodes the stack-walk cache uses on this interpreter.
+#[pyfunction]
+fn _frame_cache_opcodes() -> Vec<u8> {
+    tracker::frame_cache_resume_opcodes()
+}
+
 /// Make the caller's frame the floor of stack walks (`True`), or clear it (`False`).
 #[pyfunction]
 fn _set_stack_floor(py: Python<'_>, on: bool) {
@@ -282,6 +288,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
+    m.add_function(wrap_pyfunction!(_frame_cache_opcodes, m)?)?;
     m.add_function(wrap_pyfunction!(_profile_of_tracer, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;

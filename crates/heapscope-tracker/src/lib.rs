@@ -437,6 +437,12 @@ pub fn allocation_totals(_gil: Gil) -> (u64, u64) {
     unsafe { state() }.map_or((0, 0), |st| (st.stats.total_count, st.stats.total_bytes))
 }
 
+/// The RESUME-family opcodes the stack-walk cache knows for the running interpreter (empty:
+/// no cache on this version); the tests compare them with `opcode`.
+pub fn frame_cache_resume_opcodes() -> Vec<u8> {
+    monitor::resume_opcodes(python_version_hex()).to_vec()
+}
+
 /// Make the calling thread's current Python frame the floor of stack walks: it and the frames
 /// below it (a runner's) are left out of tracebacks. `false` clears the floor; it must be
 /// cleared before that frame returns (its memory is reused by later frames).

@@ -18,8 +18,8 @@
 //! first run after tracing started, while its frame executes a RESUME (3.15 has one before a
 //! generator's prologue, where the frame is not complete yet): the program would not make that
 //! allocation, so it is not traced. An allocation whose innermost Python frame, complete or
-//! not, is at a RESUME-family instruction ([`is_resume`], numbers read from the `opcode`
-//! module) of a code without `_co_monitoring` is that one; a cell made by the prologue of a
+//! not, is at a RESUME-family instruction ([`is_resume`], numbers from [`resume_opcodes`]) of a
+//! code without `_co_monitoring` is that one; a cell made by the prologue of a
 //! code's first run (MAKE_CELL) is not. Checked on the walk path only. [`install`] checks the
 //! field's offset on the running interpreter.
 //!
@@ -39,10 +39,15 @@
 //! take 0-2 and 5 by convention); if none is free there is no cache and every allocation walks
 //! the stack, as before. Only full tracing installs it (in sampling mode few allocations walk).
 //!
-//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13 and 3.14): on 3.15 allocations of the program
-//! are taken for the instrumentation's and left untraced, and on 3.13 a program whose peak is
-//! its cyclic garbage peaks 1.6 % lower than under the stdlib with it. See docs/architecture.md,
-//! "The stack-walk cache".
+//! Installing makes no Python object that could land on a free list (no import, no
+//! compile, no walk over `opcode.opmap`): objects made and freed while tracing is suspended
+//! wait there untraced, and the program's next objects of that kind are taken from there
+//! without an allocation to trace (that lost a tenth of a program's 2-tuples, and put a
+//! program's peak 1.6 % under the stdlib's).
+//!
+//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13 and 3.14). Refused on 3.15, where a 136-byte
+//! block of CPython's made at the first run of some generator expressions is traced. See
+//! docs/architecture.md, "The stack-walk cache".
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -90,6 +95,23 @@ pub const CODE_MONITORING: usize = 176;
 
 /// The RESUME-family opcodes of the running interpreter (a bit per opcode), set by `install`.
 static RESUME_OPS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+
+/// The RESUME-family opcodes (RESUME, RESUME_CHECK, INSTRUMENTED_RESUME, 3.15's
+/// RESUME_CHECK_JIT) of the interpreter of `version_hex` (`PY_VERSION_HEX`), empty for a version
+/// not known. A table rather than `opcode.opmap`: reading that module imports it if the program
+/// has not, and walking its items makes hundreds of tuples; made and freed while tracing is
+/// suspended, they go to the interpreter's free lists untraced, and the program's next tuples
+/// are taken from there without an allocation to trace (`tuple(x for x in xs)` on 3.15,
+/// `compile()` on 3.13 lost traces that way). `tests/integration/test_walk_cache.py` compares
+/// the table with `opcode` on each version.
+pub fn resume_opcodes(version_hex: u64) -> &'static [u8] {
+    match version_hex >> 16 {
+        0x030d => &[149, 207, 236],
+        0x030e => &[128, 196, 245],
+        0x030f => &[128, 200, 201, 244],
+        _ => &[],
+    }
+}
 
 /// True if `op` is one of the running interpreter's RESUME-family opcodes.
 #[inline(always)]
@@ -231,17 +253,18 @@ mod imp {
         }
     }
 
-    /// `sys.monitoring`, a new reference, or null.
+    /// `sys.monitoring`, a new reference, or null. Read from `sys` without an import call:
+    /// `PyImport_ImportModule` runs `__import__`, whose argument tuples and dicts, freed while
+    /// tracing is suspended, would wait on the free lists untraced for the program's next ones.
     unsafe fn monitoring() -> *mut PyObject {
-        // SAFETY: GIL held by the callers; `sys` is released here.
+        // SAFETY: GIL held by the callers; a borrowed reference made strong here.
         unsafe {
-            let sys = pyo3_ffi::PyImport_ImportModule(c"sys".as_ptr());
-            if sys.is_null() {
+            let m = pyo3_ffi::PySys_GetObject(c"monitoring".as_ptr());
+            if m.is_null() {
                 pyo3_ffi::PyErr_Clear();
+                return ptr::null_mut();
             }
-            let m = attr(sys, c"monitoring");
-            decref_all(&[sys]);
-            m
+            pyo3_ffi::Py_NewRef(m)
         }
     }
 
@@ -298,8 +321,11 @@ mod imp {
         if TOOL.load(Ordering::Relaxed) >= 0 {
             return true;
         }
-        // 3.15: allocations are wrongly taken for the instrumentation's (see the docs).
-        if !enabled_by_env() || crate::python_version_hex() >= 0x030f_0000 {
+        // 3.15: a 136-byte block of CPython's made at the first run of some generator
+        // expressions is traced, on the caller's line (docs/architecture.md).
+        let version = crate::python_version_hex();
+        if !enabled_by_env() || version >= 0x030f_0000 || super::resume_opcodes(version).is_empty()
+        {
             return false;
         }
         // SAFETY: GIL held (contract); every object made here is released here.
@@ -371,11 +397,10 @@ mod imp {
         };
         // SAFETY: GIL held by the caller; references released here.
         unsafe {
-            let fresh = pyo3_ffi::Py_CompileString(
-                c"0".as_ptr(),
-                c"<heapscope>".as_ptr(),
-                pyo3_ffi::Py_eval_input,
-            );
+            // Not compiled: the compiler's tuples and lists would go to the free lists
+            // untraced (see `resume_opcodes`).
+            let fresh = pyo3_ffi::PyCode_NewEmpty(c"<heapscope>".as_ptr(), c"fresh".as_ptr(), 1)
+                .cast::<PyObject>();
             if fresh.is_null() {
                 pyo3_ffi::PyErr_Clear();
                 return false;
@@ -393,52 +418,13 @@ mod imp {
         }
     }
 
-    /// Fill [`RESUME_OPS`] from `opcode.opmap` and `opcode._specialized_opmap`: every name with
-    /// RESUME in it. False if none was found.
-    unsafe fn read_resume_ops() -> bool {
-        let mut found = false;
-        // SAFETY: GIL held by the caller; references released here; list items are borrowed.
-        unsafe {
-            let module = pyo3_ffi::PyImport_ImportModule(c"opcode".as_ptr());
-            if module.is_null() {
-                pyo3_ffi::PyErr_Clear();
-                return false;
-            }
-            for name in [c"opmap", c"_specialized_opmap"] {
-                let map = attr(module, name);
-                if map.is_null() {
-                    continue;
-                }
-                // A dict, or 3.15's frozendict: read through the mapping protocol.
-                let items = pyo3_ffi::PyMapping_Items(map);
-                if items.is_null() {
-                    pyo3_ffi::PyErr_Clear();
-                } else {
-                    for i in 0..pyo3_ffi::PyList_Size(items) {
-                        let pair = pyo3_ffi::PyList_GetItem(items, i);
-                        let text = pyo3_ffi::PyUnicode_AsUTF8(pyo3_ffi::PyTuple_GetItem(pair, 0));
-                        let op = pyo3_ffi::PyLong_AsLong(pyo3_ffi::PyTuple_GetItem(pair, 1));
-                        if text.is_null() || !(0..256).contains(&op) {
-                            pyo3_ffi::PyErr_Clear();
-                            continue;
-                        }
-                        if CStr::from_ptr(text)
-                            .to_bytes()
-                            .windows(6)
-                            .any(|w| w == b"RESUME")
-                        {
-                            let op = op as usize;
-                            RESUME_OPS[op >> 6].fetch_or(1 << (op & 63), Ordering::Relaxed);
-                            found = true;
-                        }
-                    }
-                    Py_DECREF(items);
-                }
-                Py_DECREF(map);
-            }
-            Py_DECREF(module);
+    /// Fill [`RESUME_OPS`] from [`super::resume_opcodes`]. False for a version not in it.
+    fn read_resume_ops() -> bool {
+        let ops = super::resume_opcodes(crate::python_version_hex());
+        for &op in ops {
+            RESUME_OPS[usize::from(op >> 6)].fetch_or(1 << (op & 63), Ordering::Relaxed);
         }
-        found
+        !ops.is_empty()
     }
 
     /// Drop a call's result; true if there was one (the call succeeded).
