@@ -1,4 +1,4 @@
-"""The stack-walk cache (3.13 and 3.14, opt-in with ``HEAPSCOPE_FRAME_CACHE=1``;
+"""The stack-walk cache (3.13-3.15, opt-in with ``HEAPSCOPE_FRAME_CACHE=1``;
 ``sys.monitoring`` PY_START, ``monitor.rs``) never gives a block another stack than a full walk
 would.
 
@@ -248,7 +248,7 @@ MONITORING_PROBE = textwrap.dedent(
 
 
 CACHE_VERSIONS = pytest.mark.skipif(
-    not (3, 13) <= sys.version_info < (3, 15), reason="the cache runs on 3.13 and 3.14"
+    not (3, 13) <= sys.version_info < (3, 16), reason="the cache runs on 3.13-3.15"
 )
 
 
@@ -374,3 +374,53 @@ def test_installing_the_counter_leaves_nothing_untraced_on_the_free_lists(
     ours = int(probe(tmp_path, FREE_LIST_PROBE, TRACER="heapscope"))
     assert stdlib > 3300
     assert abs(ours - stdlib) <= 5, (stdlib, ours)
+
+
+GENEXPR_PROBE = textwrap.dedent(
+    '''
+    import gc, json, os, sys
+    import tracemalloc as stdlib
+    import heapscope.tracemalloc as ours
+    tracemalloc = ours if os.environ["TRACER"] == "heapscope" else stdlib
+    SOURCE = """
+    def whole(xs):
+        return tuple(x for x in xs if x)
+    def listed(xs):
+        return list(x + 1 for x in xs)
+    def stepped(xs):
+        g = (x * 2 for x in xs)
+        return next(g)
+    def consumed(xs):
+        g = (x for x in xs if x)
+        return [y for y in g]
+    """
+    gc.disable()
+    tracemalloc.start(1)
+    kept = []
+    for i in range(40):
+        namespace = {}
+        exec(compile(SOURCE, f"<gen {i}>", "exec"), namespace)  # fresh code: first runs
+        for name in ("whole", "listed", "stepped", "consumed"):
+            kept.append(namespace[name]([1, 2, 3]))
+        kept.append(namespace)
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    rows = sorted(
+        [s.traceback[0].filename, s.traceback[0].lineno, s.size, s.count]
+        for s in snapshot.statistics("lineno")
+        if s.traceback[0].filename.startswith("<gen ")
+    )
+    json.dump(rows, sys.stdout)
+    '''
+)
+
+
+@CACHE_VERSIONS
+def test_generator_expressions_first_runs_are_traced_as_by_the_stdlib(tmp_path: Path) -> None:
+    # 3.15 runs a generator expression's first RESUME, where CPython instruments the code for
+    # the counter, in a frame not complete yet above the caller's: a cache hit keyed on the
+    # innermost complete frame traced that block on the caller's line (one per expression).
+    stdlib = json.loads(probe(tmp_path, GENEXPR_PROBE, cache=None, TRACER="stdlib"))
+    cached = json.loads(probe(tmp_path, GENEXPR_PROBE, TRACER="heapscope"))
+    assert len(stdlib) >= 40
+    assert cached == stdlib

@@ -3,12 +3,15 @@
 //! A stack walk reads every frame because, without an event, nothing tells that the frames
 //! under the innermost one are still those of the last walk. `sys.monitoring`'s PY_START
 //! gives that event cheaply: a C callable that bumps [`EPOCH`] each time a Python function
-//! starts, in any thread. If no function started since the last walk and the innermost
-//! complete frame is the same (address and code) and not a generator's, no frame was pushed,
-//! so none was popped either (a popped frame's place is only taken again by a push): the
-//! chain is the last walk's, only the innermost frame's instruction moved. The stack-walk
-//! cache (`stack::since313::capture_cached`) reuses the chain then and reads one frame.
-//!
+//! starts, in any thread. If no function started since the last walk and the innermost frame
+//! (the thread's current frame, complete or not) is the same (address and code) and not a
+//! generator's, no frame was pushed, so none was popped either (a popped frame's place is only
+//! taken again by a push): the chain is the last walk's, only the innermost frame's instruction
+//! moved. The stack-walk cache (`stack::since313::capture_cached`) reuses the chain then and
+//! reads one frame. The innermost frame, not the innermost complete one: a frame is pushed
+//! before its PY_START fires, and 3.15 runs a generator expression's first RESUME (where its
+//! code is instrumented) in a frame not complete yet.
+
 //! Generators are why the innermost frame must not be a generator's: a generator resumed by
 //! another caller (PY_RESUME, PY_THROW) relinks its frame without a PY_START. A generator
 //! deeper in the chain cannot move while the frames above it run. Returns need no event: after
@@ -45,9 +48,8 @@
 //! without an allocation to trace (that lost a tenth of a program's 2-tuples, and put a
 //! program's peak 1.6 % under the stdlib's).
 //!
-//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13 and 3.14). Refused on 3.15, where a 136-byte
-//! block of CPython's made at the first run of some generator expressions is traced. See
-//! docs/architecture.md, "The stack-walk cache".
+//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13-3.15): it gains a few percent and holds a
+//! `sys.monitoring` tool id a program may want. See docs/architecture.md, "The stack-walk cache".
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -321,11 +323,7 @@ mod imp {
         if TOOL.load(Ordering::Relaxed) >= 0 {
             return true;
         }
-        // 3.15: a 136-byte block of CPython's made at the first run of some generator
-        // expressions is traced, on the caller's line (docs/architecture.md).
-        let version = crate::python_version_hex();
-        if !enabled_by_env() || version >= 0x030f_0000 || super::resume_opcodes(version).is_empty()
-        {
+        if !enabled_by_env() || super::resume_opcodes(crate::python_version_hex()).is_empty() {
             return false;
         }
         // SAFETY: GIL held (contract); every object made here is released here.

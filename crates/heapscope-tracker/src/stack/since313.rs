@@ -165,7 +165,7 @@ unsafe fn first_complete<F: Facts, const SEG: bool>(
 }
 
 /// [`capture`] through `cache` (`monitor.rs`): when no Python function started since the last
-/// walk of this thread and its innermost frame is the same non-generator frame, the frames
+/// walk of this thread and its current frame is the same non-generator frame, the frames
 /// under it are those `out` holds from that walk: only the innermost frame's offset is read.
 /// Otherwise a walk, remembered if the event counter runs.
 pub unsafe fn capture_cached<F: Facts>(
@@ -183,7 +183,10 @@ pub unsafe fn capture_cached<F: Facts>(
             && cache.floor == floor as usize
             && read::<usize>(tstate, TSTATE_INTERP) == monitor::interpreter()
         {
-            let top = first_complete::<F, false>(current_frame::<F>(tstate), floor, |_| {});
+            // The innermost frame itself, complete or not: 3.15 runs a generator expression's
+            // first RESUME (where CPython instruments its code, before PY_START fires) in a frame
+            // that is not complete yet, above the cached one; that allocation must walk.
+            let top = current_frame::<F>(tstate);
             if top as usize == cache.top && code::<F>(top) as usize == cache.code {
                 let off = offset::<F>(top, cache.code as *const c_void);
                 if let Some(f) = out.first_mut() {
