@@ -152,6 +152,8 @@ PyMODINIT_FUNC PyInit_nativeext(void) { return PyModule_Create(&mod); }
 """
 
 CTYPES_LIB = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 void *nx_lib_alloc(size_t n) {
@@ -160,6 +162,10 @@ void *nx_lib_alloc(size_t n) {
     return p;
 }
 void nx_lib_free(void *p) { free(p); }
+/* dlsym(RTLD_DEFAULT) searches the caller's scope: this object was loaded RTLD_LOCAL, so
+   only its own lookups see it. 1 only if dlsym knows who called it (RTLD_NEXT takes the same
+   path through the replacement). */
+int nx_dlsym_default_ok(void) { return dlsym(RTLD_DEFAULT, "nx_dlsym_default_ok") != NULL; }
 """
 
 CXX_LIB = r"""

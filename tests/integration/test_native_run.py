@@ -2,6 +2,7 @@
 
 An extension module compiled here mallocs known sizes at known Python lines (some kept at
 exit, some freed), a C library and a C++ library are loaded with ctypes after tracing started,
+the C library's own malloc, calloc and free are called through ctypes (looked up with dlsym),
 an anonymous mapping is partly unmapped, and a thread that C starts (no Python thread state)
 allocates. Each block must appear once, in the native domain, at the right line, with the C
 frames above the Python stack.
@@ -53,6 +54,23 @@ def via_ctypes():
     lib.nx_lib_alloc.restype = ctypes.c_void_p
     lib.nx_lib_alloc.argtypes = [ctypes.c_size_t]
     held = lib.nx_lib_alloc(2_000_000)  # CTYPES
+    # The dlsym replacement passes the caller on: lookups relative to it still work.
+    assert lib.nx_dlsym_default_ok() == 1, "dlsym(RTLD_DEFAULT) saw another caller"
+
+
+def via_libc():
+    # Allocator functions looked up by name: the pointers come from dlsym, not from a GOT.
+    global libc_held, main_held
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc_held = libc.malloc(1_500_007)  # LIBC_KEEP
+    libc.free(libc.malloc(900_001))  # LIBC_TEMP
+    main = ctypes.CDLL(None)
+    main.calloc.restype = ctypes.c_void_p
+    main.calloc.argtypes = [ctypes.c_size_t, ctypes.c_size_t]
+    main_held = main.calloc(1_000, 1_001)  # MAIN_CALLOC
 
 
 def via_cxx():
@@ -75,6 +93,7 @@ def outer():
 keep()
 outer()
 via_ctypes()
+via_libc()
 via_cxx()
 nativeext.map(16, 4, 4)  # MMAP
 nativeext.c_thread(250_000, 4)
@@ -126,6 +145,10 @@ def test_blocks_kept_at_exit_are_at_their_lines(capture: tuple[Path, dict[str, s
     rows = native_rows(report, script)
     assert rows[line_of("KEEP")] == (3 * 1_000_003, 3)
     assert rows[line_of("CTYPES")] == (2_000_000, 1)
+    # The C library's own functions, looked up by ctypes with dlsym.
+    assert rows[line_of("LIBC_KEEP")] == (1_500_007, 1)
+    assert rows[line_of("MAIN_CALLOC")] == (1_001_000, 1)
+    assert line_of("LIBC_TEMP") not in rows
     # 16 pages mapped, 4 unmapped from the middle: two pieces of 4 and 8 pages.
     assert rows[line_of("MMAP")] == (12 * PAGE, 2)
     # calloc, realloc (grown: the first block is gone), posix_memalign, aligned_alloc.
@@ -152,6 +175,7 @@ def test_freed_blocks_count_in_the_total(capture: tuple[Path, dict[str, str]]) -
     script = next(r["file"] for r in report["rows"] if r["file"].endswith("prog.py"))
     rows = native_rows(report, script)
     assert rows[line_of("TEMP")] == (7_000_000, 1)
+    assert rows[line_of("LIBC_TEMP")] == (900_001, 1)
     # 16 pages mapped once; the partial unmap is no new allocation.
     assert rows[line_of("MMAP")] == (16 * PAGE, 1)
 

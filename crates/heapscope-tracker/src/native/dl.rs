@@ -1,6 +1,8 @@
 //! `dlopen` and `dlclose` replacements: objects loaded while tracing get their GOT patched as
 //! soon as the loader returns them (before the caller can run their code), and objects unloaded
-//! are forgotten.
+//! are forgotten. With `--native`, a `dlsym` replacement too: a program that looks an allocator
+//! function up by name (ctypes' `CDLL("libc.so.6").malloc`, cffi's `dlopen(None)`) calls it
+//! through the pointer it got, never through a GOT slot, so it gets the recording replacement.
 //!
 //! `dlopen` looks a bare file name up in the search path of the object that called it
 //! (its `DT_RPATH`/`DT_RUNPATH`, found from the return address) and expands `$ORIGIN` against
@@ -60,8 +62,62 @@ std::arch::global_asm!(
     imp = sym dlopen_from,
 );
 
+// `dlsym` with `RTLD_DEFAULT` (0) or `RTLD_NEXT` (-1) searches from the calling object (its
+// scope, or the objects after it), which the loader finds from the return address: those calls
+// go on to the real `dlsym` by a jump, with the caller's return address in place. A handle's
+// lookup does not depend on the caller: those go to `dlsym_handle`.
+#[cfg(target_arch = "x86_64")]
+std::arch::global_asm!(
+    ".globl heapscope_dlsym_entry",
+    ".hidden heapscope_dlsym_entry",
+    ".type heapscope_dlsym_entry, @function",
+    "heapscope_dlsym_entry:",
+    "lea rax, [rdi + 1]",
+    "cmp rax, 1",
+    "jbe 2f",
+    "jmp {imp}",
+    "2:",
+    "jmp {real}",
+    imp = sym dlsym_handle,
+    real = sym libc::dlsym,
+);
+#[cfg(target_arch = "aarch64")]
+std::arch::global_asm!(
+    ".globl heapscope_dlsym_entry",
+    ".hidden heapscope_dlsym_entry",
+    ".type heapscope_dlsym_entry, %function",
+    "heapscope_dlsym_entry:",
+    "cmn x0, #1",
+    "b.eq 2f",
+    "cbz x0, 2f",
+    "b {imp}",
+    "2:",
+    "b {real}",
+    imp = sym dlsym_handle,
+    real = sym libc::dlsym,
+);
+
 extern "C" {
     fn heapscope_dlopen_entry(filename: *const c_char, flags: c_int) -> *mut c_void;
+    fn heapscope_dlsym_entry(handle: *mut c_void, name: *const c_char) -> *mut c_void;
+}
+
+/// The address to put in `dlsym` slots (`--native`).
+pub fn dlsym_replacement() -> usize {
+    heapscope_dlsym_entry as *const () as usize
+}
+
+/// `dlsym` on a handle: an allocator function of the C library comes back as its recording
+/// replacement while `--native` records (the replacement passes calls through once it stops,
+/// so a pointer kept after that stays good).
+unsafe extern "C" fn dlsym_handle(handle: *mut c_void, name: *const c_char) -> *mut c_void {
+    // SAFETY: the caller's arguments, passed on; the result of a lookup on a handle does not
+    // depend on which object asks.
+    let found = unsafe { libc::dlsym(handle, name) };
+    match super::malloc::replacement_of(found as usize) {
+        Some(replacement) => replacement as *mut c_void,
+        None => found,
+    }
 }
 
 /// The address to put in `dlopen` slots.

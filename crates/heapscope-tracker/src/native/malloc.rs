@@ -90,8 +90,11 @@ extern "C" {
     fn PyGILState_GetThisThreadState() -> *mut c_void;
 }
 
+/// Number of functions replaced.
+const TARGETS: usize = 13;
+
 /// The functions replaced, with their replacements.
-pub fn targets() -> [(&'static CStr, usize); 13] {
+pub fn targets() -> [(&'static CStr, usize); TARGETS] {
     [
         (c"malloc", malloc as *const () as usize),
         (c"calloc", calloc as *const () as usize),
@@ -109,8 +112,87 @@ pub fn targets() -> [(&'static CStr, usize); 13] {
     ]
 }
 
+/// Two addresses per target (its global definition, and the C library's own when that is the
+/// one in use) with the replacement each stands for: what `dlsym` on a handle turns into a
+/// replacement (`dl.rs`). Written by `start` before any slot is patched; 0: empty.
+static LOOKED_UP: [(AtomicUsize, AtomicUsize); 2 * TARGETS] =
+    [const { (AtomicUsize::new(0), AtomicUsize::new(0)) }; 2 * TARGETS];
+
+/// The replacement of the allocator function at `addr`, while recording.
+pub fn replacement_of(addr: usize) -> Option<usize> {
+    if addr == 0 || !is_on() {
+        return None;
+    }
+    LOOKED_UP
+        .iter()
+        .find(|(real, _)| real.load(Ordering::Relaxed) == addr)
+        .map(|(_, replacement)| replacement.load(Ordering::Relaxed))
+}
+
+/// True if an object whose name says it is an allocator (jemalloc, tcmalloc, mimalloc) is
+/// loaded: then the C library's own `malloc` is not the one the program's blocks come from.
+fn allocator_preloaded() -> bool {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _: usize,
+        found: *mut c_void,
+    ) -> c_int {
+        // SAFETY: the loader passes a valid info whose name is null or NUL-terminated, and
+        // `found` is the bool `allocator_preloaded` passed.
+        unsafe {
+            let name = (*info).dlpi_name;
+            if !name.is_null() {
+                let path = CStr::from_ptr(name).to_bytes();
+                let file = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+                if [&b"libjemalloc"[..], b"libtcmalloc", b"libmimalloc"]
+                    .iter()
+                    .any(|p| file.starts_with(p))
+                {
+                    *found.cast::<bool>() = true;
+                }
+            }
+        }
+        0
+    }
+    let mut found = false;
+    // SAFETY: the callback only reads what the loader passes it and writes `found`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut found).cast()) };
+    found
+}
+
+/// Fill `LOOKED_UP`: each target's global definition (`dlsym(RTLD_DEFAULT)`, what the
+/// replacements call) and, unless another allocator was preloaded, the C library's own (what
+/// `dlsym` on libc's handle gives, which differs when the executable holds the canonical
+/// address of `malloc`, as Debian's 3.13+ do).
+fn look_up_targets() {
+    // SAFETY: dlopen with RTLD_NOLOAD only returns a handle of an object already loaded.
+    let libc_handle =
+        unsafe { libc::dlopen(c"libc.so.6".as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+    let use_libc = !libc_handle.is_null() && !allocator_preloaded();
+    for (i, (name, replacement)) in targets().iter().enumerate() {
+        // SAFETY: dlsym with a NUL-terminated name.
+        let global = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) } as usize;
+        let own = if use_libc {
+            // SAFETY: as above, on a live handle.
+            unsafe { libc::dlsym(libc_handle, name.as_ptr()) as usize }
+        } else {
+            0
+        };
+        for (j, addr) in [global, own].into_iter().enumerate() {
+            let (found, stands_for) = &LOOKED_UP[2 * i + j];
+            found.store(addr, Ordering::Relaxed);
+            stands_for.store(if addr == 0 { 0 } else { *replacement }, Ordering::Relaxed);
+        }
+    }
+    if !libc_handle.is_null() {
+        // SAFETY: the handle RTLD_NOLOAD gave; the object stays loaded (libc).
+        unsafe { libc::dlclose(libc_handle) };
+    }
+}
+
 /// Start recording (before any slot is patched).
 pub fn start(layout: &'static FrameLayout) {
+    look_up_targets();
     // SAFETY: sysconf is always safe to call.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     PAGE.store(page, Ordering::Relaxed);

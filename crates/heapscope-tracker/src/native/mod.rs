@@ -122,7 +122,8 @@ fn malloc_is_canonical_in_main() -> bool {
 
 /// `--native`: point every loaded object's malloc-family and `mmap`/`munmap` imports (but the
 /// allocators', see `is_allocator`) at the recording replacements, and keep doing so for
-/// objects loaded later. Returns the number of slots patched.
+/// objects loaded later; their `dlsym` imports too, so that an allocator function looked up by
+/// name is the replacement (`dl.rs`). Returns the number of slots patched.
 pub fn install_malloc(layout: &'static crate::stack::FrameLayout) -> usize {
     malloc::start(layout);
     SKIP_MAIN.store(
@@ -131,7 +132,9 @@ pub fn install_malloc(layout: &'static crate::stack::FrameLayout) -> usize {
     );
     let mut guard = MALLOC_INTERPOSER.lock();
     let interposer = guard.get_or_insert_with(|| {
-        Interposer::new(&malloc::targets(), install as *const () as usize).skipping(is_allocator)
+        let mut targets = malloc::targets().to_vec();
+        targets.push((c"dlsym", dl::dlsym_replacement()));
+        Interposer::new(&targets, install as *const () as usize).skipping(is_allocator)
     });
     // SAFETY: serialised by the lock; each replacement has the signature of its symbol.
     unsafe { interposer.scan() };
