@@ -15,6 +15,7 @@ import atexit
 import os
 import sys
 
+from heapscope import _native
 from heapscope._capture import CaptureSession
 
 # Every child pays for what this module imports at its start-up: no typing, dataclasses,
@@ -113,6 +114,8 @@ _config: FollowConfig | None = None
 _session: CaptureSession | None = None
 _hooks_installed = False
 _ending = False
+#: A SIGTERM taken while the stream was being finished, handled once the finish is done.
+_deferred_signal: int | None = None
 _sys_exit_code: int | None = None
 _real_os_exit = os._exit
 _real_execv = os.execv
@@ -153,7 +156,7 @@ def end_at_exit(guess: int) -> None:
 
 
 def _finish(stop: Callable[[CaptureSession], object]) -> None:
-    global _session, _ending
+    global _session, _ending, _deferred_signal
     session = _session
     if session is None or _ending or not session.active:
         return
@@ -168,6 +171,9 @@ def _finish(stop: Callable[[CaptureSession], object]) -> None:
     finally:
         _session = None
         _ending = False
+    if _deferred_signal is not None:
+        signum, _deferred_signal = _deferred_signal, None
+        _die_by(signum)
 
 
 def start_child(config: FollowConfig, ppid: int) -> CaptureSession:
@@ -315,6 +321,12 @@ def _at_exit() -> None:
         return
     guess = _sys_exit_code if _sys_exit_code is not None else (1 if last is not None else 0)
     end_at_exit(guess)
+    if _session is None and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        # The interpreter finalizes after this, and puts its handlers back to the default
+        # first: a SIGTERM then would kill the process before `exit()` writes its status.
+        # A native handler ends the stream first (set after the default, which replaces it).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _native.arm_exit_signal(signal.SIGTERM)
 
 
 _previous_sigterm: Callable[[int, FrameType | None], Any] | None = None
@@ -342,7 +354,23 @@ def _install_sigterm_handler() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _deferred_signal
+    if _ending:
+        # This handler interrupted the finish of the stream (handlers run between two
+        # bytecodes of the main thread): dying now would cut it short. It ends first.
+        _deferred_signal = signum
+        return
     end(("signal", signum))
+    _die_by(signum)
+
+
+def _die_by(signum: int) -> None:
+    """Die by ``signum`` as without heapscope. A stream finished at exit waits for the status
+    ``exit()`` gives, which a signal never reaches: it is ended with the signal first."""
+    try:  # noqa: SIM105
+        _native.end_capture_by_signal(signum)
+    except Exception:  # the process dies by its signal whatever happens here
+        pass
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
 

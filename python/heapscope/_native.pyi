@@ -32,9 +32,11 @@ __all__ = [
     "_trace_count",
     "_tracer_memory_parts",
     "_tracer_shape",
+    "arm_exit_signal",
     "capture_active",
     "capture_wants_flush",
     "clear_traces",
+    "end_capture_by_signal",
     "export",
     "flush_capture",
     "get_traceback_limit",
@@ -135,6 +137,8 @@ def stop_capture(
     thread_names: list[tuple[int, str]], exit: tuple[str, int] | None = None
 ) -> tuple[str, int]: ...
 def stop_capture_at_exit(thread_names: list[tuple[int, str]], fallback: int) -> tuple[str, int]: ...
+def end_capture_by_signal(signal: int) -> bool: ...
+def arm_exit_signal(signal: int) -> bool: ...
 def capture_active() -> bool: ...
 def ignore_current_thread() -> None: ...
 def load_capture(

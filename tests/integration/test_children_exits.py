@@ -170,6 +170,71 @@ def test_a_program_with_its_own_sigterm_handler_keeps_it(
     assert_about(line_size(report, child, "SERVICE"), 2 * MiB)
 
 
+def test_a_sigterm_while_a_child_is_exiting_is_recorded_as_its_end(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # What `Pool.terminate()` races: a worker that is exiting anyway gets SIGTERM. In
+    # finalization (after Python's atexit, where the stream waits for exit()'s status, and
+    # after the interpreter set its handlers back to the default) it killed the process before
+    # the status was written: the stream read as cut short. While the stream is being
+    # finished, the handler cut the finish short: the final figures were lost too.
+    finalizing = write(
+        tmp_path / "finalizing.py",
+        """\
+        import os, signal, time
+        kept = bytearray(2 * 1024 * 1024)  # FINALIZING
+
+        class Late:
+            def __del__(self, os=os, signal=signal, time=time):
+                os.kill(os.getpid(), signal.SIGTERM)  # during finalization
+                time.sleep(10)
+
+        late = Late()
+        """,
+    )
+    finishing = write(
+        tmp_path / "finishing.py",
+        """\
+        import os, signal
+        from heapscope import _follow
+        kept = bytearray(3 * 1024 * 1024)  # FINISHING
+
+        def stop(session):
+            os.kill(os.getpid(), signal.SIGTERM)  # taken while the stream is finished
+            return session.stop_at_exit(0)
+
+        _follow._finish(stop)
+        """,
+    )
+    write(
+        tmp_path / "prog.py",
+        """\
+        import subprocess, sys
+        print([subprocess.run([sys.executable, s]).returncode for s in sys.argv[1:]])
+        """,
+    )
+    proc = heapscope(
+        "run",
+        "-o",
+        "out.hsc",
+        "prog.py",
+        "finalizing.py",
+        "finishing.py",
+        cwd=tmp_path,
+        env=subprocess_env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    # They die by the signal, as without heapscope.
+    assert proc.stdout == "[-15, -15]\n"
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "--at", "end", "-n", "50")
+    children = {p["command"][-1]: p for p in traced(report) if p["ppid"] is not None}
+    for name in ("finalizing.py", "finishing.py"):
+        child = children[name]
+        assert (child["exit"], child["truncated"]) == ("signal 15", False), child
+    assert_about(line_size(report, finalizing, "FINALIZING"), 2 * MiB)
+    assert_about(line_size(report, finishing, "FINISHING"), 3 * MiB)
+
+
 def test_os_exit_in_the_root_still_closes_its_capture(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:

@@ -138,6 +138,22 @@ fn stop_capture_at_exit(
     Ok((path.to_string_lossy().into_owned(), size))
 }
 
+/// The process dies by `signal` after `stop_capture_at_exit` left EXIT and END to the C
+/// library's exit, which a signal never reaches: writes them now with the signal. False if
+/// no stream of this process was waiting.
+#[pyfunction]
+fn end_capture_by_signal(py: Python<'_>, signal: u32) -> bool {
+    py.detach(|| recorder::end_waiting_by_signal(signal))
+}
+
+/// After `stop_capture_at_exit`: until the process exits, `signal` (its Python handler set
+/// back to the default first) writes EXIT with that signal and END before the process dies
+/// by it. False if no stream of this process waits for its status.
+#[pyfunction]
+fn arm_exit_signal(signal: i32) -> bool {
+    recorder::arm_exit_signal(signal)
+}
+
 /// True while a capture is being recorded.
 #[pyfunction]
 fn capture_active() -> bool {
@@ -224,6 +240,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(capture_wants_flush, m)?)?;
     m.add_function(wrap_pyfunction!(stop_capture, m)?)?;
     m.add_function(wrap_pyfunction!(stop_capture_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(end_capture_by_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(arm_exit_signal, m)?)?;
     m.add_function(wrap_pyfunction!(capture_active, m)?)?;
     m.add_function(wrap_pyfunction!(ignore_current_thread, m)?)?;
     m.add_function(wrap_pyfunction!(load_capture, m)?)?;

@@ -215,6 +215,11 @@ impl<W: Write> Recorder<W> {
         self.writer.flush()
     }
 
+    /// The underlying writer.
+    pub fn get_ref(&self) -> &W {
+        self.writer.get_ref()
+    }
+
     /// Bytes written so far.
     pub fn bytes_written(&self) -> u64 {
         self.writer.bytes_written()

@@ -21,7 +21,7 @@ pub use record::{
     kind, CounterEntry, Counters, ExitStatus, FrameEntry, Header, NativeAddress, Nodes, Peak,
     PeakEntry, Record, SampleEntry, StackDomain, StackEntry, ThreadName, TreeStack, TreeStacks,
 };
-pub use writer::CaptureWriter;
+pub use writer::{framed, CaptureWriter};
 
 /// The first eight bytes of every capture file.
 pub const MAGIC: [u8; 8] = *b"\x89HSC\r\n\x1a\n";

@@ -66,22 +66,36 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     fn write_framed(&mut self, kind: u8, payload: &[u8]) -> Result<(), FormatError> {
-        let len = u32::try_from(payload.len())
-            .ok()
-            .filter(|&l| l <= MAX_RECORD_LEN)
-            .ok_or(FormatError::RecordTooLarge { len: payload.len() })?;
-        let mut frame = Vec::with_capacity(payload.len() + super::FRAME_OVERHEAD);
-        frame.push(kind);
-        frame.extend_from_slice(&len.to_le_bytes());
-        let hcrc = crc32fast::hash(&frame) as u16;
-        frame.extend_from_slice(&hcrc.to_le_bytes());
-        frame.extend_from_slice(payload);
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&frame[..5]);
-        hasher.update(payload);
-        frame.extend_from_slice(&hasher.finalize().to_le_bytes());
+        let frame = frame(kind, payload)?;
         self.out.write_all(&frame)?;
         self.bytes_written += frame.len() as u64;
         Ok(())
     }
+}
+
+/// `record` framed as `CaptureWriter::write` writes it: records are framed independently, so
+/// bytes made in advance can be appended later (a process about to die by a signal writes its
+/// last records with one `write(2)`, prepared before).
+pub fn framed(record: &Record) -> Result<Vec<u8>, FormatError> {
+    let mut payload = Vec::new();
+    record.encode(&mut payload);
+    frame(record.kind(), &payload)
+}
+
+fn frame(kind: u8, payload: &[u8]) -> Result<Vec<u8>, FormatError> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&l| l <= MAX_RECORD_LEN)
+        .ok_or(FormatError::RecordTooLarge { len: payload.len() })?;
+    let mut frame = Vec::with_capacity(payload.len() + super::FRAME_OVERHEAD);
+    frame.push(kind);
+    frame.extend_from_slice(&len.to_le_bytes());
+    let hcrc = crc32fast::hash(&frame) as u16;
+    frame.extend_from_slice(&hcrc.to_le_bytes());
+    frame.extend_from_slice(payload);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&frame[..5]);
+    hasher.update(payload);
+    frame.extend_from_slice(&hasher.finalize().to_le_bytes());
+    Ok(frame)
 }

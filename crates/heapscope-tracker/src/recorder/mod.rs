@@ -320,6 +320,7 @@ pub fn finish_at_exit(
         pid: s.pid,
         start: s.start,
         recorder: s.recorder,
+        by_signal: None,
     };
     if let Some(mut s) = at_exit::wait_for_status(waiting) {
         let duration = s.start.elapsed().as_millis() as u64;
@@ -329,6 +330,20 @@ pub fn finish_at_exit(
         s.recorder.finish(duration).map_err(write_err)?;
     }
     Ok((path, size))
+}
+
+/// The process is about to die by `signal` after [`finish_at_exit`] (a SIGTERM before it got
+/// to `exit()`): EXIT with the signal, and END, written now instead of by the C library's exit.
+/// False if no stream of this process waits for its status.
+pub fn end_waiting_by_signal(signal: u32) -> bool {
+    at_exit::end_by_signal(signal)
+}
+
+/// After [`finish_at_exit`]: until the process exits, `signal` (whose Python handler the caller
+/// set back to the default) ends the stream with EXIT (that signal) and END before the process
+/// dies by it. False if no stream of this process waits for its status.
+pub fn arm_exit_signal(signal: i32) -> bool {
+    at_exit::die_by_signal_armed(signal)
 }
 
 /// Stops tracing allocations made by the calling thread (the recorder's own threads).
