@@ -83,6 +83,46 @@ PROGRAM = textwrap.dedent(
             kept.extend([(f"gen-direct-here{i}", c), (f"gen-calls-a{i}", d)])
             kept.extend([(f"gen-calls-b{i}", e), (f"gen-calls-here{i}", f)])
 
+    def inner_gen():
+        n = 0
+        while True:
+            n += 1
+            yield alloc(1000 + n)
+
+    def outer_gen():
+        yield bytearray(1050)
+        yield from inner_gen()
+
+    def finally_gen():
+        try:
+            yield 1
+        finally:
+            kept.append(("gen-finally", alloc(1100)))
+
+    def throw_gen():
+        while True:
+            try:
+                yield 1
+            except KeyError:
+                kept.append(("gen-throw", alloc(1200)))
+
+    def thrower(g):
+        return g.throw(KeyError())
+
+    def nested_generators():
+        # Generators resumed through `yield from`, by close() (GeneratorExit into a finally)
+        # and by throw(): no PY_START, and another caller each time.
+        g = outer_gen()
+        kept.append(("yield-from-first", caller_a(g)))
+        for i in range(3):
+            kept.extend([(f"yield-from-a{i}", caller_a(g)), (f"yield-from-b{i}", caller_b(g))])
+        f = finally_gen()
+        next(f)
+        f.close()
+        t = throw_gen()
+        next(t)
+        thrower(t)
+
     def raiser(n):
         kept.append(("before-raise", alloc(n)))
         raise ValueError(n)
@@ -144,6 +184,7 @@ PROGRAM = textwrap.dedent(
         for base in (100, 150):
             two_sites(base)
         generators()
+        nested_generators()
         exceptions()
         recurse(5, 900)
         recurse(90, 950)
