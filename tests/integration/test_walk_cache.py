@@ -83,15 +83,9 @@ PROGRAM = textwrap.dedent(
             kept.extend([(f"gen-direct-here{i}", c), (f"gen-calls-a{i}", d)])
             kept.extend([(f"gen-calls-b{i}", e), (f"gen-calls-here{i}", f)])
 
-    def inner_gen():
-        n = 0
-        while True:
-            n += 1
-            yield alloc(1000 + n)
-
     def outer_gen():
         yield bytearray(1050)
-        yield from inner_gen()
+        yield from gen_calls()
 
     def finally_gen():
         try:
