@@ -408,7 +408,11 @@ def test_installing_the_counter_leaves_nothing_untraced_on_the_free_lists(
     stdlib = int(probe(tmp_path, FREE_LIST_PROBE, cache=None, TRACER="stdlib"))
     ours = int(probe(tmp_path, FREE_LIST_PROBE, TRACER="heapscope"))
     assert stdlib > 3300
-    assert abs(ours - stdlib) <= 5, (stdlib, ours)
+    # The interpreter itself varies by a few traces from run to run: on 3.14.10, 40 runs of the
+    # stdlib gave 7982 (38) and 7975 (2), heapscope 7983 (40, cache on) and 7982/7975 (cache
+    # off); CI once saw 7982 against 7976 with a bound of 5. The defect this guards against
+    # cost 124.
+    assert abs(ours - stdlib) <= 12, (stdlib, ours)
 
 
 GENEXPR_PROBE = textwrap.dedent(
