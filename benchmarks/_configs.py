@@ -38,6 +38,14 @@ CONFIGS: list[Config] = [
     Config("heapscope-64", "heapscope", 64),
     Config("hs-64-cache", "heapscope", 64, env=(("HEAPSCOPE_FRAME_CACHE", "1"),)),
     Config("hs-sampled", "heapscope", 64, sampled=True),
+    # Sampling with the MEM/OBJ free hook kept (how it ran before sampled blocks came from RAW).
+    Config(
+        "hs-sampled-freehook",
+        "heapscope",
+        64,
+        sampled=True,
+        env=(("HEAPSCOPE_SAMPLING_FREE_HOOK", "1"),),
+    ),
     Config("hs-run", "none", 64, profiler=True),
 ]
 BASELINE = "untraced"

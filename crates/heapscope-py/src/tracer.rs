@@ -146,6 +146,12 @@ fn _native_slots() -> usize {
     tracker::native_slots()
 }
 
+/// True if sampling runs with pymalloc's own frees (sampled blocks taken from RAW). For tests.
+#[pyfunction]
+fn _sampling_direct() -> bool {
+    tracker::sampling_direct()
+}
+
 /// Mismatches between heapscope's reader of a code object's location table and
 /// `PyCode_Addr2Line` over its instructions (`None`: the table could not be read). For tests.
 #[pyfunction]
@@ -285,6 +291,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_tracer_memory_parts, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_shape, m)?)?;
     m.add_function(wrap_pyfunction!(_native_slots, m)?)?;
+    m.add_function(wrap_pyfunction!(_sampling_direct, m)?)?;
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;

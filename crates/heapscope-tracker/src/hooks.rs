@@ -13,6 +13,8 @@ use pyo3_ffi::{PyMemAllocatorDomain, PyMemAllocatorEx};
 
 use crate::state::{state, PENDING, RAW};
 
+mod direct;
+
 struct Originals(UnsafeCell<[PyMemAllocatorEx; 3]>);
 // SAFETY: written only by `install`, under the GIL, before any hook can read it.
 unsafe impl Sync for Originals {}
@@ -75,18 +77,34 @@ pub fn installed_sampled() -> bool {
     SAMPLED_HOOKS.load(Ordering::Relaxed)
 }
 
+/// True if the MEM/OBJ frees are pymalloc's own (`direct`): the RAW free hook then forgets
+/// the sampled blocks, which all come from RAW.
+static DIRECT: AtomicBool = AtomicBool::new(false);
+
+/// True if the direct sampling hooks are (or were last) installed.
+pub fn installed_direct() -> bool {
+    DIRECT.load(Ordering::Relaxed)
+}
+
 /// Install the hooks on the three domains; `sampled` picks MEM/OBJ hooks that skip unsampled
-/// blocks before touching the tracer's state.
+/// blocks before touching the tracer's state. `direct` (sampling only, when nothing is traced
+/// yet) leaves the MEM/OBJ frees to pymalloc itself if the probe finds plain pymalloc there:
+/// see `direct`.
 ///
 /// # Safety
 /// The GIL is held and the hooks are not installed.
-pub unsafe fn install(sampled: bool) {
+pub unsafe fn install(sampled: bool, direct: bool) {
     SAMPLED_HOOKS.store(sampled, Ordering::Relaxed);
     // SAFETY: per the contract, no hook runs yet, so nothing reads ORIGINAL concurrently.
     let originals = unsafe { &mut *ORIGINAL.0.get() };
     for (i, domain) in DOMAINS.into_iter().enumerate() {
         // SAFETY: `originals[i]` is a valid out-parameter.
         unsafe { pyo3_ffi::PyMem_GetAllocator(domain, &raw mut originals[i]) };
+    }
+    // SAFETY: GIL held, hooks not installed; ORIGINAL is filled.
+    let direct = sampled && direct && unsafe { direct::pymalloc_forwards_to_raw() };
+    DIRECT.store(direct, Ordering::Relaxed);
+    for (i, domain) in DOMAINS.into_iter().enumerate() {
         let ctx = (&raw mut originals[i]).cast::<c_void>();
         let mut hook = if i == 0 {
             PyMemAllocatorEx {
@@ -96,6 +114,8 @@ pub unsafe fn install(sampled: bool) {
                 realloc: Some(raw_realloc),
                 free: Some(raw_free),
             }
+        } else if direct {
+            direct::hooks(i, &originals[i])
         } else if sampled {
             PyMemAllocatorEx {
                 ctx,
@@ -113,7 +133,8 @@ pub unsafe fn install(sampled: bool) {
                 free: Some(gil_free),
             }
         };
-        // SAFETY: `hook` is a valid allocator whose ctx outlives it (a static).
+        // SAFETY: `hook` is a valid allocator whose ctx outlives it (a static, or the
+        // original allocator's own ctx).
         unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut hook) };
     }
 }
@@ -129,6 +150,13 @@ pub unsafe fn uninstall() {
         // SAFETY: as above.
         unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut originals[i]) };
     }
+}
+
+/// The allocator that was installed on domain `i` (0 RAW, 1 MEM, 2 OBJ) before ours.
+#[inline(always)]
+fn original_of(i: usize) -> &'static PyMemAllocatorEx {
+    // SAFETY: written only by `install` before the hooks that read it are installed.
+    unsafe { &(*ORIGINAL.0.get())[i] }
 }
 
 #[inline(always)]
@@ -321,6 +349,9 @@ extern "C" fn raw_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *m
 extern "C" fn raw_free(ctx: *mut c_void, p: *mut c_void) {
     if !p.is_null() && !nested_in_gil_hook() {
         raw_untrace(p);
+        if DIRECT.load(Ordering::Relaxed) {
+            direct::forget(p);
+        }
     }
     call_free(original(ctx), p);
 }

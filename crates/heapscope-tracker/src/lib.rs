@@ -132,7 +132,9 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
             // SAFETY: GIL held, hooks installed; swapped for the other mode's set.
             unsafe {
                 hooks::uninstall();
-                hooks::install(sampled);
+                // Not direct: blocks traced so far may sit in pymalloc's pools, and their
+                // frees must still reach a hook.
+                hooks::install(sampled, false);
             }
             set_ref_tracer(!sampled);
             set_frame_cache(st, !sampled);
@@ -159,7 +161,11 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     unsafe {
         resolve::intern_names();
         codes::install();
-        hooks::install(sampled);
+        // Direct sampling leaves frees to pymalloc; not with `--native`, whose hooks tell
+        // Python's memory by the PyMem hooks running underneath. HEAPSCOPE_SAMPLING_FREE_HOOK=1
+        // keeps the free hook (to compare, or if the probe were ever fooled).
+        let free_hook = std::env::var_os("HEAPSCOPE_SAMPLING_FREE_HOOK").is_some_and(|v| v == "1");
+        hooks::install(sampled, !options.native && !free_hook);
     }
     set_ref_tracer(!sampled);
     TRACING.store(true, Ordering::Release);
@@ -291,6 +297,11 @@ fn forget_resolved() {
 /// and `dlopen`/`dlclose` replacements (0 when not tracing).
 pub fn interposed_slots() -> usize {
     native::patched_slots()
+}
+
+/// True if tracing samples with pymalloc's own frees on MEM/OBJ (`hooks/direct.rs`).
+pub fn sampling_direct() -> bool {
+    TRACING.load(Ordering::Acquire) && hooks::installed_sampled() && hooks::installed_direct()
 }
 
 /// Number of GOT slots redirected to the `--native` malloc-family hooks (0 when off).

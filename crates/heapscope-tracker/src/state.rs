@@ -235,6 +235,14 @@ impl State {
         }
     }
 
+    /// Sampling hooks: a block `take_sample_point` selected could not be allocated; the
+    /// sampler moves on to its next point.
+    pub fn skip_sample_point(&mut self) {
+        if let Some(sampler) = &mut self.sampler {
+            sampler.skip();
+        }
+    }
+
     /// Sampling hooks: trace a block that `take_sample_point` selected.
     ///
     /// # Safety
