@@ -10,6 +10,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -78,14 +79,20 @@ def test_eight_threads_allocating_and_freeing(tracing: None) -> None:
     assert current >= sum(len(b) for mine in kept for b in mine)
 
 
-def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
-    # ctypes.CDLL releases the GIL around foreign calls: these hit the RAW hook without it.
+def raw_allocator_without_the_gil() -> tuple[Any, Any]:
+    """``PyMem_RawMalloc`` and ``PyMem_RawFree`` through ctypes.CDLL, which releases the GIL
+    around foreign calls: they hit the RAW hook without it."""
     libc_view = ctypes.CDLL(None)
     raw_malloc = libc_view.PyMem_RawMalloc
     raw_malloc.restype = ctypes.c_void_p
     raw_malloc.argtypes = [ctypes.c_size_t]
     raw_free = libc_view.PyMem_RawFree
     raw_free.argtypes = [ctypes.c_void_p]
+    return raw_malloc, raw_free
+
+
+def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
+    raw_malloc, raw_free = raw_allocator_without_the_gil()
     kept: list[int] = []
     lock = threading.Lock()
 
@@ -107,6 +114,47 @@ def test_raw_domain_called_without_the_gil_from_threads(tracing: None) -> None:
         raw_free(p)
     current, live = current_and_live_sum()
     assert current == live
+
+
+def test_direct_sampling_under_threads_with_and_without_the_gil() -> None:
+    # Direct sampling forgets sampled MEM/OBJ blocks in the RAW free hook, which RAW frees made
+    # without the GIL also reach: objects churned by GIL threads while others call the RAW
+    # allocator through ctypes (GIL released) must leave the books exact.
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    raw_malloc, raw_free = raw_allocator_without_the_gil()
+
+    def objects(seed: int) -> None:
+        mine: list[object] = []
+        for i in range(20_000):
+            mine.append(bytes(16 + (i * seed) % 400) if i % 2 else [i] * (i % 40))
+            if i % 3 == 0:
+                mine.pop(0)
+        mine.clear()
+
+    def raw() -> None:
+        mine = []
+        for i in range(3000):
+            mine.append(raw_malloc(600 + i % 400))
+            if i % 2:
+                raw_free(mine.pop())
+        for p in mine:
+            raw_free(p)
+
+    tm.start(4, sample_rate=1024)
+    try:
+        if "PYTHONMALLOC" not in os.environ:
+            assert _native._sampling_direct()
+        before = _native._trace_count()
+        run_all(
+            [threading.Thread(target=objects, args=(n + 1,)) for n in range(4)]
+            + [threading.Thread(target=raw) for _ in range(4)]
+        )
+        current, live = current_and_live_sum()
+        assert current == live
+        assert _native._trace_count() < before + 100
+    finally:
+        tm.stop()
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
