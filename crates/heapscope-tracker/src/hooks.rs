@@ -81,7 +81,7 @@ pub fn installed_sampled() -> bool {
 /// the sampled blocks, which all come from RAW.
 static DIRECT: AtomicBool = AtomicBool::new(false);
 
-/// True if the direct sampling hooks are (or were last) installed.
+/// True if the direct sampling hooks are (or were last) installed (never without sampling).
 pub fn installed_direct() -> bool {
     DIRECT.load(Ordering::Relaxed)
 }
@@ -249,10 +249,23 @@ extern "C" fn smp_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
 }
 
 extern "C" fn smp_free(ctx: *mut c_void, p: *mut c_void) {
-    // SAFETY: GIL held (MEM/OBJ), and these hooks are installed only in sampling mode, where
-    // the filter is in use.
-    if !p.is_null() && unsafe { crate::filter::may_hold(p as usize) } {
-        // SAFETY: as in gil_malloc.
+    if !p.is_null() {
+        // SAFETY: GIL held (MEM/OBJ); these hooks are installed only in sampling mode.
+        unsafe { forget_sampled(p) };
+    }
+    nested(|| call_free(original(ctx), p));
+}
+
+/// Forget `p` if the sampling tracer holds it: the address filter first, then the table.
+///
+/// # Safety
+/// The GIL is held, the tracer is sampling (the filter is in use) and no state reference is
+/// live.
+#[inline(always)]
+unsafe fn forget_sampled(p: *mut c_void) {
+    // SAFETY: per the contract.
+    if unsafe { crate::filter::may_hold(p as usize) } {
+        // SAFETY: per the contract.
         if let Some(st) = unsafe { state() } {
             // The filter was just consulted: go straight to the table.
             if st.active {
@@ -260,7 +273,6 @@ extern "C" fn smp_free(ctx: *mut c_void, p: *mut c_void) {
             }
         }
     }
-    nested(|| call_free(original(ctx), p));
 }
 
 // ---- RAW: may be called from any thread, with or without the GIL ----

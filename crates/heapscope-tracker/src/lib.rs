@@ -301,7 +301,7 @@ pub fn interposed_slots() -> usize {
 
 /// True if tracing samples with pymalloc's own frees on MEM/OBJ (`hooks/direct.rs`).
 pub fn sampling_direct() -> bool {
-    TRACING.load(Ordering::Acquire) && hooks::installed_sampled() && hooks::installed_direct()
+    TRACING.load(Ordering::Acquire) && hooks::installed_direct()
 }
 
 /// Number of GOT slots redirected to the `--native` malloc-family hooks (0 when off).

@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use pyo3_ffi::{PyMemAllocatorDomain, PyMemAllocatorEx};
 
 use super::{
-    call_calloc, call_free, call_malloc, call_realloc, nested, original, original_of, ORIGINAL,
+    call_calloc, call_free, call_malloc, call_realloc, forget_sampled, nested, original,
+    original_of, ORIGINAL,
 };
 use crate::state::state;
 
@@ -88,17 +89,16 @@ extern "C" fn d_calloc<const I: usize>(
     elsize: usize,
 ) -> *mut c_void {
     let a = original_of(I);
-    let Some(size) = nelem.checked_mul(elsize) else {
+    // An overflowing product passes through: the allocator fails it.
+    let Some(size) = nelem.checked_mul(elsize).filter(|&size| take(size)) else {
         return nested(|| call_calloc(a, nelem, elsize));
     };
-    if !take(size) {
-        return nested(|| call_calloc(a, nelem, elsize));
-    }
-    let p = if size < MIN_SIZE {
-        nested(|| call_calloc(a, 1, MIN_SIZE))
+    let (n, each) = if size < MIN_SIZE {
+        (1, MIN_SIZE)
     } else {
-        nested(|| call_calloc(a, nelem, elsize))
+        (nelem, elsize)
     };
+    let p = nested(|| call_calloc(a, n, each));
     sampled(p, size);
     p
 }
@@ -130,18 +130,10 @@ extern "C" fn d_realloc<const I: usize>(
 #[inline(always)]
 pub(super) fn forget(p: *mut c_void) {
     // SAFETY: a plain C-API query, valid from any thread.
-    if unsafe { pyo3_ffi::PyGILState_Check() } == 0 {
-        return;
-    }
-    // SAFETY: the GIL is held, and DIRECT is set only in sampling mode, where the filter is
-    // in use.
-    if unsafe { crate::filter::may_hold(p as usize) } {
-        // SAFETY: GIL held; no other state reference is live on this path.
-        if let Some(st) = unsafe { state() } {
-            if st.active {
-                st.forget(p);
-            }
-        }
+    if unsafe { pyo3_ffi::PyGILState_Check() } != 0 {
+        // SAFETY: the GIL is held, and DIRECT is set only in sampling mode; no state
+        // reference is live on this path.
+        unsafe { forget_sampled(p) };
     }
 }
 
