@@ -41,6 +41,11 @@ int main(void) {
     P("Py_TPFLAGS_MANAGED_WEAKREF", Py_TPFLAGS_MANAGED_WEAKREF);
     P("Py_TPFLAGS_PREHEADER", Py_TPFLAGS_PREHEADER);
     P("PyRuntime.debug_offsets", offsetof(_PyRuntimeState, debug_offsets));
+    P("PyRuntime.interpreters.mutex", offsetof(_PyRuntimeState, interpreters.mutex));
+    P("PyRuntime.interpreters.head", offsetof(_PyRuntimeState, interpreters.head));
+    P("PyRuntime._main_interpreter", offsetof(_PyRuntimeState, _main_interpreter));
+    P("interp.ceval.gil", offsetof(PyInterpreterState, ceval.gil));
+    P("tstate.interp", offsetof(PyThreadState, interp));
 #define D(field) P("debug." #field, offsetof(_Py_DebugOffsets, field))
     D(version);
     D(free_threaded);
@@ -53,5 +58,7 @@ int main(void) {
     D(code_object.filename);
     D(code_object.qualname);
     D(code_object.co_code_adaptive);
+    D(runtime_state.interpreters_head);
+    D(interpreter_state.ceval_gil);
     return 0;
 }

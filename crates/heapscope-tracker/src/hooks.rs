@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3_ffi::{PyMemAllocatorDomain, PyMemAllocatorEx};
 
+use crate::interp;
 use crate::state::{state, PENDING, RAW};
 
 mod direct;
@@ -51,8 +52,7 @@ fn nested<T>(f: impl FnOnce() -> T) -> T {
 /// True if this RAW call comes from inside one of our MEM/OBJ hooks.
 #[inline(always)]
 fn nested_in_gil_hook() -> bool {
-    // SAFETY: PyGILState_Check is a plain query, valid from any thread.
-    IN_GIL_HOOK.load(Ordering::Relaxed) && unsafe { pyo3_ffi::PyGILState_Check() } != 0
+    IN_GIL_HOOK.load(Ordering::Relaxed) && interp::holds_main_gil()
 }
 
 thread_local! {
@@ -184,6 +184,9 @@ fn call_free(a: &PyMemAllocatorEx, p: *mut c_void) {
 // ---- MEM and OBJ: always called with the GIL held ----
 
 extern "C" fn gil_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    if interp::foreign() {
+        return call_malloc(original(ctx), size);
+    }
     let p = nested(|| call_malloc(original(ctx), size));
     if !p.is_null() {
         // SAFETY: MEM/OBJ allocators are called with the GIL held; no state reference is live.
@@ -196,6 +199,9 @@ extern "C" fn gil_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
 }
 
 extern "C" fn gil_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut c_void {
+    if interp::foreign() {
+        return call_calloc(original(ctx), nelem, elsize);
+    }
     let p = nested(|| call_calloc(original(ctx), nelem, elsize));
     if !p.is_null() {
         // SAFETY: as in gil_malloc.
@@ -208,6 +214,9 @@ extern "C" fn gil_calloc(ctx: *mut c_void, nelem: usize, elsize: usize) -> *mut 
 }
 
 extern "C" fn gil_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *mut c_void {
+    if interp::foreign() {
+        return call_realloc(original(ctx), old, size);
+    }
     let p = nested(|| call_realloc(original(ctx), old, size));
     if !p.is_null() {
         // SAFETY: as in gil_malloc.
@@ -223,6 +232,9 @@ extern "C" fn gil_realloc(ctx: *mut c_void, old: *mut c_void, size: usize) -> *m
 }
 
 extern "C" fn gil_free(ctx: *mut c_void, p: *mut c_void) {
+    if interp::foreign() {
+        return call_free(original(ctx), p);
+    }
     if !p.is_null() {
         // SAFETY: as in gil_malloc.
         if let Some(st) = unsafe { state() } {
@@ -235,6 +247,9 @@ extern "C" fn gil_free(ctx: *mut c_void, p: *mut c_void) {
 // ---- MEM and OBJ in sampling mode: most blocks are neither sampled nor freed sampled ----
 
 extern "C" fn smp_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
+    if interp::foreign() {
+        return call_malloc(original(ctx), size);
+    }
     let p = nested(|| call_malloc(original(ctx), size));
     if !p.is_null() {
         // SAFETY: as in gil_malloc.
@@ -249,6 +264,9 @@ extern "C" fn smp_malloc(ctx: *mut c_void, size: usize) -> *mut c_void {
 }
 
 extern "C" fn smp_free(ctx: *mut c_void, p: *mut c_void) {
+    if interp::foreign() {
+        return call_free(original(ctx), p);
+    }
     if !p.is_null() {
         // SAFETY: GIL held (MEM/OBJ); these hooks are installed only in sampling mode.
         unsafe { forget_sampled(p) };
@@ -280,12 +298,15 @@ unsafe fn forget_sampled(p: *mut c_void) {
 /// Run `alloc` and trace its result, taking the GIL if this thread lacks it (as the stdlib
 /// does: the stack of a thread is only read under the GIL).
 fn raw_traced(size: usize, alloc: impl FnOnce() -> *mut c_void) -> *mut c_void {
-    if IN_RAW_HOOK.get() || nested_in_gil_hook() {
+    if IN_RAW_HOOK.get() || nested_in_gil_hook() || interp::foreign() {
         return alloc();
     }
     IN_RAW_HOOK.set(true);
-    // SAFETY: plain C-API queries, valid from any thread.
-    let has_gil = unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    let has_gil = interp::holds_main_gil();
+    if !has_gil && interp::runtime_locked() {
+        IN_RAW_HOOK.set(false);
+        return alloc();
+    }
     let gil = if has_gil {
         None
     } else {
@@ -313,8 +334,7 @@ fn raw_traced(size: usize, alloc: impl FnOnce() -> *mut c_void) -> *mut c_void {
 /// `PyTraceMalloc_Track` does); what taking it allocates passes through untraced.
 pub fn with_gil<T>(f: impl FnOnce() -> T) -> T {
     let was_in_hook = IN_RAW_HOOK.replace(true);
-    // SAFETY: a plain C-API query, valid from any thread.
-    let gil = if unsafe { pyo3_ffi::PyGILState_Check() } != 0 {
+    let gil = if interp::holds_main_gil() {
         None
     } else {
         // SAFETY: taking the GIL from a thread that does not hold it; re-entrant allocations

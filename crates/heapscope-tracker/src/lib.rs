@@ -15,6 +15,7 @@ mod filter;
 mod fork;
 mod hooks;
 mod intern;
+mod interp;
 mod linetable;
 mod monitor;
 mod native;
@@ -148,6 +149,9 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     (layout.check)(python_version_hex())
         .map_err(|detail| TrackerError::LayoutMismatch(layout.name, format!(": {detail}")))?;
     check_layout(layout)?;
+    // SAFETY: GIL held by the main interpreter (PyO3 imports heapscope nowhere else); the
+    // layout was just checked.
+    unsafe { interp::init(layout) };
     // SAFETY: GIL held, hooks not installed yet: the probe's blocks are not traced.
     st.table
         .set_pooled(unsafe { pool_probe::pool_layout_holds() });

@@ -109,7 +109,9 @@ mod imp {
     /// Called by the runtime's reference tracer with the GIL held (see `Previous`).
     #[inline(never)]
     unsafe fn on_create(op: *mut PyObject) -> c_int {
-        if !op.is_null() {
+        // The reference tracer is the runtime's: threads of interpreters with a GIL of their
+        // own call it too (`interp.rs`).
+        if !op.is_null() && !crate::interp::foreign() {
             // SAFETY: the GIL is held (see `Previous`); the allocation hooks are not running
             // (this is `_Py_NewReference`, after any allocation returned).
             if let Some(st) = unsafe { state() } {

@@ -24,6 +24,7 @@ use super::{
     call_calloc, call_free, call_malloc, call_realloc, forget_sampled, nested, original,
     original_of, ORIGINAL,
 };
+use crate::interp;
 use crate::state::state;
 
 /// pymalloc's small-request threshold is 512 bytes on every supported version (64-bit):
@@ -75,6 +76,10 @@ fn sampled(p: *mut c_void, size: usize) {
 
 extern "C" fn d_malloc<const I: usize>(_ctx: *mut c_void, size: usize) -> *mut c_void {
     let a = original_of(I);
+    // Not `nested`: IN_GIL_HOOK is the main GIL holder's.
+    if interp::foreign() {
+        return call_malloc(a, size);
+    }
     if !take(size) {
         return nested(|| call_malloc(a, size));
     }
@@ -89,6 +94,9 @@ extern "C" fn d_calloc<const I: usize>(
     elsize: usize,
 ) -> *mut c_void {
     let a = original_of(I);
+    if interp::foreign() {
+        return call_calloc(a, nelem, elsize);
+    }
     // An overflowing product passes through: the allocator fails it.
     let Some(size) = nelem.checked_mul(elsize).filter(|&size| take(size)) else {
         return nested(|| call_calloc(a, nelem, elsize));
@@ -109,6 +117,9 @@ extern "C" fn d_realloc<const I: usize>(
     size: usize,
 ) -> *mut c_void {
     let a = original_of(I);
+    if interp::foreign() {
+        return call_realloc(a, old, size);
+    }
     let sample = take(size);
     // A sampled result must come from RAW: pymalloc moves a pool block asked to grow past
     // its threshold to RAW, and keeps a RAW block in RAW whatever the new size.
@@ -129,8 +140,7 @@ extern "C" fn d_realloc<const I: usize>(
 /// A RAW block was freed by a thread that may be pymalloc freeing a sampled block: forget it.
 #[inline(always)]
 pub(super) fn forget(p: *mut c_void) {
-    // SAFETY: a plain C-API query, valid from any thread.
-    if unsafe { pyo3_ffi::PyGILState_Check() } != 0 {
+    if interp::holds_main_gil() {
         // SAFETY: the GIL is held, and DIRECT is set only in sampling mode; no state
         // reference is live on this path.
         unsafe { forget_sampled(p) };

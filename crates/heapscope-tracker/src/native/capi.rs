@@ -16,7 +16,9 @@ use crate::{is_tracing, Gil};
 
 /// `int PyTraceMalloc_Track(unsigned int domain, uintptr_t ptr, size_t size)`.
 pub extern "C" fn track(domain: c_uint, ptr: usize, size: usize) -> c_int {
-    if !is_tracing() {
+    // An interpreter with a GIL of its own is not traced (`interp.rs`), and taking the main
+    // GIL from one of its threads would be fatal.
+    if !is_tracing() || crate::interp::foreign() {
         return -2;
     }
     if super::native_on() && super::journal::holds(ptr) {
@@ -41,8 +43,7 @@ pub extern "C" fn untrack(domain: c_uint, ptr: usize) -> c_int {
     if !is_tracing() {
         return -2;
     }
-    // SAFETY: a plain C-API query, valid from any thread.
-    let gil_held = unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    let gil_held = crate::interp::holds_main_gil();
     crate::domains::untrack(domain, ptr, gil_held);
     0
 }
@@ -52,7 +53,7 @@ pub extern "C" fn untrack(domain: c_uint, ptr: usize) -> c_int {
 pub extern "C" fn get_traceback(domain: c_uint, ptr: usize) -> *mut PyObject {
     // SAFETY: the function's contract: the caller holds the GIL.
     let gil = unsafe { Gil::assume() };
-    let found = if is_tracing() {
+    let found = if is_tracing() && !crate::interp::foreign() {
         crate::readout::traceback_at(gil, domain, ptr)
     } else {
         None

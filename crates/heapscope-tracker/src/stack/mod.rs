@@ -171,6 +171,21 @@ pub struct FrameLayout {
     /// Bytes the interpreter puts before a live object of this type (GC header, managed
     /// dict): the object's memory block starts that far before the object.
     pub object_presize: unsafe fn(obj: *mut c_void) -> usize,
+    /// Where the interpreters and their GILs are (3.13+; `None` where every interpreter
+    /// shares one GIL): see `interp.rs`.
+    pub interpreters: Option<InterpreterFacts>,
+}
+
+/// Offsets that tell which GIL a thread holds (3.13+), checked against `_Py_DebugOffsets`.
+#[derive(Debug, Clone, Copy)]
+pub struct InterpreterFacts {
+    /// `offsetof(_PyRuntimeState, interpreters.head)`: the newest interpreter; the main one
+    /// when it is alone.
+    pub runtime_head: usize,
+    /// `offsetof(_PyRuntimeState, interpreters.mutex)` (`HEAD_LOCK`, a one-byte `PyMutex`).
+    pub runtime_mutex: usize,
+    /// `offsetof(PyInterpreterState, ceval.gil)`.
+    pub ceval_gil: usize,
 }
 
 /// The versions heapscope implements, for error messages.

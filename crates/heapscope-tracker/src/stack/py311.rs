@@ -17,6 +17,8 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     native_thread_id,
     code_names,
     object_presize,
+    // One GIL for every interpreter: nothing to tell apart (`interp.rs`).
+    interpreters: None,
 };
 
 const TSTATE_CFRAME: usize = 56;

@@ -2,7 +2,7 @@
 //! `cpython/code.h`): `f_executable` is a plain `PyObject*`, `FRAME_OWNED_BY_CSTACK` is 3.
 
 use super::since313::{self as walk, shared_debug_offsets, Facts};
-use super::FrameLayout;
+use super::{FrameLayout, InterpreterFacts};
 
 pub struct Py313;
 
@@ -14,6 +14,7 @@ impl Facts for Py313 {
     const FRAME_OWNER: usize = 70;
     const EXECUTABLE_TAG_BITS: usize = 0;
     const CODE_FIRSTTRACEABLE: usize = 184;
+    const RUNTIME_INTERPRETERS_HEAD: usize = 632;
     const CODE_CODE_ADAPTIVE: usize = 200;
     const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)] = &[
         SHARED[0],
@@ -37,6 +38,12 @@ impl Facts for Py313 {
             344,
             Self::CODE_CODE_ADAPTIVE,
         ),
+        (
+            "runtime_state.interpreters_head",
+            40,
+            Self::RUNTIME_INTERPRETERS_HEAD,
+        ),
+        ("interpreter_state.ceval_gil", 112, walk::INTERP_CEVAL_GIL),
     ];
 }
 
@@ -50,4 +57,10 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     native_thread_id: walk::native_thread_id::<Py313>,
     code_names: walk::code_names,
     object_presize: walk::object_presize,
+    interpreters: Some(InterpreterFacts {
+        runtime_head: Py313::RUNTIME_INTERPRETERS_HEAD,
+        // `struct pyinterpreters` starts with its PyMutex, then the head pointer.
+        runtime_mutex: Py313::RUNTIME_INTERPRETERS_HEAD - 8,
+        ceval_gil: walk::INTERP_CEVAL_GIL,
+    }),
 };

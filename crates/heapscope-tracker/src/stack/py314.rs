@@ -3,7 +3,7 @@
 //! are tags, `FRAME_OWNED_BY_INTERPRETER` is 3 and `FRAME_OWNED_BY_CSTACK` 4.
 
 use super::since313::{self as walk, shared_debug_offsets, Facts};
-use super::FrameLayout;
+use super::{FrameLayout, InterpreterFacts};
 
 pub struct Py314;
 
@@ -15,6 +15,7 @@ impl Facts for Py314 {
     const FRAME_OWNER: usize = 74;
     const EXECUTABLE_TAG_BITS: usize = 0b11;
     const CODE_FIRSTTRACEABLE: usize = 192;
+    const RUNTIME_INTERPRETERS_HEAD: usize = 808;
     const CODE_CODE_ADAPTIVE: usize = 208;
     const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)] = &[
         SHARED[0],
@@ -38,6 +39,12 @@ impl Facts for Py314 {
             384,
             Self::CODE_CODE_ADAPTIVE,
         ),
+        (
+            "runtime_state.interpreters_head",
+            40,
+            Self::RUNTIME_INTERPRETERS_HEAD,
+        ),
+        ("interpreter_state.ceval_gil", 120, walk::INTERP_CEVAL_GIL),
     ];
 }
 
@@ -51,4 +58,10 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     native_thread_id: walk::native_thread_id::<Py314>,
     code_names: walk::code_names,
     object_presize: walk::object_presize,
+    interpreters: Some(InterpreterFacts {
+        runtime_head: Py314::RUNTIME_INTERPRETERS_HEAD,
+        // `struct pyinterpreters` starts with its PyMutex, then the head pointer.
+        runtime_mutex: Py314::RUNTIME_INTERPRETERS_HEAD - 8,
+        ceval_gil: walk::INTERP_CEVAL_GIL,
+    }),
 };

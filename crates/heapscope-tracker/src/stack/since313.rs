@@ -26,6 +26,8 @@ pub trait Facts {
     const CODE_FIRSTTRACEABLE: usize;
     /// `offsetof(PyCodeObject, co_code_adaptive)`.
     const CODE_CODE_ADAPTIVE: usize;
+    /// `offsetof(_PyRuntimeState, interpreters.head)`.
+    const RUNTIME_INTERPRETERS_HEAD: usize;
     /// Offsets inside `_Py_DebugOffsets` of the fields [`check`] compares, with the value each
     /// must hold (the offset this module uses).
     const DEBUG_OFFSETS: &'static [(&'static str, usize, usize)];
@@ -37,6 +39,9 @@ pub const FRAME_EXECUTABLE: usize = 0;
 pub const FRAME_PREVIOUS: usize = 8;
 /// `offsetof(_PyInterpreterFrame, instr_ptr)` (3.13-3.15).
 pub const FRAME_INSTR_PTR: usize = 56;
+/// `offsetof(PyInterpreterState, ceval.gil)` (3.13-3.15): the GIL the interpreter uses, its
+/// own or the main interpreter's.
+pub const INTERP_CEVAL_GIL: usize = 16;
 /// `offsetof(PyCodeObject, co_filename)` (3.11-3.15).
 pub const CODE_FILENAME: usize = 112;
 /// `offsetof(PyCodeObject, co_qualname)` (3.11-3.15).

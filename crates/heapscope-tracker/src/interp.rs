@@ -1,0 +1,182 @@
+//! Which interpreter's GIL the calling thread holds.
+//!
+//! From 3.12 on an interpreter may have a GIL of its own (`concurrent.interpreters` in 3.14,
+//! `_interpreters` in 3.13): its threads run at the same time as the main interpreter's, and
+//! they call the same PyMem hooks, the same reference tracer and the same
+//! `PyTraceMalloc_Track`, since those are the runtime's, not an interpreter's. The tracer's
+//! state belongs to the holder of the main interpreter's GIL, so what a thread holding another
+//! GIL does passes through untraced. So does what the threads of the legacy kind (sharing the
+//! main GIL) do: their code objects die without heapscope's code watcher (watchers are
+//! per interpreter) seeing them. heapscope traces the interpreter that started it. Before
+//! this, a thread of another GIL entered the tracer's tables at the same time as the main
+//! interpreter's threads (index out of bounds, heap corruption, within a second).
+//!
+//! `PyGILState_Check` cannot tell who holds the GIL either: CPython turns its check off for
+//! good once a second interpreter is created, and it then answers 1 to every thread, C
+//! threads with no thread state included. From 3.13 on the current thread state is a
+//! thread-local, non-null exactly while the thread holds its interpreter's GIL, and each
+//! interpreter points at the GIL it uses (`ceval.gil`), so that is what is compared here.
+//!
+//! The hooks pay one compare for it while the main interpreter is alone: the runtime links a
+//! new interpreter at the head of its list before the interpreter runs any code, and unlinks
+//! it after its last thread is gone, so the head is the main interpreter exactly when it is
+//! alone.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use crate::stack::{current_tstate, FrameLayout};
+
+/// `offsetof(PyThreadState, interp)` (3.11-3.15, the public struct's third field).
+const TSTATE_INTERP: usize = 16;
+
+/// The pointer field at `offset` in the struct at `base`.
+///
+/// # Safety
+/// `base` is a live struct with a pointer field at `offset`.
+#[inline(always)]
+unsafe fn read_ptr<T>(base: *mut T, offset: usize) -> *mut c_void {
+    // SAFETY: per the contract.
+    unsafe { read::<*mut c_void>(base.cast(), offset) }
+}
+
+#[inline(always)]
+unsafe fn read<T: Copy>(base: *const u8, offset: usize) -> T {
+    // SAFETY: callers pass a live struct and the offset of a field of type T.
+    unsafe { base.add(offset).cast::<T>().read() }
+}
+
+/// Stands in for `_PyRuntime.interpreters.head` before `init`, and on versions where every
+/// interpreter shares one GIL: as null as `MAIN` then, so no other interpreter is ever seen.
+static NO_HEAD: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+/// The address of `_PyRuntime.interpreters.head`.
+static HEAD: AtomicPtr<*mut c_void> =
+    AtomicPtr::new(ptr::addr_of!(NO_HEAD).cast::<*mut c_void>().cast_mut());
+/// The address of `_PyRuntime.interpreters.mutex` (null before `init` and on 3.11).
+static HEAD_LOCK: AtomicPtr<u8> = AtomicPtr::new(ptr::null_mut());
+/// The main interpreter (`PyInterpreterState*`).
+static MAIN: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+/// The main interpreter's GIL (`struct _gil_runtime_state*`).
+static MAIN_GIL: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+/// `offsetof(PyInterpreterState, ceval.gil)`; 0 until `init` on 3.13+, and on 3.11.
+static CEVAL_GIL: AtomicUsize = AtomicUsize::new(0);
+
+/// Find the runtime's list of interpreters and the main interpreter's GIL.
+///
+/// # Safety
+/// The GIL of the main interpreter is held, by the main interpreter's thread state (PyO3
+/// refuses to import heapscope in any other interpreter), and `layout` is the running
+/// interpreter's, checked against its `_Py_DebugOffsets`.
+pub unsafe fn init(layout: &FrameLayout) {
+    let Some(facts) = layout.interpreters else {
+        return;
+    };
+    // SAFETY: dlsym with a NUL-terminated name (the layout check found the symbol too).
+    let runtime = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_PyRuntime".as_ptr()) };
+    if runtime.is_null() {
+        return;
+    }
+    // SAFETY: the main interpreter lives as long as the runtime; `ceval.gil` is a pointer at
+    // the checked offset.
+    let (main, gil) = unsafe {
+        let main = pyo3_ffi::PyInterpreterState_Main().cast::<c_void>();
+        let gil = read_ptr(main, facts.ceval_gil);
+        (main, gil)
+    };
+    MAIN_GIL.store(gil, Ordering::Relaxed);
+    CEVAL_GIL.store(facts.ceval_gil, Ordering::Relaxed);
+    MAIN.store(main, Ordering::Relaxed);
+    // SAFETY: `interpreters.mutex` and `interpreters.head` lie inside `_PyRuntime` at the
+    // checked offsets.
+    let (lock, head) = unsafe {
+        let base = runtime.cast::<u8>();
+        (base.add(facts.runtime_mutex), base.add(facts.runtime_head))
+    };
+    HEAD_LOCK.store(lock, Ordering::Relaxed);
+    HEAD.store(head.cast(), Ordering::Release);
+}
+
+/// True if an interpreter other than the main one exists (or may have, a moment ago).
+#[inline(always)]
+fn others() -> bool {
+    // SAFETY: HEAD points at `NO_HEAD` or at `_PyRuntime.interpreters.head`, both alive for
+    // the whole process. CPython writes the head under its own lock; a word-sized read that
+    // races with it sees the old or the new interpreter, and a thread of a new interpreter
+    // runs only after the write that linked it.
+    let head = unsafe { ptr::read_volatile(HEAD.load(Ordering::Relaxed)) };
+    head != MAIN.load(Ordering::Relaxed)
+}
+
+/// The GIL the interpreter `interp` uses.
+///
+/// # Safety
+/// `interp` is a live interpreter and `CEVAL_GIL` was set by `init`.
+#[inline(always)]
+unsafe fn gil_of(interp: *mut c_void) -> *mut c_void {
+    let at = CEVAL_GIL.load(Ordering::Relaxed);
+    // SAFETY: per the contract.
+    unsafe { read_ptr(interp, at) }
+}
+
+/// The interpreter of the calling thread's attached thread state, if it has one (3.13+:
+/// the thread-local current thread state, set exactly while the thread holds a GIL).
+#[inline(always)]
+fn attached_interpreter() -> Option<*mut c_void> {
+    let tstate = current_tstate();
+    if tstate.is_null() {
+        return None;
+    }
+    // SAFETY: the calling thread's attached thread state is alive while attached; `interp`
+    // is a pointer field at the same offset on every supported version.
+    Some(unsafe { read_ptr(tstate, TSTATE_INTERP) })
+}
+
+/// True if the calling thread runs another interpreter than the main one: the PyMem hooks and
+/// the reference tracer pass it through untraced. Costs one compare while the main
+/// interpreter is alone.
+#[inline(always)]
+pub fn foreign() -> bool {
+    others() && foreign_thread()
+}
+
+/// While other interpreters exist, a thread with no attached thread state is not the main
+/// GIL's holder either: it may be one of theirs between two GILs (creating or tearing down an
+/// interpreter), and taking the main GIL there could deadlock (see `runtime_locked`).
+#[cold]
+#[inline(never)]
+fn foreign_thread() -> bool {
+    if CEVAL_GIL.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    attached_interpreter().is_none_or(|interp| interp != MAIN.load(Ordering::Relaxed))
+}
+
+/// True if the runtime's interpreter list is locked (`HEAD_LOCK`, 3.13+). A thread creating
+/// an interpreter holds it, with no GIL, while it allocates the interpreter with
+/// `PyMem_RawCalloc`; meanwhile the main GIL's holder may wait for the lock without
+/// releasing the GIL (CPython takes it with `_Py_LOCK_DONT_DETACH`). The RAW hooks must not
+/// wait for the GIL then: what such a thread allocates passes through untraced.
+pub fn runtime_locked() -> bool {
+    let lock = HEAD_LOCK.load(Ordering::Relaxed);
+    // SAFETY: the one-byte `PyMutex` inside `_PyRuntime`, alive for the whole process; a
+    // racy read only decides whether to trace one allocation.
+    !lock.is_null() && unsafe { ptr::read_volatile(lock) } & 1 != 0
+}
+
+/// True if the calling thread, any thread, holds the main interpreter's GIL (what
+/// `PyGILState_Check` answers while one interpreter exists; see the module's comment).
+#[inline(always)]
+pub fn holds_main_gil() -> bool {
+    if CEVAL_GIL.load(Ordering::Relaxed) == 0 {
+        // 3.11: one GIL for all interpreters; the current thread state is the runtime's, not
+        // the thread's, so only PyGILState_Check can tell (docs/architecture.md, limits).
+        // SAFETY: a plain C-API query, valid from any thread.
+        return unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    }
+    attached_interpreter().is_some_and(|interp| {
+        // SAFETY: as in `foreign_thread`.
+        interp == MAIN.load(Ordering::Relaxed)
+            || unsafe { gil_of(interp) } == MAIN_GIL.load(Ordering::Relaxed)
+    })
+}
