@@ -261,6 +261,22 @@ def test_sampling_estimates_and_is_cheap_to_leave_on() -> None:
         tm.start(1, sample_rate=0)
 
 
+def test_a_new_sampling_rate_takes_effect_at_once() -> None:
+    # Direct sampling keeps the MEM/OBJ countdown outside the tracer's state: a new rate must
+    # restart it, or the first gap, drawn at one sample per 2**40 bytes, would never end.
+    if tm.is_tracing():
+        pytest.skip("the tracer is already running")
+    tm.start(1, sample_rate=2**40)
+    try:
+        tm.start(1, sample_rate=1024)
+        assert _native._get_sample_rate() == 1024
+        data = [bytes(100) for _ in range(50_000)]  # ~6.6 MB: ~6,400 samples expected
+        assert _native._trace_count() > 3_000
+        del data
+    finally:
+        tm.stop()
+
+
 def test_invalid_limits_raise_like_the_stdlib() -> None:
     for bad in (0, -1, 2**16, 2**30):
         with pytest.raises(ValueError, match=r"the number of frames must be in range \[1; 65535\]"):

@@ -86,6 +86,13 @@ pub fn installed_direct() -> bool {
     DIRECT.load(Ordering::Relaxed)
 }
 
+/// Restart the direct hooks' countdown from `st`'s sampler (just installed, or a new rate).
+pub fn arm_direct(st: &mut crate::state::State) {
+    if installed_direct() {
+        direct::arm(st);
+    }
+}
+
 /// Install the hooks on the three domains; `sampled` picks MEM/OBJ hooks that skip unsampled
 /// blocks before touching the tracer's state. `direct` (sampling only, when nothing is traced
 /// yet) leaves the MEM/OBJ frees to pymalloc itself if the probe finds plain pymalloc there:

@@ -143,6 +143,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
         if options.native && !native::native_on() {
             start_native(layout)?;
         }
+        hooks::arm_direct(st);
         native::set_native_sample_rate(options.sample_rate.unwrap_or(0));
         return Ok(());
     }
@@ -171,6 +172,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
         let free_hook = std::env::var_os("HEAPSCOPE_SAMPLING_FREE_HOOK").is_some_and(|v| v == "1");
         hooks::install(sampled, !options.native && !free_hook);
     }
+    hooks::arm_direct(st);
     set_ref_tracer(!sampled);
     TRACING.store(true, Ordering::Release);
     // What extensions report through PyTraceMalloc_Track reaches the tracer from now on.

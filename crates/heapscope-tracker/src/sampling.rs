@@ -60,7 +60,8 @@ impl Sampler {
         self.countdown = self.next_interval();
     }
 
-    fn weight(&self, size: u64) -> u64 {
+    /// The bytes a sampled block of `size` stands for.
+    pub fn weight(&self, size: u64) -> u64 {
         if size == 0 {
             return 0;
         }
@@ -68,7 +69,8 @@ impl Sampler {
         (size as f64 / p).round() as u64
     }
 
-    fn next_interval(&mut self) -> i64 {
+    /// Draw the bytes to the next sample point (exponential, mean `rate`).
+    pub fn next_interval(&mut self) -> i64 {
         // xorshift64*: statistically fine for spacing samples, and allocation-free.
         self.rng ^= self.rng >> 12;
         self.rng ^= self.rng << 25;

@@ -235,12 +235,31 @@ impl State {
         }
     }
 
-    /// Sampling hooks: a block `take_sample_point` selected could not be allocated; the
-    /// sampler moves on to its next point.
-    pub fn skip_sample_point(&mut self) {
-        if let Some(sampler) = &mut self.sampler {
-            sampler.skip();
+    /// Direct sampling (`hooks/direct.rs`), which keeps its countdown itself: trace the block
+    /// at `ptr` (null: its allocation failed) that its countdown selected, and return the
+    /// bytes to its next sample point.
+    ///
+    /// # Safety
+    /// As `on_alloc`.
+    #[inline(never)]
+    pub unsafe fn on_direct_sample_point(&mut self, ptr: *mut c_void, size: usize) -> i64 {
+        let Some(sampler) = &mut self.sampler else {
+            return i64::MAX;
+        };
+        let next = sampler.next_interval();
+        if !ptr.is_null() && self.active && !self.suspended {
+            let weight = sampler.weight(size as u64);
+            // SAFETY: per this function's contract.
+            unsafe { self.record(ptr, weight, Dest::GIL) };
         }
+        next
+    }
+
+    /// Direct sampling's first countdown, drawn when its hooks are installed.
+    pub fn first_direct_interval(&mut self) -> i64 {
+        self.sampler
+            .as_mut()
+            .map_or(i64::MAX, crate::sampling::Sampler::next_interval)
     }
 
     /// Sampling hooks: trace a block that `take_sample_point` selected.
