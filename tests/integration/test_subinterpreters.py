@@ -30,6 +30,10 @@ SCRIPT = textwrap.dedent(
         "import json\\n"
         "z = json.loads(json.dumps(list(range(20000))))\\n"
         "del y, z\\n"
+        "import threading\\n"  # a thread started inside the interpreter
+        "t = threading.Thread(target=lambda: [bytes(1000) for _ in range(2000)])\\n"
+        "t.start()\\n"
+        "t.join()\\n"
     )
 
     def in_interpreters(errors):
@@ -136,12 +140,15 @@ def test_other_interpreters_pass_through(
         assert out.strip() == "ok"
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
 @pytest.mark.parametrize("config", ["isolated", "legacy"])
 def test_heapscope_run_with_other_interpreters(
-    script: Path, config: str, tmp_path: Path, subprocess_env: dict[str, str]
+    script: Path, config: str, native: bool, tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     capture = tmp_path / "run.hsc"
-    run(["-m", "heapscope", "run", "-o", str(capture), str(script), "run", config], subprocess_env)
+    flags = ["--native"] if native else []
+    command = ["-m", "heapscope", "run", *flags, "-o", str(capture), str(script), "run", config]
+    run(command, subprocess_env)
     report = run(["-m", "heapscope", "report", "--json", str(capture)], subprocess_env)
     assert "interpreters.py" in report
     assert "<string>" not in report

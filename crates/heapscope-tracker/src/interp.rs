@@ -132,6 +132,18 @@ fn attached_interpreter() -> Option<*mut c_void> {
     Some(unsafe { read_ptr(tstate, TSTATE_INTERP) })
 }
 
+/// True if `tstate` belongs to the main interpreter, or if heapscope cannot tell them apart
+/// (3.11, where every interpreter shares the GIL).
+///
+/// # Safety
+/// `tstate` is a live thread state.
+pub unsafe fn of_main(tstate: *mut c_void) -> bool {
+    let main = MAIN.load(Ordering::Relaxed);
+    // SAFETY: per the contract, a live thread state; `interp` is at the same offset on every
+    // supported version.
+    main.is_null() || unsafe { read_ptr(tstate, TSTATE_INTERP) } == main
+}
+
 /// True if the calling thread runs another interpreter than the main one: the PyMem hooks and
 /// the reference tracer pass it through untraced. Costs one compare while the main
 /// interpreter is alone.
@@ -152,12 +164,32 @@ fn foreign_thread() -> bool {
     attached_interpreter().is_none_or(|interp| interp != MAIN.load(Ordering::Relaxed))
 }
 
-/// True if the runtime's interpreter list is locked (`HEAD_LOCK`, 3.13+). A thread creating
-/// an interpreter holds it, with no GIL, while it allocates the interpreter with
-/// `PyMem_RawCalloc`; meanwhile the main GIL's holder may wait for the lock without
-/// releasing the GIL (CPython takes it with `_Py_LOCK_DONT_DETACH`). The RAW hooks must not
-/// wait for the GIL then: what such a thread allocates passes through untraced.
+/// True if the runtime's interpreter list stays locked (`HEAD_LOCK`, 3.13+) for longer than
+/// another thread needs it. A thread creating an interpreter holds it, with no GIL, while it
+/// allocates the interpreter with `PyMem_RawCalloc`; meanwhile the main GIL's holder may wait
+/// for the lock without releasing the GIL (CPython takes it with `_Py_LOCK_DONT_DETACH`). The
+/// RAW hooks must not wait for the GIL then: what such a thread allocates passes through
+/// untraced. Other threads hold the lock for microseconds (creating or deleting a thread
+/// state), so a lock seen held is watched for [`LOCK_PATIENCE`] first: a RAW allocation of
+/// another thread made at that moment is still traced.
 pub fn runtime_locked() -> bool {
+    if !head_lock_held() {
+        return false;
+    }
+    let since = std::time::Instant::now();
+    while since.elapsed() < LOCK_PATIENCE {
+        std::thread::yield_now();
+        if !head_lock_held() {
+            return false;
+        }
+    }
+    true
+}
+
+/// How long a RAW hook without the GIL waits for `HEAD_LOCK` to be released.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_micros(200);
+
+fn head_lock_held() -> bool {
     let lock = HEAD_LOCK.load(Ordering::Relaxed);
     // SAFETY: the one-byte `PyMutex` inside `_PyRuntime`, alive for the whole process; a
     // racy read only decides whether to trace one allocation.

@@ -18,6 +18,7 @@ use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::{journal, unwind};
+use crate::interp;
 use crate::sampling::Sampler;
 use crate::stack::{FrameLayout, RawFrame};
 
@@ -277,7 +278,11 @@ fn record(addr: *mut c_void, size: usize, mapping: bool) {
     // the GIL.
     let tstate = unsafe { PyGILState_GetThisThreadState() };
     let layout = LAYOUT.load(Ordering::Relaxed) as *const FrameLayout;
-    let (npy, total_py) = if tstate.is_null() || layout.is_null() {
+    // A thread state of another interpreter (a thread started inside one) names code objects
+    // whose death heapscope's code watcher does not see: native frames only (`interp.rs`).
+    // SAFETY: `tstate` is this thread's, alive while the thread runs.
+    let foreign = !tstate.is_null() && !unsafe { interp::of_main(tstate) };
+    let (npy, total_py) = if tstate.is_null() || layout.is_null() || foreign {
         (0, 0)
     } else {
         // SAFETY: `layout` was stored from a `&'static FrameLayout` by `start`. `tstate` is
