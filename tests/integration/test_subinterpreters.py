@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
+needs_313 = pytest.mark.skipif(
     sys.version_info < (3, 13), reason="interpreters with their own GIL: 3.13+ (_interpreters)"
 )
 
@@ -127,6 +127,7 @@ def script(tmp_path: Path) -> Path:
     return path
 
 
+@needs_313
 @pytest.mark.parametrize("config", ["isolated", "legacy"])
 @pytest.mark.parametrize("mode", ["full", "sampled", "sampled-freehook"])
 def test_other_interpreters_pass_through(
@@ -140,6 +141,7 @@ def test_other_interpreters_pass_through(
         assert out.strip() == "ok"
 
 
+@needs_313
 @pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
 @pytest.mark.parametrize("config", ["isolated", "legacy"])
 def test_heapscope_run_with_other_interpreters(
@@ -152,3 +154,68 @@ def test_heapscope_run_with_other_interpreters(
     report = run(["-m", "heapscope", "report", "--json", str(capture)], subprocess_env)
     assert "interpreters.py" in report
     assert "<string>" not in report
+
+
+AFTER_AN_INTERPRETER = textwrap.dedent(
+    """
+    import ctypes
+    import sys
+    import threading
+    import time
+
+    if sys.version_info >= (3, 13):
+        import _interpreters as interpreters
+
+        interp = interpreters.create("legacy")
+        interpreters.exec(interp, "x = 1")
+    else:
+        import _xxsubinterpreters as interpreters
+
+        interp = interpreters.create()
+        interpreters.run_string(interp, "x = 1")
+    interpreters.destroy(interp)
+
+    import heapscope.tracemalloc as tm
+    from heapscope import _native
+
+    tm.start(10)
+    libc_view = ctypes.CDLL(None)  # releases the GIL around each call
+    raw_malloc = libc_view.PyMem_RawMalloc
+    raw_malloc.restype = ctypes.c_void_p
+    raw_malloc.argtypes = [ctypes.c_size_t]
+    raw_free = libc_view.PyMem_RawFree
+    raw_free.argtypes = [ctypes.c_void_p]
+
+    def raw():
+        for k in range(20_000):
+            raw_free(raw_malloc(1000 + k % 300))
+
+    threads = [threading.Thread(target=raw) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for _ in range(20):
+        keep = [bytes(100) for _ in range(20_000)]
+        del keep
+    for t in threads:
+        t.join()
+    time.sleep(0.2)  # the threads' own teardown, after join() returns
+    _native._set_thread_ignored(True)
+    current = tm.get_traced_memory()[0]
+    live = sum(t[1] for t in _native._get_traces())
+    _native._set_thread_ignored(False)
+    assert current == live, (current, live)
+    tm.stop()
+    print("ok")
+    """
+)
+
+
+def test_c_threads_without_the_gil_after_an_interpreter_existed(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # CPython's PyGILState_Check answers 1 to every thread once a second interpreter was ever
+    # created (3.11 too), so the RAW hooks cannot ask it whether to take the GIL.
+    path = tmp_path / "after.py"
+    path.write_text(AFTER_AN_INTERPRETER)
+    for _ in range(3):
+        assert run([str(path)], subprocess_env).strip() == "ok"

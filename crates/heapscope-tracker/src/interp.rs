@@ -24,7 +24,7 @@
 
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use crate::stack::{current_tstate, FrameLayout};
 
@@ -164,6 +164,46 @@ fn foreign_thread() -> bool {
     attached_interpreter().is_none_or(|interp| interp != MAIN.load(Ordering::Relaxed))
 }
 
+/// `offsetof(PyThreadState, thread_id)` on 3.11 (`PyThread_get_thread_ident()`, that is
+/// `pthread_self()`, of the thread the state belongs to).
+const TSTATE_THREAD_ID_311: usize = 152;
+
+/// Set by `init_311` once the offset above was seen to hold for the starting thread.
+static THREAD_ID_311_CHECKED: AtomicBool = AtomicBool::new(false);
+
+/// 3.11: check `TSTATE_THREAD_ID_311` against the calling thread, which holds the GIL.
+pub fn init_311() {
+    if cfg!(Py_3_13) {
+        return;
+    }
+    let tstate = current_tstate();
+    // SAFETY: the GIL holder's (our) thread state is alive; `thread_id` is an unsigned long.
+    let ok = !tstate.is_null()
+        && unsafe { read::<libc::c_ulong>(tstate.cast(), TSTATE_THREAD_ID_311) }
+            == unsafe { libc::pthread_self() };
+    THREAD_ID_311_CHECKED.store(ok, Ordering::Relaxed);
+}
+
+/// 3.11, one GIL for every interpreter: the runtime's current thread state is the GIL
+/// holder's (not the calling thread's, as from 3.12 on), so the calling thread holds the GIL
+/// exactly when that state's `thread_id` is its own. `PyGILState_Check` cannot say: CPython
+/// turns its check off for good once a subinterpreter was created, and it then answers 1 to
+/// every thread (seen: C threads calling `PyMem_RawMalloc` without the GIL left the books
+/// wrong on every run after one `_xxsubinterpreters.create()`). The holder may delete its
+/// state meanwhile: CPython clears the current state before freeing it, and a stale read of
+/// a freed block only answers "not ours", which is right.
+fn holds_the_gil_311() -> bool {
+    if !THREAD_ID_311_CHECKED.load(Ordering::Relaxed) {
+        // SAFETY: a plain C-API query, valid from any thread.
+        return unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+    }
+    let holder = current_tstate();
+    // SAFETY: see above; `thread_id` is an unsigned long at the checked offset.
+    !holder.is_null()
+        && unsafe { read::<libc::c_ulong>(holder.cast(), TSTATE_THREAD_ID_311) }
+            == unsafe { libc::pthread_self() }
+}
+
 /// True if the runtime's interpreter list stays locked (`HEAD_LOCK`, 3.13+) for longer than
 /// another thread needs it. A thread creating an interpreter holds it, with no GIL, while it
 /// allocates the interpreter with `PyMem_RawCalloc`; meanwhile the main GIL's holder may wait
@@ -201,10 +241,7 @@ fn head_lock_held() -> bool {
 #[inline(always)]
 pub fn holds_main_gil() -> bool {
     if CEVAL_GIL.load(Ordering::Relaxed) == 0 {
-        // 3.11: one GIL for all interpreters; the current thread state is the runtime's, not
-        // the thread's, so only PyGILState_Check can tell (docs/architecture.md, limits).
-        // SAFETY: a plain C-API query, valid from any thread.
-        return unsafe { pyo3_ffi::PyGILState_Check() } != 0;
+        return holds_the_gil_311();
     }
     attached_interpreter().is_some_and(|interp| {
         // SAFETY: as in `foreign_thread`.

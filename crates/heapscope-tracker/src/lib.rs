@@ -153,6 +153,7 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
     // SAFETY: GIL held by the main interpreter (PyO3 imports heapscope nowhere else); the
     // layout was just checked.
     unsafe { interp::init(layout) };
+    interp::init_311();
     // SAFETY: GIL held, hooks not installed yet: the probe's blocks are not traced.
     st.table
         .set_pooled(unsafe { pool_probe::pool_layout_holds() });
