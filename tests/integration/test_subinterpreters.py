@@ -198,12 +198,19 @@ AFTER_AN_INTERPRETER = textwrap.dedent(
         del keep
     for t in threads:
         t.join()
-    time.sleep(0.2)  # the threads' own teardown, after join() returns
-    _native._set_thread_ignored(True)
-    current = tm.get_traced_memory()[0]
-    live = sum(t[1] for t in _native._get_traces())
-    _native._set_thread_ignored(False)
-    assert current == live, (current, live)
+    # The threads' own teardown frees RAW blocks after join() returns, between two reads at
+    # times: the books must balance once it is over (the defect left them wrong for good).
+    seen = []
+    for _ in range(10):
+        time.sleep(0.2)
+        _native._set_thread_ignored(True)
+        current = tm.get_traced_memory()[0]
+        live = sum(t[1] for t in _native._get_traces())
+        _native._set_thread_ignored(False)
+        seen.append((current, live))
+        if current == live:
+            break
+    assert seen[-1][0] == seen[-1][1], seen
     tm.stop()
     print("ok")
     """

@@ -15,7 +15,9 @@
 //! good once a second interpreter is created, and it then answers 1 to every thread, C
 //! threads with no thread state included. From 3.13 on the current thread state is a
 //! thread-local, non-null exactly while the thread holds its interpreter's GIL, and each
-//! interpreter points at the GIL it uses (`ceval.gil`), so that is what is compared here.
+//! interpreter points at the GIL it uses (`ceval.gil`), so that is what is compared here. On
+//! 3.11 (one GIL) the current thread state is the GIL holder's: its `thread_id` is compared
+//! with the caller's.
 //!
 //! The hooks pay one compare for it while the main interpreter is alone: the runtime links a
 //! new interpreter at the head of its list before the interpreter runs any code, and unlinks
