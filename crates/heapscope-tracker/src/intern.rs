@@ -25,7 +25,7 @@
 
 use hashbrown::HashTable;
 
-use crate::stack::{mix, RawFrame};
+use crate::stack::{mix, Check, RawFrame};
 
 /// Id of an interned traceback.
 pub type TbId = u32;
@@ -147,32 +147,10 @@ impl Default for Recent {
     }
 }
 
-/// The second hash of a stack: a sum of folded 64x64->128 multiplies, one per pair of frames
-/// (each frame packed in one word), independent of each other (no dependency chain) and
-/// salted by position.
+/// The second hash of a stack ([`Check`]), for frames no walk folded it in for.
 #[inline(always)]
 pub fn check_hash(frames: &[RawFrame]) -> u64 {
-    const K1: u64 = 0x2d35_8dcc_aa6c_78a5;
-    const K2: u64 = 0x8bb8_4b93_962e_acc9;
-    const K3: u64 = 0x4b33_a62e_d433_d4a3;
-    // A code address uses the low 47 bits and is 8-aligned; the offset goes to the top bits
-    // (offsets below 2^20 keep the word one-to-one).
-    let word = |f: &RawFrame| (f.code as u64) ^ (f.offset as u64).rotate_left(47);
-    let fold = |a: u64, b: u64| {
-        let m = u128::from(a) * u128::from(b);
-        (m as u64) ^ ((m >> 64) as u64)
-    };
-    let mut acc = frames.len() as u64;
-    let mut salt = K1;
-    let mut pairs = frames.chunks_exact(2);
-    for pair in &mut pairs {
-        acc = acc.wrapping_add(fold(word(&pair[0]) ^ salt, word(&pair[1]) ^ K2));
-        salt = salt.wrapping_add(K3);
-    }
-    if let [last] = pairs.remainder() {
-        acc = acc.wrapping_add(fold(word(last) ^ salt, K2));
-    }
-    acc
+    Check::of(frames)
 }
 
 fn node_hash(parent: NodeId, frame: RawFrame) -> u64 {
@@ -184,7 +162,7 @@ fn node_hash(parent: NodeId, frame: RawFrame) -> u64 {
 
 impl Interner {
     /// The id of this traceback, interning it if new; `true` if it was new (its new nodes are
-    /// then in [`Interner::fresh`]).
+    /// then in [`Interner::fresh`]). `hash` is the walk's, `check` is [`check_hash`] of `frames`.
     #[inline(always)]
     pub fn intern(
         &mut self,
@@ -192,9 +170,9 @@ impl Interner {
         total_nframe: u16,
         thread: u64,
         hash: u64,
+        check: u64,
     ) -> (TbId, bool) {
         let hash = hash ^ thread;
-        let check = check_hash(frames);
         if let Some(id) = self.last {
             let r = &self.records[id as usize];
             if r.hash == hash
@@ -590,7 +568,7 @@ mod tests {
                 let frames: Vec<RawFrame> = stack.iter().map(|&(c, o)| frame(c, o)).collect();
                 let total = frames.len() as u16 + 1;
                 let (id, new) =
-                    interner.intern(&frames, total, *thread, walk_hash(&frames, total));
+                    interner.intern(&frames, total, *thread, walk_hash(&frames, total), check_hash(&frames));
                 let key = (frames.clone(), *thread);
                 if let Some(&known) = model.get(&key) {
                     prop_assert_eq!((id, new), (known, false));
@@ -641,7 +619,7 @@ mod tests {
                             stack.iter().map(|&(c, o)| frame(c, o)).collect();
                         let total = frames.len() as u16;
                         let (id, new) =
-                            interner.intern(&frames, total, 0, walk_hash(&frames, total));
+                            interner.intern(&frames, total, 0, walk_hash(&frames, total), check_hash(&frames));
                         if let Some(&known) = model.get(&frames) {
                             prop_assert_eq!((id, new), (known, false));
                         } else {
@@ -685,7 +663,13 @@ mod tests {
         let mut interner = Interner::default();
         let frames: Vec<RawFrame> = (0..64).map(|_| frame(1, 10)).collect();
         for total in 64..1000u16 {
-            let (id, new) = interner.intern(&frames, total, 0, walk_hash(&frames, total));
+            let (id, new) = interner.intern(
+                &frames,
+                total,
+                0,
+                walk_hash(&frames, total),
+                check_hash(&frames),
+            );
             assert!(new);
             assert_eq!(interner.record(id).total_nframe, total);
         }
@@ -704,7 +688,7 @@ mod tests {
             frames[0] = frame(1 + i % 1000, 2);
             frames[1] = frame(2000 + i / 1000, 4);
             let h = walk_hash(&frames, 64);
-            assert!(interner.intern(&frames, 64, 0, h).1);
+            assert!(interner.intern(&frames, 64, 0, h, check_hash(&frames)).1);
         }
         let per_stack = interner.memory() / 1_000_000;
         assert!(per_stack < 110, "{per_stack} bytes per stack");

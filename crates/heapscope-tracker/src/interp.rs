@@ -160,9 +160,6 @@ pub fn foreign() -> bool {
 #[cold]
 #[inline(never)]
 fn foreign_thread() -> bool {
-    if CEVAL_GIL.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
     attached_interpreter().is_none_or(|interp| interp != MAIN.load(Ordering::Relaxed))
 }
 

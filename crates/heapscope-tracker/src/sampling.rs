@@ -40,7 +40,7 @@ impl Sampler {
     }
 
     /// Move past a block of `size` bytes; true if a sample point falls inside it, in which
-    /// case `sampled` (or `skip`) must follow.
+    /// case `sampled` (or `set_countdown`) must follow.
     #[inline(always)]
     pub fn take(&mut self, size: u64) -> bool {
         self.countdown -= size as i64;
@@ -55,9 +55,9 @@ impl Sampler {
         self.weight(size)
     }
 
-    /// Forget a block that `take` selected (it is not recorded); draws the next sample point.
-    pub fn skip(&mut self) {
-        self.countdown = self.next_interval();
+    /// Put the next sample point `bytes` ahead (drawn by `next_interval`).
+    pub fn set_countdown(&mut self, bytes: i64) {
+        self.countdown = bytes;
     }
 
     /// The bytes a sampled block of `size` stands for.

@@ -235,9 +235,10 @@ impl State {
         }
     }
 
-    /// Direct sampling (`hooks/direct.rs`), which keeps its countdown itself: trace the block
-    /// at `ptr` (null: its allocation failed) that its countdown selected, and return the
-    /// bytes to its next sample point.
+    /// A sample point fell in the block at `ptr` (null: its allocation failed): trace it,
+    /// unless tracing is off or suspended, and return the bytes to the next sample point,
+    /// drawn from the sampler. Direct sampling (`hooks/direct.rs`) keeps that countdown
+    /// itself; `on_sample_point` puts it back in the sampler.
     ///
     /// # Safety
     /// As `on_alloc`.
@@ -268,17 +269,16 @@ impl State {
     /// As `on_alloc`.
     #[inline(never)]
     pub unsafe fn on_sample_point(&mut self, ptr: *mut c_void, size: usize) {
-        let Some(sampler) = &mut self.sampler else {
+        if self.sampler.is_none() {
             // SAFETY: per this function's contract.
             return unsafe { self.on_alloc(ptr, size, false) };
-        };
-        if !self.active || self.suspended {
-            sampler.skip();
-            return;
         }
-        let weight = sampler.sampled(size as u64);
+        // The same work as direct sampling's, the next point kept in the sampler.
         // SAFETY: per this function's contract.
-        unsafe { self.record(ptr, weight, Dest::GIL) };
+        let next = unsafe { self.on_direct_sample_point(ptr, size) };
+        if let Some(sampler) = &mut self.sampler {
+            sampler.set_countdown(next);
+        }
     }
 
     /// Walk the stack, intern it and enter the block in the table `dest`. The one caller of
@@ -373,6 +373,7 @@ impl State {
                 total_nframe: 1,
                 hash: 1,
                 chain: 0,
+                check: crate::intern::check_hash(&[RawFrame::UNKNOWN]),
                 top: 0,
                 instrumenting: false,
             };
@@ -391,9 +392,13 @@ impl State {
         let frames = &self.scratch[..captured.nframe];
         // The domain goes into the interner's owner key beside the thread (`domains.rs`).
         let owner = thread | domain_bits;
-        let (tb, new) = self
-            .interner
-            .intern(frames, captured.total_nframe, owner, captured.hash);
+        let (tb, new) = self.interner.intern(
+            frames,
+            captured.total_nframe,
+            owner,
+            captured.hash,
+            captured.check,
+        );
         if new {
             self.on_new_traceback(tb);
         }

@@ -316,7 +316,8 @@ impl State {
         });
         let thread = if self.by_thread { thread } else { 0 };
         let owner = crate::domains::owner_key(thread, NATIVE_DOMAIN);
-        let (tb, new) = self.interner.intern(frames, total, owner, hash);
+        let check = crate::intern::check_hash(frames);
+        let (tb, new) = self.interner.intern(frames, total, owner, hash, check);
         if new {
             self.on_new_traceback(tb);
         }

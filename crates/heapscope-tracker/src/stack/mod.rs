@@ -91,6 +91,8 @@ pub struct Captured {
     pub chain: u64,
     /// The innermost frame written (`_PyInterpreterFrame*`), 0 if none or not reported.
     pub top: usize,
+    /// The second hash of the written frames ([`Check`]).
+    pub check: u64,
     /// The interpreter is instrumenting the innermost frame's code for heapscope's PY_START
     /// counter (`monitor.rs`): its allocation, not the program's, is not traced.
     pub instrumenting: bool,
@@ -117,6 +119,9 @@ pub struct WalkCache {
     pub nframe: usize,
     pub total_nframe: u16,
     pub chain: u64,
+    /// The walk's [`Check`] and innermost offset, from which a hit computes its own.
+    pub check: u64,
+    pub offset0: isize,
 }
 
 /// [`FrameLayout::capture_cached`].
@@ -237,6 +242,69 @@ pub fn current_tstate() -> *mut c_void {
     return unsafe { pyo3_ffi::PyThreadState_GetUnchecked().cast() };
 }
 
+/// The second hash of a stack (the interner's `check`, beside the walk's chained hash): a sum
+/// of one folded 64x64->128 multiply per frame, salted by position. The terms do not depend on
+/// each other, so a walk folds them in as it goes at little cost in time (its loop waits on the
+/// frame chain's loads), instead of a second pass over the frames.
+#[derive(Clone, Copy)]
+pub struct Check {
+    acc: u64,
+    salt: u64,
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Check {
+            acc: 0,
+            salt: Check::K1,
+        }
+    }
+}
+
+impl Check {
+    const K1: u64 = 0x2d35_8dcc_aa6c_78a5;
+    const K2: u64 = 0x8bb8_4b93_962e_acc9;
+    const K3: u64 = 0x4b33_a62e_d433_d4a3;
+
+    /// Fold in the next frame (innermost first).
+    #[inline(always)]
+    pub fn push(&mut self, code: *const c_void, offset: isize) {
+        // A code address uses the low 47 bits and is 8-aligned; the offset goes to the top
+        // bits (offsets below 2^20 keep the word one-to-one).
+        let word = (code as u64) ^ (offset as u64).rotate_left(47);
+        let m = u128::from(word ^ self.salt) * u128::from(Check::K2);
+        self.acc = self.acc.wrapping_add((m as u64) ^ ((m >> 64) as u64));
+        self.salt = self.salt.wrapping_add(Check::K3);
+    }
+
+    /// The hash of the `nframe` frames pushed.
+    #[inline(always)]
+    pub fn finish(self, nframe: usize) -> u64 {
+        self.acc.wrapping_add(nframe as u64)
+    }
+
+    /// `check` of frames whose innermost frame (of `code`) moved from offset `old` to `new`
+    /// (a cached walk's).
+    #[inline(always)]
+    pub fn moved_top(check: u64, code: *const c_void, old: isize, new: isize) -> u64 {
+        let mut was = Check::default();
+        was.push(code, old);
+        let mut now = Check::default();
+        now.push(code, new);
+        check.wrapping_sub(was.acc).wrapping_add(now.acc)
+    }
+
+    /// The hash of `frames` in one pass (what a walk folding them in gets).
+    #[inline(always)]
+    pub fn of(frames: &[RawFrame]) -> u64 {
+        let mut check = Check::default();
+        for f in frames {
+            check.push(f.code, f.offset);
+        }
+        check.finish(frames.len())
+    }
+}
+
 /// Folds one value into a running hash (the FxHash step: cheap, and good enough as the
 /// interner compares the frames on a hash match).
 #[inline(always)]
@@ -246,7 +314,36 @@ pub fn mix(hash: u64, value: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::layout_for;
+    use super::{layout_for, Check, RawFrame};
+
+    fn frame(code: usize, offset: isize) -> RawFrame {
+        RawFrame {
+            code: code as *mut std::ffi::c_void,
+            offset,
+        }
+    }
+
+    #[test]
+    fn a_walk_folding_frames_in_gets_the_check_of_its_frames() {
+        let mut frames = vec![
+            frame(0x7f00_1000, 42),
+            frame(0x7f00_2000, 8),
+            frame(0x7f00_1000, 0),
+        ];
+        let mut walk = Check::default();
+        for f in &frames {
+            walk.push(f.code, f.offset);
+        }
+        assert_eq!(walk.finish(frames.len()), Check::of(&frames));
+        // A cached walk whose innermost frame moved.
+        let moved = Check::moved_top(Check::of(&frames), frames[0].code, 42, 58);
+        frames[0].offset = 58;
+        assert_eq!(moved, Check::of(&frames));
+        // Order, position and length count.
+        let swapped = [frames[1], frames[0], frames[2]];
+        assert_ne!(Check::of(&swapped), Check::of(&frames));
+        assert_ne!(Check::of(&frames[..2]), Check::of(&frames));
+    }
 
     #[test]
     fn other_versions_get_a_clear_error() {

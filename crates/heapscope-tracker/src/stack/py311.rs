@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use super::{mix, Captured, FrameLayout, RawFrame, WalkCache};
+use super::{mix, Captured, Check, FrameLayout, RawFrame, WalkCache};
 
 pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.11",
@@ -144,6 +144,7 @@ unsafe fn walk<const SEG: bool>(
         total_nframe: 0,
         hash: 0,
         chain: 0,
+        check: 0,
         top: 0,
         instrumenting: false,
     };
@@ -167,6 +168,7 @@ unsafe fn walk<const SEG: bool>(
             frame = read(frame, FRAME_PREVIOUS);
         }
         let mut hash = 0u64;
+        let mut check = Check::default();
         let mut n = 0usize;
         let mut total = 0u32;
         let limit = out.len();
@@ -179,6 +181,7 @@ unsafe fn walk<const SEG: bool>(
                 seg = seg.saturating_add(entry(frame));
             }
             hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+            check.push(code, off);
             n += 1;
             frame = read(frame, FRAME_PREVIOUS);
         }
@@ -190,6 +193,7 @@ unsafe fn walk<const SEG: bool>(
         captured.nframe = n;
         captured.total_nframe = total.min(u32::from(u16::MAX)) as u16;
         captured.hash = mix(hash, u64::from(captured.total_nframe));
+        captured.check = check.finish(n);
     }
     captured
 }

@@ -9,7 +9,7 @@
 
 use std::ffi::c_void;
 
-use super::{finish_hash, mix, Captured, RawFrame, WalkCache};
+use super::{finish_hash, mix, Captured, Check, RawFrame, WalkCache};
 use crate::monitor;
 
 /// What differs between the versions this walk serves.
@@ -198,11 +198,13 @@ pub unsafe fn capture_cached<F: Facts>(
                     f.offset = off;
                 }
                 monitor::saved(cache.total_nframe);
+                let code = cache.code as *const c_void;
                 return Captured {
                     nframe: cache.nframe,
                     total_nframe: cache.total_nframe,
                     hash: finish_hash(cache.chain, cache.total_nframe, off),
                     chain: cache.chain,
+                    check: Check::moved_top(cache.check, code, cache.offset0, off),
                     top: cache.top,
                     instrumenting: false,
                 };
@@ -230,6 +232,8 @@ pub unsafe fn capture_cached<F: Facts>(
                 nframe: captured.nframe,
                 total_nframe: captured.total_nframe,
                 chain: captured.chain,
+                check: captured.check,
+                offset0: out[0].offset,
             };
         }
         captured
@@ -278,6 +282,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
         total_nframe: 0,
         hash: 0,
         chain: 0,
+        check: 0,
         top: 0,
         instrumenting: false,
     };
@@ -289,8 +294,8 @@ unsafe fn walk<F: Facts, const SEG: bool>(
             seg = seg.saturating_add(1);
         });
         let mut hash = 0u64;
+        let mut check = Check::default();
         let mut n = 0usize;
-        let mut total = 0u32;
         let mut offset0 = 0isize;
         let limit = out.len();
         // The innermost frame (a complete Python frame, as `first_complete` stops there):
@@ -306,23 +311,33 @@ unsafe fn walk<F: Facts, const SEG: bool>(
                 segs[0] = seg;
             }
             hash = mix(hash, (code as u64).rotate_left(24));
+            check.push(code, offset0);
             captured.top = frame as usize;
             n = 1;
-            total = 1;
             frame = read(frame, FRAME_PREVIOUS);
         }
+        // Up to the limit, Python frames are written and hashed...
+        while n < limit && !frame.is_null() && frame != floor {
+            if !not_python::<F>(frame) {
+                let code = code::<F>(frame);
+                let off = offset::<F>(frame, code);
+                out[n] = RawFrame { code, offset: off };
+                if SEG && n < segs.len() {
+                    segs[n] = seg;
+                }
+                hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+                check.push(code, off);
+                n += 1;
+            } else if SEG {
+                bound(seg, frame);
+                seg = seg.saturating_add(1);
+            }
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+        // ...past it only counted (the stdlib's `total_nframe`).
+        let mut total = n as u32;
         while !frame.is_null() && frame != floor {
             if !not_python::<F>(frame) {
-                if n < limit {
-                    let code = code::<F>(frame);
-                    let off = offset::<F>(frame, code);
-                    out[n] = RawFrame { code, offset: off };
-                    if SEG && n < segs.len() {
-                        segs[n] = seg;
-                    }
-                    hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
-                    n += 1;
-                }
                 total += 1;
             } else if SEG {
                 bound(seg, frame);
@@ -333,6 +348,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
         captured.nframe = n;
         captured.total_nframe = total.min(u32::from(u16::MAX)) as u16;
         captured.chain = hash;
+        captured.check = check.finish(n);
         captured.hash = finish_hash(hash, captured.total_nframe, offset0);
     }
     captured
