@@ -545,9 +545,9 @@ mod tests {
     }
 
     fn walk_hash(frames: &[RawFrame], total: u16) -> u64 {
-        let h = frames.iter().fold(0, |h, f| {
-            mix(h, (f.code as u64).rotate_left(24) ^ f.offset as u64)
-        });
+        let h = frames
+            .iter()
+            .fold(0, |h, f| crate::stack::chain_step(h, f.code, f.offset));
         mix(h, u64::from(total))
     }
 

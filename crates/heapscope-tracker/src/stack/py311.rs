@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use super::{mix, Captured, Check, FrameLayout, RawFrame, WalkCache};
+use super::{chain_step, mix, Captured, Check, FrameLayout, RawFrame, WalkCache};
 
 pub static LAYOUT: FrameLayout = FrameLayout {
     name: "3.11",
@@ -180,7 +180,7 @@ unsafe fn walk<const SEG: bool>(
                 segs[n] = seg;
                 seg = seg.saturating_add(entry(frame));
             }
-            hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+            hash = chain_step(hash, code, off);
             check.push(code, off);
             n += 1;
             frame = read(frame, FRAME_PREVIOUS);

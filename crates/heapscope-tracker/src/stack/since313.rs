@@ -9,7 +9,7 @@
 
 use std::ffi::c_void;
 
-use super::{finish_hash, mix, Captured, Check, RawFrame, WalkCache};
+use super::{chain_step, finish_hash, Captured, Check, RawFrame, WalkCache};
 use crate::monitor;
 
 /// What differs between the versions this walk serves.
@@ -310,7 +310,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
             if SEG && !segs.is_empty() {
                 segs[0] = seg;
             }
-            hash = mix(hash, (code as u64).rotate_left(24));
+            hash = chain_step(hash, code, 0);
             check.push(code, offset0);
             captured.top = frame as usize;
             n = 1;
@@ -325,7 +325,7 @@ unsafe fn walk<F: Facts, const SEG: bool>(
                 if SEG && n < segs.len() {
                     segs[n] = seg;
                 }
-                hash = mix(hash, (code as u64).rotate_left(24) ^ off as u64);
+                hash = chain_step(hash, code, off);
                 check.push(code, off);
                 n += 1;
             } else if SEG {
