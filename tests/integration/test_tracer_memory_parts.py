@@ -10,7 +10,8 @@ import textwrap
 from pathlib import Path
 
 # A program that makes many distinct stacks (one function per stack), forces a drain of the
-# profiler, then prints the parts, the total and the shape of what the tracer holds.
+# profiler, then prints the parts, the total, the shape of what the tracer holds and its
+# slots (live tracebacks and those the sweep freed, which the vectors keep for reuse).
 PROGRAM = textwrap.dedent(
     """
     import json
@@ -30,7 +31,8 @@ PROGRAM = textwrap.dedent(
         total = tm.get_tracemalloc_memory()
         if sum(b for _, b in parts) == total:
             break
-    print(json.dumps({"parts": parts, "total": total, "shape": _native._tracer_shape()}))
+    print(json.dumps({"parts": parts, "total": total, "shape": _native._tracer_shape(),
+                      "slots": _native._tracer_slots()}))
     """
 )
 
@@ -73,11 +75,13 @@ def test_parts_sum_to_the_total_and_cover_the_profiler(tmp_path: Path) -> None:
     ]:
         assert parts[name] > 0, name
     # 32-byte records and 40-byte counters, vectors at most twice their length.
-    assert parts["interner.records"] <= 2 * 32 * tracebacks
-    assert parts["stats.per_tb"] <= 2 * 40 * tracebacks
+    tb_slots, node_slots = result["slots"]
+    assert tracebacks <= tb_slots and nodes <= node_slots
+    assert parts["interner.records"] <= 2 * 32 * tb_slots
+    assert parts["stats.per_tb"] <= 2 * 40 * tb_slots
     # 4 bytes a traceback and a node for their ids in the capture; no per-stack state.
-    assert parts["drain.tb_stack"] <= 2 * 4 * tracebacks
-    assert parts["drain.node_file"] <= 2 * 4 * nodes
+    assert parts["drain.tb_stack"] <= 2 * 4 * tb_slots
+    assert parts["drain.node_file"] <= 2 * 4 * node_slots
 
 
 # 20,000 new stacks drained at once: more than one piece (8,192 new tracebacks a piece).

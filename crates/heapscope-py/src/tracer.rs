@@ -132,6 +132,12 @@ fn _tracer_shape(py: Python<'_>) -> (usize, usize, usize, usize) {
     tracker::tracer_shape(gil(py))
 }
 
+/// (traceback slots, frame tree node slots), freed slots included, for measurements.
+#[pyfunction]
+fn _tracer_slots(py: Python<'_>) -> (usize, usize) {
+    tracker::tracer_slots(gil(py))
+}
+
 /// Number of GOT slots of loaded objects that point at heapscope's replacements
 /// (`PyTraceMalloc_Track`, `PyTraceMalloc_Untrack`, `_PyTraceMalloc_GetTraceback`, `dlopen`,
 /// `dlclose`); 0 when not tracing.
@@ -290,6 +296,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_interposed_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_memory_parts, m)?)?;
     m.add_function(wrap_pyfunction!(_tracer_shape, m)?)?;
+    m.add_function(wrap_pyfunction!(_tracer_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_native_slots, m)?)?;
     m.add_function(wrap_pyfunction!(_sampling_direct, m)?)?;
     m.add_function(wrap_pyfunction!(_check_line_table, m)?)?;

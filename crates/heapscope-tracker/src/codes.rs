@@ -204,6 +204,11 @@ unsafe fn bury(code: *mut c_void) {
         // them while it is intact (`native/journal.rs`).
         st.apply_pending();
         if !st.codes.contains(code as usize) {
+            // No interned frame names it (the profiler's sweep may have freed the last), but
+            // the resolver may still cache its names and lines under an address that a new
+            // code object can take. The state reference ends here.
+            // SAFETY: GIL held, no other resolver reference alive.
+            unsafe { resolver().forget(code) };
             return;
         }
         let nodes = st.codes.take(code as usize);

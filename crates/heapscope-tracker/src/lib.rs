@@ -391,6 +391,13 @@ pub fn tracer_shape(gil: Gil) -> (usize, usize, usize, usize) {
     (t, n, d, drain::stack_count(gil))
 }
 
+/// (traceback slots, frame tree node slots): what the interner's vectors hold, slots freed by
+/// the profiler's sweep included (they are reused), for measurements.
+pub fn tracer_slots(_gil: Gil) -> (usize, usize) {
+    // SAFETY: GIL held; the reference ends with the statement.
+    unsafe { state() }.map_or((0, 0), |st| (st.interner.len(), st.interner.node_slots()))
+}
+
 /// [`tracer_memory`] per structure (name, bytes): what the figure is made of.
 pub fn tracer_memory_parts(gil: Gil) -> Vec<(&'static str, usize)> {
     let mut parts = Vec::new();

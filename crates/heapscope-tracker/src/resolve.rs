@@ -8,11 +8,22 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use heapscope_core::Frame;
 
+use crate::linetable::Lines;
 use crate::stack::{FrameLayout, RawFrame};
 
+/// What the resolver keeps of a live code object.
+struct Code {
+    /// File and function name.
+    names: (Arc<str>, Arc<str>),
+    /// Its location table, decoded (`None`: unreadable, `PyCode_Addr2Line` is asked).
+    lines: Option<Lines>,
+    /// The offsets cached in `by_raw` under its address, to forget when it dies.
+    offsets: Vec<isize>,
+}
+
 /// Resolved frames, cached by raw frame. A dying code object's entries are dropped by
-/// [`Resolver::bury`] (its address may be reused); everything goes with the interned frames on
-/// `clear_traces`/`stop`.
+/// [`Resolver::bury`] or [`Resolver::forget`] (its address may be reused); everything goes with
+/// the interned frames on `clear_traces`/`stop`.
 #[derive(Default)]
 pub struct Resolver {
     by_raw: HashMap<RawFrame, u32>,
@@ -20,7 +31,8 @@ pub struct Resolver {
     frames: Vec<Frame>,
     /// `frames` by a hash of the frame (4 bytes an entry, compared with the frame itself).
     distinct: hashbrown::HashTable<u32>,
-    names: HashMap<usize, (Arc<str>, Arc<str>)>,
+    /// Live code objects met, by address.
+    codes: HashMap<usize, Code>,
     /// File and function names of dead code objects, indexed by their tombstones.
     dead: Vec<(Arc<str>, Arc<str>)>,
     /// Bumped by every `clear`, so caches keyed by frame index know when they are stale.
@@ -96,10 +108,11 @@ impl Resolver {
             (names, raw.offset as i32)
         } else {
             // SAFETY: per the contract.
-            let names = unsafe { self.names(layout, raw.code) };
-            // SAFETY: live code object, GIL held; the offset is what the interpreter reports.
-            let line = unsafe { pyo3_ffi::PyCode_Addr2Line(raw.code.cast(), raw.offset as i32) };
-            (names, line)
+            let code = unsafe { self.code(layout, raw.code) };
+            code.offsets.push(raw.offset);
+            // SAFETY: live code object, GIL held.
+            let line = unsafe { code.line(raw.code, raw.offset) };
+            (code.names.clone(), line)
         };
         let i = self.distinct_index(Frame {
             filename,
@@ -166,20 +179,32 @@ impl Resolver {
         i
     }
 
-    /// File and function name of a live code object, cached.
+    /// What is kept of a live code object: its names and its lines, read on first use.
     ///
     /// # Safety
     /// The GIL is held and `code` is a live (or dying but intact) code object.
-    unsafe fn names(&mut self, layout: &FrameLayout, code: *mut c_void) -> (Arc<str>, Arc<str>) {
-        if let Some(n) = self.names.get(&(code as usize)) {
-            return n.clone();
+    unsafe fn code(&mut self, layout: &FrameLayout, code: *mut c_void) -> &mut Code {
+        self.codes.entry(code as usize).or_insert_with(|| {
+            // SAFETY: per the contract.
+            let (f, q) = unsafe { (layout.code_names)(code) };
+            Code {
+                // SAFETY: borrowed strs of a live code object.
+                names: unsafe { (text(f), text(q)) },
+                // SAFETY: per the contract.
+                lines: unsafe { decoded_lines(code) },
+                offsets: Vec::new(),
+            }
+        })
+    }
+
+    /// A code object is dying and no interned frame names it: forget what is cached under
+    /// its address (a new code object may take it).
+    pub fn forget(&mut self, code: *mut c_void) {
+        if let Some(known) = self.codes.remove(&(code as usize)) {
+            for offset in known.offsets {
+                self.by_raw.remove(&RawFrame { code, offset });
+            }
         }
-        // SAFETY: per the contract.
-        let (f, q) = unsafe { (layout.code_names)(code) };
-        // SAFETY: borrowed strs of a live code object.
-        let n = unsafe { (text(f), text(q)) };
-        self.names.insert(code as usize, n.clone());
-        n
     }
 
     /// A code object is dying: resolve the frames at `offsets` in it, forget what is cached
@@ -193,21 +218,18 @@ impl Resolver {
         code: *mut c_void,
         offsets: &[isize],
     ) -> Vec<RawFrame> {
-        // SAFETY: per the contract.
-        let names = unsafe { self.names(layout, code) };
-        self.names.remove(&(code as usize));
         let index = self.dead.len() as u32;
-        self.dead.push(names);
         // SAFETY: per the contract.
-        let lines = unsafe { lines_of(code, offsets) };
-        offsets
+        let known = unsafe { self.code(layout, code) };
+        let names = known.names.clone();
+        let tombstones = offsets
             .iter()
-            .zip(lines)
-            .map(|(&offset, line)| {
-                self.by_raw.remove(&RawFrame { code, offset });
-                RawFrame::dead(index, line.max(0))
-            })
-            .collect()
+            // SAFETY: per the contract.
+            .map(|&offset| RawFrame::dead(index, unsafe { known.line(code, offset) }.max(0)))
+            .collect();
+        self.dead.push(names);
+        self.forget(code);
+        tombstones
     }
 
     /// A resolved frame.
@@ -246,14 +268,25 @@ impl Resolver {
         ));
         out.push((
             "resolver.names",
-            self.names.capacity() * (size_of::<(usize, (Arc<str>, Arc<str>))>() + 1)
+            self.codes.capacity() * (size_of::<(usize, Code)>() + 1)
                 + self.dead.capacity() * size_of::<(Arc<str>, Arc<str>)>()
                 + self
-                    .names
+                    .codes
                     .values()
+                    .map(|c| &c.names)
                     .chain(self.dead.iter())
                     .map(|(f, q)| text(f) + text(q))
                     .sum::<usize>(),
+        ));
+        out.push((
+            "resolver.lines",
+            self.codes
+                .values()
+                .map(|c| {
+                    c.lines.as_ref().map_or(0, Lines::memory)
+                        + c.offsets.capacity() * size_of::<isize>()
+                })
+                .sum(),
         ));
     }
 
@@ -283,24 +316,25 @@ pub unsafe fn intern_names() {
     });
 }
 
-/// The line of each offset of `code`: one pass over its location table (`linetable.rs`), or
-/// `PyCode_Addr2Line` for each if the table cannot be read.
+impl Code {
+    /// The line of an offset in this code object.
+    ///
+    /// # Safety
+    /// The GIL is held and `code` is this live (or dying but intact) code object.
+    unsafe fn line(&self, code: *mut c_void, offset: isize) -> i32 {
+        match &self.lines {
+            Some(lines) => lines.line(offset),
+            // SAFETY: per the contract.
+            None => unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), offset as i32) },
+        }
+    }
+}
+
+/// The location table of `code`, decoded (`linetable.rs`); `None` if it cannot be read.
 ///
 /// # Safety
 /// The GIL is held and `code` is a live or dying (intact) code object.
-unsafe fn lines_of(code: *mut c_void, offsets: &[isize]) -> Vec<i32> {
-    // SAFETY: per the contract.
-    if let Some(lines) = unsafe { lines_from_table(code, offsets) } {
-        return lines;
-    }
-    offsets
-        .iter()
-        // SAFETY: per the contract.
-        .map(|&o| unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), o as i32) })
-        .collect()
-}
-
-unsafe fn lines_from_table(code: *mut c_void, offsets: &[isize]) -> Option<Vec<i32>> {
+unsafe fn decoded_lines(code: *mut c_void) -> Option<Lines> {
     let &(table_name, first_name) = LINETABLE_NAMES.get()?;
     if table_name == 0 || first_name == 0 {
         return None;
@@ -317,7 +351,7 @@ unsafe fn lines_from_table(code: *mut c_void, offsets: &[isize]) -> Option<Vec<i
             let first_line = pyo3_ffi::PyLong_AsLong(first);
             if !data.is_null() && size >= 0 {
                 let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
-                out = crate::linetable::lines(bytes, first_line as i32, offsets);
+                out = Lines::decode(bytes, first_line as i32);
             }
         }
         pyo3_ffi::Py_XDECREF(table);
@@ -338,9 +372,10 @@ unsafe fn lines_from_table(code: *mut c_void, offsets: &[isize]) -> Option<Vec<i
 pub unsafe fn check_lines(code: *mut c_void, code_bytes: usize) -> Option<usize> {
     let offsets: Vec<isize> = (-2..code_bytes as isize).step_by(2).collect();
     // SAFETY: per the contract.
-    let mine = unsafe { lines_from_table(code, &offsets) }?;
+    let mine = unsafe { decoded_lines(code) }?;
     let mut mismatches = 0;
-    for (&offset, line) in offsets.iter().zip(mine) {
+    for &offset in &offsets {
+        let line = mine.line(offset);
         // SAFETY: per the contract.
         if unsafe { pyo3_ffi::PyCode_Addr2Line(code.cast(), offset as i32) } != line {
             mismatches += 1;
