@@ -59,3 +59,41 @@ def test_shadow_stack_floor_runs_a_program_plain_and_hooked(
     hook = "sys.monitoring" if sys.version_info >= (3, 12) else "PyEval_SetProfile"
     assert hook in proc.stdout
     assert "hooked" in proc.stdout and proc.stdout.rstrip().endswith("x")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("whole", [False, True], ids=["driver", "heapscope-run"])
+def test_ab_runs_two_builds_side_by_side(
+    tmp_path: Path, subprocess_env: dict[str, str], whole: bool
+) -> None:
+    """`ab.py` (with `--run`: whole processes under `heapscope run`) prints one row per
+    workload with both builds' ratios and B's over A's."""
+    import heapscope
+
+    package = Path(heapscope.__file__).resolve().parent
+    for build in ("A", "B"):
+        (tmp_path / build).mkdir()
+        (tmp_path / build / "heapscope").symlink_to(package)
+    trees = RUN.parent / "workloads" / "trees.py"
+    cmd = [
+        sys.executable,
+        str(RUN.parent / "ab.py"),
+        "--a",
+        str(tmp_path / "A"),
+        "--b",
+        str(tmp_path / "B"),
+        "--rounds",
+        "1",
+        *(["--run"] if whole else []),
+        f"{trees}:6",
+    ]
+    proc = subprocess.run(
+        cmd, env=subprocess_env, capture_output=True, text=True, timeout=110, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.strip().splitlines()[-2:]
+    assert header.split() == ["workload", "untraced", "A", "B", "B/A"]
+    cells = row.split()
+    assert cells[0] == "trees.py:6"
+    assert cells[2].endswith("x") and cells[3].endswith("x")
+    assert float(cells[4]) > 0
