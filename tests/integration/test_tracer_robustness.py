@@ -397,6 +397,39 @@ def test_direct_sampling_keeps_the_books(allocator: str, subprocess_env: dict[st
     assert lines[2] == "ok"
 
 
+NATIVE_AFTER_DIRECT_SCRIPT = textwrap.dedent(
+    """
+    import heapscope.tracemalloc as tm
+    from heapscope import _native
+
+    tm.start(1, sample_rate=2048)
+    print("direct", _native._sampling_direct())
+    _native.start(1, sample_rate=2048, native=True)
+    print("with native", _native._sampling_direct())
+    for round in range(3):
+        keep = [bytes(i % 300) for i in range(30_000)]
+        _native._set_thread_ignored(True)
+        current = tm.get_traced_memory()[0]
+        live = sum(t[1] for t in _native._get_traces())
+        _native._set_thread_ignored(False)
+        assert current == live, (current, live)
+        del keep
+    tm.stop()
+    print("ok")
+    """
+)
+
+
+def test_native_after_direct_sampling_takes_the_ordinary_hooks(
+    subprocess_env: dict[str, str],
+) -> None:
+    # `--native` tells pymalloc's arenas by the PyMem hooks' nesting mark, which direct
+    # sampling leaves out for pool-sized blocks: asking for it while sampling directly swaps
+    # in the ordinary sampling hooks, as a start with `native=True` installs.
+    lines = run_under_allocator(NATIVE_AFTER_DIRECT_SCRIPT, "pymalloc", subprocess_env)
+    assert lines.strip().split("\n") == ["direct True", "with native False", "ok"]
+
+
 NON_PYMALLOC_SCRIPT = textwrap.dedent(
     """
     import heapscope.tracemalloc as tm

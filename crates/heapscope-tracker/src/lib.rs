@@ -139,6 +139,15 @@ pub fn start(_gil: Gil, limit: u32, options: Options) -> Result<(), TrackerError
             }
             set_ref_tracer(!sampled);
             set_frame_cache(st, !sampled);
+        } else if options.native && hooks::installed_direct() {
+            // `--native`'s hooks tell Python's memory (pymalloc's arenas) by the nesting mark
+            // of the PyMem hooks, which direct sampling leaves out for pool-sized blocks: the
+            // ordinary sampling hooks, as a start with `--native` installs.
+            // SAFETY: GIL held, hooks installed.
+            unsafe {
+                hooks::uninstall();
+                hooks::install(sampled, false);
+            }
         }
         if options.native && !native::native_on() {
             start_native(layout)?;

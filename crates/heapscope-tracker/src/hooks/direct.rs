@@ -31,6 +31,17 @@ use crate::state::state;
 /// anything larger goes to RAW.
 const MIN_SIZE: usize = 513;
 
+/// True if pymalloc serves a request of `size` bytes from its pools, never calling RAW (its
+/// arenas come from the arena allocator, not RAW; 0 bytes go to RAW; only a failed arena
+/// allocation, out of memory, would fall back to RAW). Such a call needs no nesting mark, so
+/// the hook ends in a tail call: what most allocations pay drops from ~21 instructions to ~16.
+/// The mark also tells `--native`'s hooks an arena's mmap is Python's: direct sampling is
+/// never installed with `--native` (`lib.rs`).
+#[inline(always)]
+fn pool_sized(size: usize) -> bool {
+    size.wrapping_sub(1) < MIN_SIZE - 1
+}
+
 /// The hooks of GIL domain `i` (1 MEM, 2 OBJ): ours for malloc, calloc and realloc, reading
 /// the original through `i`, since the ctx is the original's own.
 pub(super) fn hooks(i: usize, orig: &PyMemAllocatorEx) -> PyMemAllocatorEx {
@@ -92,6 +103,9 @@ extern "C" fn d_malloc<const I: usize>(_ctx: *mut c_void, size: usize) -> *mut c
         return call_malloc(a, size);
     }
     if !take(size) {
+        if pool_sized(size) {
+            return call_malloc(a, size);
+        }
         return nested(|| call_malloc(a, size));
     }
     let p = nested(|| call_malloc(a, size.max(MIN_SIZE)));
@@ -109,9 +123,15 @@ extern "C" fn d_calloc<const I: usize>(
         return call_calloc(a, nelem, elsize);
     }
     // An overflowing product passes through: the allocator fails it.
-    let Some(size) = nelem.checked_mul(elsize).filter(|&size| take(size)) else {
+    let Some(size) = nelem.checked_mul(elsize) else {
         return nested(|| call_calloc(a, nelem, elsize));
     };
+    if !take(size) {
+        if pool_sized(size) {
+            return call_calloc(a, nelem, elsize);
+        }
+        return nested(|| call_calloc(a, nelem, elsize));
+    }
     let (n, each) = if size < MIN_SIZE {
         (1, MIN_SIZE)
     } else {
