@@ -145,6 +145,8 @@ class CaptureSession:
         poll = min(POLL_INTERVAL, self.flush_interval)
         waited = 0.0
         while not self._wake.acquire(timeout=poll):
+            # A SIGTERM the main thread has not handled for 200 ms: send it again there.
+            _native.nudge_signal()
             waited += poll
             if waited < self.flush_interval and not _native.capture_wants_flush():
                 continue

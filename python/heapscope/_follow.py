@@ -347,14 +347,18 @@ def _install_sigterm_handler() -> None:
         handler = _chained_sigterm
     else:
         handler = _on_sigterm
-    try:  # noqa: SIM105
+    try:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread: leave signals alone
-        pass
+        return
+    # A SIGTERM that lands just before the main thread blocks would wait for that call to
+    # return: the flush thread nudges the main thread (`signal_watch.rs`).
+    _native.watch_signal(signal.SIGTERM)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _deferred_signal
+    _native.signal_taken()
     if _ending:
         # This handler interrupted the finish of the stream (handlers run between two
         # bytecodes of the main thread): dying now would cut it short. It ends first.
@@ -376,6 +380,7 @@ def _die_by(signum: int) -> None:
 
 
 def _chained_sigterm(signum: int, frame: FrameType | None) -> None:
+    _native.signal_taken()
     session = _session
     if session is not None and session.active:
         try:  # noqa: SIM105

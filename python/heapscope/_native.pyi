@@ -47,16 +47,19 @@ __all__ = [
     "ignore_current_thread",
     "is_tracing",
     "load_capture",
+    "nudge_signal",
     "profile_truncated",
     "render_diff",
     "render_html",
     "render_report",
     "reset_peak",
+    "signal_taken",
     "start",
     "start_capture",
     "stop",
     "stop_capture",
     "stop_capture_at_exit",
+    "watch_signal",
 ]
 
 class HeapscopeError(Exception): ...
@@ -143,6 +146,9 @@ def stop_capture(
 def stop_capture_at_exit(thread_names: list[tuple[int, str]], fallback: int) -> tuple[str, int]: ...
 def end_capture_by_signal(signal: int) -> bool: ...
 def arm_exit_signal(signal: int) -> bool: ...
+def watch_signal(signal: int) -> bool: ...
+def signal_taken() -> None: ...
+def nudge_signal() -> bool: ...
 def capture_active() -> bool: ...
 def ignore_current_thread() -> None: ...
 def load_capture(

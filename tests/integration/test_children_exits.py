@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,40 @@ def test_pool_terminate_workers_flush_on_sigterm(
     assert len(workers) == 2, traced(report)
     # Still held when they were terminated: recorded by the SIGTERM flush.
     assert_about(line_size(report, script, "HELD"), 2 * 3 * MiB)
+
+
+def test_a_sigterm_the_main_thread_sleeps_through_still_ends_the_program(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # Python runs its handlers in the main thread, when it evaluates or when a blocking call
+    # fails with EINTR: a SIGTERM that another thread takes (or that lands just before the
+    # main thread blocks) waits for that call. Without heapscope the default action kills at
+    # once; heapscope's flush thread sends the signal again to the main thread
+    # (`signal_watch.rs`), which takes it and dies by it, the stream ended.
+    script = write(
+        tmp_path / "prog.py",
+        """\
+        import signal, threading, time
+
+        def poke():
+            time.sleep(0.3)
+            signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+        kept = bytearray(8 * 1024 * 1024)  # KEPT
+        threading.Thread(target=poke).start()
+        time.sleep(60)
+        print("slept through")
+        """,
+    )
+    start = time.monotonic()
+    proc = heapscope("run", "-o", "out.hsc", script.name, cwd=tmp_path, env=subprocess_env)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == -signal.SIGTERM, (proc.stdout, proc.stderr)
+    assert elapsed < 20, elapsed
+    assert "slept through" not in proc.stdout
+    report = report_json(tmp_path / "out.hsc", subprocess_env, "--at", "end")
+    assert_about(line_size(report, script, "KEPT"), 8 * MiB)
+    assert report["meta"]["processes"][0]["exit_code"] == -15
 
 
 def test_sigterm_of_the_root_flushes_and_dies_by_the_signal(

@@ -154,6 +154,27 @@ fn arm_exit_signal(signal: i32) -> bool {
     recorder::arm_exit_signal(signal)
 }
 
+/// Note when `signal` comes, around the C-level handler Python just installed for it (main
+/// thread); false if it has none. A signal whose Python handler has not run for 200 ms is
+/// sent again to the main thread by `nudge_signal` (`signal_watch.rs`).
+#[pyfunction]
+fn watch_signal(signal: i32) -> bool {
+    recorder::watch_signal(signal)
+}
+
+/// The Python handler of the watched signal runs.
+#[pyfunction]
+fn signal_taken() {
+    recorder::signal_taken();
+}
+
+/// Send the watched signal again to the main thread if its Python handler has not run for
+/// 200 ms (the flush thread calls it as it polls); true if sent.
+#[pyfunction]
+fn nudge_signal() -> bool {
+    recorder::nudge_signal()
+}
+
 /// True while a capture is being recorded.
 #[pyfunction]
 fn capture_active() -> bool {
@@ -242,6 +263,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(stop_capture_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(end_capture_by_signal, m)?)?;
     m.add_function(wrap_pyfunction!(arm_exit_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(watch_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(signal_taken, m)?)?;
+    m.add_function(wrap_pyfunction!(nudge_signal, m)?)?;
     m.add_function(wrap_pyfunction!(capture_active, m)?)?;
     m.add_function(wrap_pyfunction!(ignore_current_thread, m)?)?;
     m.add_function(wrap_pyfunction!(load_capture, m)?)?;

@@ -10,6 +10,7 @@ mod at_exit;
 mod backend;
 mod error;
 mod sampler;
+mod signal_watch;
 
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
@@ -344,6 +345,23 @@ pub fn end_waiting_by_signal(signal: u32) -> bool {
 /// dies by it. False if no stream of this process waits for its status.
 pub fn arm_exit_signal(signal: i32) -> bool {
     at_exit::die_by_signal_armed(signal)
+}
+
+/// Note when `signal` comes, around the C-level handler Python just installed for it (see
+/// `signal_watch.rs`); false if it has none.
+pub fn watch_signal(signal: i32) -> bool {
+    signal_watch::watch(signal)
+}
+
+/// The Python handler of the watched signal runs.
+pub fn signal_taken() {
+    signal_watch::taken();
+}
+
+/// Send the watched signal again to the main thread if its Python handler has not run for
+/// 200 ms; true if sent.
+pub fn nudge_signal() -> bool {
+    signal_watch::nudge()
 }
 
 /// Stops tracing allocations made by the calling thread (the recorder's own threads).
