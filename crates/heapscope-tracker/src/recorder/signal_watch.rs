@@ -131,8 +131,14 @@ pub fn nudge() -> bool {
     if signal == 0 {
         return false;
     }
-    // Patience again before the next nudge.
-    PENDING_SINCE.store(now, Ordering::Relaxed);
+    // Patience again before the next nudge; none if the handler ran meanwhile (a program's
+    // own chained handler must not see the signal twice).
+    if PENDING_SINCE
+        .compare_exchange(since, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
     // SAFETY: MAIN is this process's main thread (set by `watch` there, or after fork in the
     // child's only thread), which lives as long as the process.
     unsafe { libc::pthread_kill(MAIN.load(Ordering::Relaxed) as libc::pthread_t, signal) == 0 }
