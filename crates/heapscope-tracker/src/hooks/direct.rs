@@ -34,7 +34,7 @@ const MIN_SIZE: usize = 513;
 /// True if pymalloc serves a request of `size` bytes from its pools, never calling RAW (its
 /// arenas come from the arena allocator, not RAW; 0 bytes go to RAW; only a failed arena
 /// allocation, out of memory, would fall back to RAW). Such a call needs no nesting mark, so
-/// the hook ends in a tail call: what most allocations pay drops from ~21 instructions to ~16.
+/// the hook ends in a tail call: `d_malloc` went from 22 to 18 instructions a call (callgrind).
 /// The mark also tells `--native`'s hooks an arena's mmap is Python's: direct sampling is
 /// never installed with `--native` (`lib.rs`).
 #[inline(always)]

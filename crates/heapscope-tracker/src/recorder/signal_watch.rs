@@ -15,7 +15,7 @@
 //! EINTR, and CPython runs the handler. A program that installs its own handler later
 //! replaces the wrapper, and nothing is noted any more.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use libc::c_int;
@@ -27,7 +27,7 @@ const PATIENCE_NS: u64 = 200_000_000;
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 /// The handler Python installed for it, and whether it takes `siginfo` (`SA_SIGINFO`).
 static PREVIOUS: AtomicUsize = AtomicUsize::new(0);
-static PREVIOUS_SIGINFO: AtomicUsize = AtomicUsize::new(0);
+static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
 /// The main thread (`pthread_t`), where Python runs signal handlers.
 static MAIN: AtomicU64 = AtomicU64::new(0);
 /// When the signal came, on the monotonic clock, while its handler has not run (0: none).
@@ -71,10 +71,7 @@ pub fn watch(signal: c_int) -> bool {
             return true;
         }
         PREVIOUS.store(handler, Ordering::Relaxed);
-        PREVIOUS_SIGINFO.store(
-            usize::from(old.sa_flags & libc::SA_SIGINFO != 0),
-            Ordering::Relaxed,
-        );
+        PREVIOUS_SIGINFO.store(old.sa_flags & libc::SA_SIGINFO != 0, Ordering::Relaxed);
         SIGNAL.store(signal, Ordering::Relaxed);
         let mut action = old;
         action.sa_sigaction = on_signal as *const () as usize;
@@ -93,7 +90,7 @@ extern "C" fn after_fork_child() {
 extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let previous = PREVIOUS.load(Ordering::Relaxed);
     if previous != 0 {
-        if PREVIOUS_SIGINFO.load(Ordering::Relaxed) != 0 {
+        if PREVIOUS_SIGINFO.load(Ordering::Relaxed) {
             // SAFETY: `previous` was read from this signal's action, which took siginfo.
             let f = unsafe {
                 std::mem::transmute::<

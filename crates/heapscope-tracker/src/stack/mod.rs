@@ -389,14 +389,13 @@ mod tests {
                 .fold(0, |h, f| chain_step(h, f.code, f.offset));
             mix(chain, frames.len() as u64)
         };
-        let check = |frames: &[RawFrame]| Check::of(frames);
         let all = |hash: &dyn Fn(&[RawFrame]) -> u64| -> Vec<u64> {
             stacks.iter().map(|f| hash(f)).collect()
         };
         for (name, hashes) in [
             ("3.13+", all(&since313)),
             ("3.11", all(&py311)),
-            ("check", all(&check)),
+            ("check", all(&Check::of)),
         ] {
             let distinct = |key: &dyn Fn(u64) -> u64| {
                 hashes
