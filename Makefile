@@ -18,7 +18,7 @@ install: ## Install heapscope (editable) with its pinned test dependencies (requ
 install-browser: ## Headless Chromium + playwright for the HTML report's browser tests (apt, pip)
 	PYTHON=$(PYTHON) scripts/install-browser.sh
 
-install-tools: ## gdb, tmux and strace for the attach and live-UI tests (apt)
+install-tools: ## gdb, tmux, strace, Go, jemalloc and g++ for the attach, live-UI, pprof and --native tests (apt)
 	scripts/install-tools.sh
 
 build: ## Rebuild the native module in place (fast dev loop after `make install`)

@@ -5,12 +5,9 @@
 set -euo pipefail
 v="$1"
 shift
-# The attach (gdb before 3.14) and live-UI (tmux) tests need these tools in the root too; a root
-# built before they were in make-pyroot.sh's package list gets them here.
-if ! command -v gdb >/dev/null || ! command -v tmux >/dev/null || ! command -v strace >/dev/null; then
-    apt-get -o Acquire::Check-Valid-Until=false update -qq  # a sid snapshot may be past its date
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gdb tmux strace
-fi
+# What tests need besides Python (make-pyroot.sh puts it in the root; a root built before
+# something joined the list gets it here).
+scripts/install-tools.sh
 venv="/opt/heapscope/venv-$v"
 rm -rf "$venv"
 "python$v" -m venv "$venv"
