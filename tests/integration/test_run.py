@@ -110,6 +110,60 @@ def test_default_output_name_and_force(tmp_path: Path, subprocess_env: dict[str,
     assert (tmp_path / "taken.hsc").read_bytes() != b"precious"
 
 
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("tiny.py", "is the script to profile"),
+        (".", "is a directory"),
+        ("nodir/x.hsc", "no directory"),
+    ],
+)
+def test_an_output_that_cannot_be_a_capture_is_refused_before_the_program_runs(
+    tmp_path: Path, subprocess_env: dict[str, str], output: str, message: str
+) -> None:
+    write(tmp_path / "tiny.py", "open('ran', 'w').close()\n")
+    script = (tmp_path / "tiny.py").read_bytes()
+    proc = heapscope("run", "--force", "-o", output, "tiny.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("heapscope: error: ")
+    assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1
+    # Nothing ran and nothing was written: the script is intact (--force never overwrites it).
+    assert not (tmp_path / "ran").exists()
+    assert (tmp_path / "tiny.py").read_bytes() == script
+    assert not list(tmp_path.glob("*.hsc*"))
+
+
+@pytest.mark.parametrize("ending", ["sys.exit('bye')", "raise ValueError('bye')", "pass"])
+def test_what_heapscope_does_after_the_program_is_not_reported(
+    tmp_path: Path, subprocess_env: dict[str, str], ending: str
+) -> None:
+    """Stopping the capture, the exit status and the traceback print run in the program's
+    thread after the program: none of their allocations is the program's."""
+    write(
+        tmp_path / "small.py",
+        f"""\
+        import sys
+        keep = [bytes(100) for _ in range(10)]
+        {ending}
+        """,
+    )
+    proc = heapscope("run", "-o", "s.hsc", "small.py", cwd=tmp_path, env=subprocess_env)
+    assert "bye" in proc.stderr or ending == "pass", proc.stderr
+    package = str(Path(heapscope_package_dir()))
+    for at in ("peak", "end", "total"):
+        rows = report_json(tmp_path / "s.hsc", subprocess_env, "--at", at, "-n", "1000")["rows"]
+        assert rows, at
+        assert not [r for r in rows if str(r["file"]).startswith(package)], (at, rows)
+
+
+def heapscope_package_dir() -> str:
+    """The directory of the heapscope package the subprocesses import."""
+    import heapscope
+
+    return str(Path(heapscope.__file__).parent)
+
+
 def test_python_dash_m_heapscope_missing_script(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:

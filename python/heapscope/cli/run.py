@@ -103,6 +103,7 @@ def execute(args: argparse.Namespace) -> int:
         name = module
         command = ["-m", module, *argv]
     output = Path(args.output) if args.output else _default_output(name)
+    _check_output(output, None if module is not None else Path(argv[0]))
     if output.exists() and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
     if args.live:
@@ -167,13 +168,14 @@ def execute(args: argparse.Namespace) -> int:
         else:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
+        _program_done(traced)
         status = _exit_status(exc.code)
     except BaseException as exc:
+        _program_done(traced)
         _print_user_traceback(exc)
         status = 130 if isinstance(exc, KeyboardInterrupt) else 1
     finally:
-        if traced:
-            _native._set_stack_floor(False)  # before this frame returns and its memory is reused
+        _program_done(traced)
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
@@ -191,6 +193,15 @@ def execute(args: argparse.Namespace) -> int:
     return status
 
 
+def _program_done(traced: bool) -> None:
+    """The program returned or raised: from here on this thread runs heapscope (the exit
+    status, the traceback print, stopping the capture), whose allocations are not the
+    program's. Before the runner's frame returns, as its memory is then reused. Idempotent."""
+    if traced:
+        _native._set_stack_floor(False)
+        _native._set_thread_ignored(True)
+
+
 def _start_session(session: CaptureSession, output: Path, *, native: bool) -> bool:
     """Start recording; with ``--native``, a failure to set up the native hooks is one
     message on stderr and the program runs untraced (False)."""
@@ -206,6 +217,20 @@ def _start_session(session: CaptureSession, output: Path, *, native: bool) -> bo
     return True
 
 
+def _check_output(output: Path, script: Path | None) -> None:
+    """Refuse, before anything runs, an output that cannot be a capture file: a directory, the
+    script being profiled (``--force`` would overwrite it), or a place no file can be made."""
+    if output.is_dir():
+        raise HeapscopeError(f"{output} is a directory: give the capture file's path")
+    if script is not None and output.exists() and output.resolve() == script.resolve():
+        raise HeapscopeError(f"{output} is the script to profile: give another capture path")
+    parent = output.resolve().parent
+    if not parent.is_dir():
+        raise HeapscopeError(f"cannot write {output}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise HeapscopeError(f"cannot write {output}: {parent} is not writable")
+
+
 def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
     """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
     directory = Path(_follow.children_dir(output)).resolve()
@@ -215,7 +240,12 @@ def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.Fol
         for old in directory.iterdir():
             if old.suffix in (".hsc", ".untraced") and old.is_file():
                 old.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HeapscopeError(
+            f"cannot create {directory} (child processes' captures): {exc.strerror}"
+        ) from None
     return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate, args.native)
 
 
