@@ -29,6 +29,9 @@ __all__ = ["DEFAULT_TRACE_LIMIT", "FLUSH_INTERVAL", "CaptureSession"]
 FLUSH_INTERVAL = 0.9  # "at least once a second", with room for the drain itself
 # How often the flush thread asks whether a burst of new stacks calls for an early drain.
 POLL_INTERVAL = 0.05
+#: Called by every session's flush thread at each poll (GIL held; must not raise): work that
+#: must wait until the program's thread has moved on (`_follow`'s fork warning filter).
+POLL_HOOKS: list[Callable[[], None]] = []
 
 #: Frames kept per stack unless asked otherwise.
 DEFAULT_TRACE_LIMIT = 64
@@ -147,6 +150,8 @@ class CaptureSession:
         while not self._wake.acquire(timeout=poll):
             # A SIGTERM the main thread has not handled for 200 ms: send it again there.
             _native.nudge_signal()
+            for hook in POLL_HOOKS:
+                hook()
             waited += poll
             if waited < self.flush_interval and not _native.capture_wants_flush():
                 continue
@@ -170,6 +175,10 @@ class CaptureSession:
         with self._flush_lock:
             if self.active:
                 _native.flush_capture(_thread_names())
+
+    #: OS threads an active session runs besides the program's: the flush thread and the
+    #: native timeline sampler (both started before tracing starts, ended by ``stop``).
+    OWN_THREADS = 2
 
     def hold_flushes(self) -> None:
         """Wait for a flush in progress and hold the next ones (before ``fork()``)."""

@@ -15,7 +15,7 @@ import atexit
 import os
 import sys
 
-from heapscope import _native
+from heapscope import _capture, _native
 from heapscope._capture import CaptureSession
 
 # Every child pays for what this module imports at its start-up: no typing, dataclasses,
@@ -137,6 +137,7 @@ def install(session: CaptureSession, config: FollowConfig | None, *, child: bool
     _install_sigterm_handler()
     # Replaced by wrappers that end the stream, then call the original.
     os._exit = _os_exit
+    _capture.POLL_HOOKS.append(_show_the_fork_warning_again)
     os.execv = _execv  # type: ignore[assignment]  # accepts what the original does
     os.execve = _execve  # type: ignore[assignment]
     if child:
@@ -234,15 +235,24 @@ def _restart(config: FollowConfig) -> None:
 def _before_fork() -> None:
     if _session is not None and _session.active:
         _session.hold_flushes()
+        if sys.version_info >= (3, 12):
+            _native._set_thread_ignored(True)  # what this hook allocates is not the program's
+            try:
+                _hide_the_fork_warning_of_our_threads(_session)
+            finally:
+                _native._set_thread_ignored(False)
 
 
 def _after_fork_parent() -> None:
     if _session is not None:
         _session.release_flushes()
+    # The warning comes after this hook, inside os.fork(): the flush thread takes the filter
+    # out at its next poll (within 50 ms).
 
 
 def _after_fork_child() -> None:
     global _session
+    _show_the_fork_warning_again()  # the child is not warned
     # The parent's session (and its held lock) belong to the parent: never touched here.
     _session = None
     config = _config
@@ -252,6 +262,64 @@ def _after_fork_child() -> None:
         start_child(config, os.getppid())
     except Exception as exc:
         write_untraced_note(config.capture_dir, f"could not start recording after fork: {exc}")
+
+
+#: What CPython 3.12+ warns in ``os.fork()`` and ``os.forkpty()``, in the parent after the
+#: fork hooks, when the process runs more than one thread (it counts them in
+#: ``/proc/self/stat``, heapscope's own included).
+_FORK_WARNING = (
+    r"This process \(pid=\d+\) is multi-threaded, use of fork(pty)?\(\) may lead to deadlocks"
+)
+#: The warnings filter the last fork added, until it is taken out again.
+_fork_filter: Any = None
+
+
+def _hide_the_fork_warning_of_our_threads(session: CaptureSession) -> None:
+    """heapscope's threads (the flush thread, the timeline sampler) are not the program's: a
+    program whose only thread forks gets no warning about threads without heapscope, so it
+    gets none with it. If no other thread is the program's, a filter hides that warning of
+    this fork; a thread of the program's own leaves the warning as it is. (Filtered rather
+    than by wrapping ``os.fork``: the warning names the frame that calls it.)"""
+    global _fork_filter
+    # Counted, not named: right after the session starts, its threads may not have run yet
+    # (no name of their own); from then until `stop` both exist as OS threads.
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        return
+    if threads - session.OWN_THREADS > 1 or _fork_filter is not None:
+        return
+    import warnings
+
+    warnings.filterwarnings("ignore", message=_FORK_WARNING, category=DeprecationWarning)
+    _fork_filter = _warning_filters()[0]
+
+
+def _show_the_fork_warning_again() -> None:
+    """Take out the filter ``_before_fork`` added (the child at once, the parent from the flush
+    thread's poll, once its ``os.fork()`` has returned)."""
+    global _fork_filter
+    item, _fork_filter = _fork_filter, None
+    if item is None:
+        return
+    import warnings
+
+    try:
+        _warning_filters().remove(item)
+    except ValueError:
+        return
+    warnings._filters_mutated()  # type: ignore[attr-defined]  # CPython's, 3.11-3.15
+
+
+def _warning_filters() -> list[Any]:
+    """The filters list in force (3.14+ may keep one per context)."""
+    import warnings
+
+    get: Any = getattr(warnings, "_get_filters", None)
+    if get is not None:
+        filters: list[Any] = get()
+        return filters
+    return warnings.filters  # type: ignore[return-value]  # a list at run time
 
 
 def _about_to_exec() -> bool:

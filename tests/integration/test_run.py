@@ -173,6 +173,56 @@ def test_python_dash_m_heapscope_missing_script(
     assert "Traceback" not in proc.stderr
 
 
+FORK_ALONE = """\
+import os
+keep = bytearray(1024 * 1024)
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+FORK_WITH_A_THREAD = """\
+import os, threading
+done = threading.Event()
+t = threading.Thread(target=done.wait)
+t.start()
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+done.set()
+t.join()
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="os.fork() warns about threads from 3.12")
+@pytest.mark.parametrize(("program", "warnings"), [(FORK_ALONE, 0), (FORK_WITH_A_THREAD, 1)])
+@pytest.mark.parametrize("follow", [True, False])
+def test_forking_warns_about_threads_as_without_heapscope(
+    tmp_path: Path, subprocess_env: dict[str, str], program: str, warnings: int, follow: bool
+) -> None:
+    """CPython warns when a process with more than one thread forks; heapscope's own threads
+    (flush, timeline sampler) must not make a single-threaded program's fork warn."""
+    (tmp_path / "forks.py").write_text(program)
+    plain = subprocess.run(
+        [sys.executable, "forks.py"],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert plain.stderr.count("DeprecationWarning") == warnings, plain.stderr
+    for _ in range(3):
+        args = ["run", "--force", "-o", "f.hsc"] + ([] if follow else ["--no-follow"])
+        proc = heapscope(*args, "forks.py", cwd=tmp_path, env=subprocess_env)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.count("DeprecationWarning") == warnings, proc.stderr
+        if warnings:
+            assert "forks.py" in proc.stderr  # the warning names the program's line
+
+
 def test_forked_child_leaves_the_capture_to_its_parent(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
