@@ -131,3 +131,30 @@ def test_reprs_match_the_stdlib() -> None:
     diff_t = theirs.compare_to(stdlib.Snapshot([], 2), "lineno")
     assert repr(diff_o) == repr(diff_t)
     assert str(diff_o[0]) == str(diff_t[0])
+
+
+def test_an_object_an_ignored_thread_takes_from_a_free_list_is_no_longer_traced() -> None:
+    """heapscope's own code runs in ignored threads (the flush thread; `heapscope run`'s
+    thread after the program): an object it takes from a free list is no longer the
+    program's, so the block's trace goes, instead of staying with the line that made it."""
+    from heapscope import _native
+
+    hs.start(5)
+    try:
+        # More 7-tuples than the free list holds: the last ones are fresh, traced blocks.
+        made = [tuple(range(i, i + 7)) for i in range(3000)]
+        old = made.pop()
+        block = id(old)
+        assert hs.get_object_traceback(old) is not None
+        before = hs.get_traced_memory()[0]
+        del old  # onto the free list of 7-tuples, still traced
+        _native._set_thread_ignored(True)
+        try:
+            new = tuple(range(2000, 2007))
+        finally:
+            _native._set_thread_ignored(False)
+        assert id(new) == block  # the free list handed the block back
+        assert hs.get_object_traceback(new) is None
+        assert hs.get_traced_memory()[0] < before
+    finally:
+        hs.stop()

@@ -439,6 +439,9 @@ impl State {
         self.apply_pending();
         // SAFETY: per `on_new_reference`'s contract.
         let Some(tb) = (unsafe { self.traceback_here(0) }) else {
+            // Made by a thread that is not the program's (heapscope's own, ignored): the
+            // object is no longer the program's, whatever line made its block first.
+            self.forget(addr as *mut c_void);
             return;
         };
         if tb != old_tb {

@@ -204,7 +204,11 @@ impl Stats {
     }
 
     /// A live block moves from one traceback to another (an object reused from a free list
-    /// is re-attributed): totals and the allocation counts stay.
+    /// is re-attributed, as the stdlib does): the object was made at `to`, so it counts as
+    /// allocated there too (in `to`'s totals and the process's), and what a traceback
+    /// allocated in total is never less than what it holds at any time (the peak included).
+    /// `from` keeps its totals: the block was allocated there first. The current figure does
+    /// not move, so the peak does not either.
     pub fn retag(&mut self, from: TbId, to: TbId, size: u64) {
         if self.peak_pending {
             self.capture_peak();
@@ -216,7 +220,11 @@ impl Stats {
         let s = &mut self.per_tb[to as usize];
         s.live_bytes += size;
         s.live_count = s.live_count.wrapping_add(1);
+        s.total_bytes += size;
+        s.count_flags += ONE_BLOCK;
         self.touch(to);
+        self.total_bytes += size;
+        self.total_count += 1;
     }
 
     /// Copy the live figures of the tracebacks changed since the last capture into their
@@ -370,8 +378,9 @@ mod tests {
                         s.retag(a, b, n);
                         let f = &mut live[a as usize];
                         *f = (f.0.saturating_sub(n), f.1.saturating_sub(1), f.2, f.3);
+                        // The object was made at `b`: allocated there too.
                         let f = &mut live[b as usize];
-                        *f = (f.0 + n, f.1 + 1, f.2, f.3);
+                        *f = (f.0 + n, f.1 + 1, f.2 + n, f.3 + 1);
                         touched[a as usize] = true;
                         touched[b as usize] = true;
                     }
@@ -397,12 +406,17 @@ mod tests {
                 for (t, want) in s.per_tb.iter().zip(&live) {
                     let got = (t.live_bytes, t.live_count(), t.total_bytes, t.total_count());
                     proptest::prop_assert_eq!(&got, want);
+                    // Nothing is held that was not allocated there.
+                    proptest::prop_assert!(t.live_bytes <= t.total_bytes);
+                    proptest::prop_assert!(t.live_count() <= t.total_count());
                 }
             }
             s.capture_peak();
             proptest::prop_assert_eq!(s.peak, peak);
             for (t, want) in s.per_tb.iter().zip(&at_peak) {
                 proptest::prop_assert_eq!(&(t.peak_bytes, t.peak_count()), want);
+                proptest::prop_assert!(t.peak_bytes <= t.total_bytes);
+                proptest::prop_assert!(t.peak_count() <= t.total_count());
             }
         }
     }
