@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import subprocess
@@ -163,10 +164,12 @@ def test_spent_stacks_are_forgotten_after_being_written_and_merge_when_met_again
         if function.startswith("gone"):
             per_function.setdefault(function, []).append(row["count"])
     assert len(per_function) == 30000
-    # One row per function (the three writings merged), each call's blocks counted 3 times.
-    first = per_function["gone0"]
-    assert len(first) == 1 and first[0] % 3 == 0, first
-    odd = {f: c for f, c in per_function.items() if c != first}
-    assert not odd, list(odd.items())[:5]
+    # One row per function (the three writings merged), each call's blocks counted in all
+    # three rounds: at least the bytearray and its buffer, 3 times. (Not an exact count: an
+    # object reused from a free list counts as allocated where it is reused, and 3.14+ keeps
+    # ints on a free list, so some calls count one or two blocks more.)
+    assert all(len(counts) == 1 for counts in per_function.values()), per_function
+    counts = collections.Counter(c[0] for c in per_function.values())
+    assert min(counts) >= 2 * 3, counts
     end = heapscope_json("report", "--at", "end", "-n", "5", str(capture))
     assert any(r["size"] >= 50000 for r in end["rows"]), end["rows"]

@@ -431,6 +431,11 @@ impl State {
         }
     }
 
+    /// True if the calling thread (GIL held) is one whose allocations are not traced.
+    fn current_thread_ignored(&self) -> bool {
+        self.ignored[0] != 0 && self.ignored.contains(&(current_tstate() as usize))
+    }
+
     #[inline(never)]
     unsafe fn reattribute(&mut self, addr: usize) {
         let Some((size, old_tb)) = self.table.lookup(addr) else {
@@ -440,8 +445,12 @@ impl State {
         // SAFETY: per `on_new_reference`'s contract.
         let Some(tb) = (unsafe { self.traceback_here(0) }) else {
             // Made by a thread that is not the program's (heapscope's own, ignored): the
-            // object is no longer the program's, whatever line made its block first.
-            self.forget(addr as *mut c_void);
+            // object is no longer the program's, whatever line made its block first. (Not
+            // for the other refusals: an object made while the interpreter instruments a
+            // code object is the program's, and keeps its line, as the stdlib counts it.)
+            if self.current_thread_ignored() {
+                self.forget(addr as *mut c_void);
+            }
             return;
         };
         if tb != old_tb {
