@@ -137,9 +137,10 @@ def install(session: CaptureSession, config: FollowConfig | None, *, child: bool
     _install_sigterm_handler()
     # Replaced by wrappers that end the stream, then call the original.
     os._exit = _os_exit
-    _capture.POLL_HOOKS.append(_show_the_fork_warning_again)
     os.execv = _execv  # type: ignore[assignment]  # accepts what the original does
     os.execve = _execve  # type: ignore[assignment]
+    # The fork warning's filter goes once the parent's os.fork() returned (see _before_fork).
+    _capture.POLL_HOOKS.append(_show_the_fork_warning_again)
     if child:
         sys.exit = _sys_exit
     atexit.register(_at_exit)

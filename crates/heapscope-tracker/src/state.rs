@@ -345,7 +345,7 @@ impl State {
         let stage = crate::ablation::stage();
         // We hold the GIL, so the current thread state is ours and alive.
         let tstate = current_tstate();
-        if self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize)) {
+        if self.ignores(tstate) {
             return None;
         }
         // SAFETY: `tstate` is the calling thread's; its frames are alive during this call.
@@ -431,9 +431,11 @@ impl State {
         }
     }
 
-    /// True if the calling thread (GIL held) is one whose allocations are not traced.
-    fn current_thread_ignored(&self) -> bool {
-        self.ignored[0] != 0 && self.ignored.contains(&(current_tstate() as usize))
+    /// True if the thread of `tstate` is one whose allocations are not traced (heapscope's
+    /// own: `set_thread_ignored`).
+    #[inline(always)]
+    fn ignores(&self, tstate: *mut c_void) -> bool {
+        self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize))
     }
 
     #[inline(never)]
@@ -448,7 +450,7 @@ impl State {
             // object is no longer the program's, whatever line made its block first. (Not
             // for the other refusals: an object made while the interpreter instruments a
             // code object is the program's, and keeps its line, as the stdlib counts it.)
-            if self.current_thread_ignored() {
+            if self.ignores(current_tstate()) {
                 self.forget(addr as *mut c_void);
             }
             return;

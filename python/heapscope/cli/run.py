@@ -222,7 +222,7 @@ def _check_output(output: Path, script: Path | None) -> None:
     script being profiled (``--force`` would overwrite it), or a place no file can be made."""
     if output.is_dir():
         raise HeapscopeError(f"{output} is a directory: give the capture file's path")
-    if script is not None and output.exists() and output.resolve() == script.resolve():
+    if script is not None and output.exists() and output.samefile(script):
         raise HeapscopeError(f"{output} is the script to profile: give another capture path")
     parent = output.resolve().parent
     if not parent.is_dir():
