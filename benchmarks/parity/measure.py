@@ -9,18 +9,21 @@ suite run it once per tracer, each in a fresh interpreter, and compare the two.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import io
 import os
+import runpy  # noqa: F401  (loaded by `python -m`, as for `python -m heapscope run`)
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not `typing`'s, which `heapscope run` does not load
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def main() -> None:
     tracer, program = sys.argv[1], sys.argv[2]
     # Every run starts from the modules `python -m heapscope run` has loaded when it starts
-    # tracing (its CLI: typing, re, pathlib, zipfile, locale, ...), so that the program's own
+    # tracing (its CLI: argparse, re, locale, ...), so that the program's own
     # imports, traced, are the same here under either tracer and under `heapscope run`. Each
     # side drives its tracer's C module while tracing (`_tracemalloc`, `heapscope._native`):
     # the Python modules `tracemalloc` and `heapscope.tracemalloc` are imported only after, as
@@ -33,7 +36,7 @@ def main() -> None:
     from heapscope import _native
     from heapscope.cli.run import _compile_script
 
-    heapscope.cli.build_parser()  # imports every subcommand, as `heapscope run` does
+    heapscope.cli._parser(["run"])  # imports what `heapscope run` imports
     tracer_module: Any = _native if tracer == "heapscope" else _tracemalloc
     sys.argv = [program]
     sys.path[0] = os.path.dirname(os.path.abspath(program))
@@ -47,8 +50,12 @@ def main() -> None:
             f.write("\n".join(sorted(sys.modules)))
     gc.collect()  # as `heapscope run` does when it starts tracing
     tracer_module.start(1)
-    with contextlib.redirect_stdout(output):
+    # Not contextlib.redirect_stdout: `heapscope run` has not loaded contextlib.
+    saved_stdout, sys.stdout = sys.stdout, output
+    try:
         exec(code, module.__dict__)
+    finally:
+        sys.stdout = saved_stdout
     gc.collect()
     current, peak = tracer_module.get_traced_memory()
     traces = tracer_module._get_traces()

@@ -56,4 +56,13 @@ def test_same_numbers_as_the_stdlib(program: Path) -> None:
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_run_peak_as_the_stdlib(program: Path) -> None:
     parity = _parity.compare(program, dict(os.environ), scale=1)
-    assert parity.run_error() <= 0.01, (parity.run_peak, parity.stdlib["peak"])
+    # 1 %, or 16 KiB on programs this small: which cyclic garbage a collection has freed when
+    # the peak comes depends on how many allocations came before, and the two harnesses differ
+    # by a few. codegen_factories on 3.15 peaks at 867 KB under `heapscope run` against 877 KB
+    # (1.06 %) once the runner stopped preloading the modules it imports; with the collector
+    # off, 0.38 %.
+    tolerance = max(0.01 * parity.stdlib["peak"], 16384)
+    assert abs(parity.run_peak - parity.stdlib["peak"]) <= tolerance, (
+        parity.run_peak,
+        parity.stdlib["peak"],
+    )

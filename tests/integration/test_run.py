@@ -164,6 +164,69 @@ def heapscope_package_dir() -> str:
     return str(Path(heapscope.__file__).parent)
 
 
+# Modules commonly imported by programs that `heapscope run` once loaded for itself (its other
+# subcommands, pathlib, zipfile, traceback, shutil through argparse's help formatter, typing):
+# loaded before the program starts, the program's own import of them was not traced.
+NOT_PRELOADED = [
+    "pathlib",
+    "zipfile",
+    "shutil",
+    "typing",
+    "traceback",
+    "json",
+    "tempfile",
+    "subprocess",
+    "dataclasses",
+    "inspect",
+    "threading",
+    "textwrap",
+    "tokenize",
+    "linecache",
+    "bz2",
+    "lzma",
+    "urllib.parse",
+    "ipaddress",
+    "fnmatch",
+]
+
+
+def test_the_runner_leaves_the_programs_imports_to_the_program(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(
+        tmp_path / "imports.py",
+        """\
+        import sys
+        with open(sys.argv[1], "w") as f:
+            f.write("\\n".join(sorted(sys.modules)))
+        import pathlib, json, subprocess
+        """,
+    )
+    plain = subprocess.run(
+        [sys.executable, "imports.py", "plain.txt"], cwd=tmp_path, env=subprocess_env, check=True
+    )
+    assert plain.returncode == 0
+    # As the `heapscope` console script starts it (not `-m`, which loads runpy, nor `-c`,
+    # which loads linecache on 3.13+).
+    write(tmp_path / "entry.py", "import sys\nfrom heapscope.cli import main\nsys.exit(main())\n")
+    proc = subprocess.run(
+        [sys.executable, "entry.py", "run", "-o", "i.hsc", "imports.py", "traced.txt"],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    before_plain = set((tmp_path / "plain.txt").read_text().split())
+    before_traced = set((tmp_path / "traced.txt").read_text().split())
+    preloaded = [m for m in NOT_PRELOADED if m in before_traced - before_plain]
+    assert not preloaded
+    # So those imports are the program's, traced: hundreds of KiB, not a few bytes.
+    meta = report_json(tmp_path / "i.hsc", subprocess_env, "--at", "total")["meta"]
+    assert meta["processes"][0]["total_allocated_bytes"] > 500_000, meta
+
+
 # More 3-tuples than the free list keeps (2,000 on 3.11), so most of `a` is traced: those the
 # free list takes back are reused by `b`.
 REUSE = """\

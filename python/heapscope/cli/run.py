@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+# Only what the interpreter has loaded at start-up, or what `argparse` needs anyway: a module
+# imported here is in `sys.modules` when the program starts, so the program's own import of it
+# would not be traced (pathlib, zipfile, runpy and traceback are imported where needed).
+import _frozen_importlib_external
 import argparse
 import builtins
-import contextlib
 import gc
-import importlib.machinery
 import io
 import os
-import runpy
 import sys
-import traceback
 import types
-import zipfile
-from pathlib import Path
-from types import TracebackType
+import zipimport
 
 from heapscope import _follow, _native
 from heapscope._capture import DEFAULT_TRACE_LIMIT, FLUSH_INTERVAL, CaptureSession
 from heapscope.errors import HeapscopeError
 
-_OUR_FILES = (str(Path(__file__).resolve().parent.parent), runpy.__file__, "<frozen runpy>")
+TYPE_CHECKING = False  # not `typing`'s: see above
+if TYPE_CHECKING:
+    from types import TracebackType
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +82,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _default_output(name: str) -> Path:
-    return Path(f"heapscope-{name}.{os.getpid()}.hsc")
+def _default_output(name: str) -> str:
+    return f"heapscope-{name}.{os.getpid()}.hsc"
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -95,22 +97,24 @@ def execute(args: argparse.Namespace) -> int:
     if module is None:
         if not argv:
             raise ValueError("nothing to run: give a script or -m MODULE")
-        if not Path(argv[0]).exists():
+        if not os.path.exists(argv[0]):
             raise FileNotFoundError(2, "No such file or directory", argv[0])
-        name = Path(argv[0]).stem
+        name = os.path.splitext(os.path.basename(os.path.normpath(argv[0])))[0]
         command = argv
     else:
         name = module
         command = ["-m", module, *argv]
-    output = Path(args.output) if args.output else _default_output(name)
-    _check_output(output, None if module is not None else Path(argv[0]))
-    if output.exists() and not args.force:
+    output = args.output if args.output else _default_output(name)
+    _check_output(output, None if module is not None else argv[0])
+    if os.path.exists(output) and not args.force:
         raise HeapscopeError(f"{output} already exists (use --force to overwrite it)")
     if args.live:
+        from pathlib import Path
+
         from heapscope.cli._live_run import run_live
 
         return run_live(
-            output.resolve(),
+            Path(output).resolve(),
             command,
             trace_limit=args.trace_limit,
             sample_rate=args.sample_rate,
@@ -120,13 +124,15 @@ def execute(args: argparse.Namespace) -> int:
     try:
         code, main = _compile_script(argv[0]) if module is None else (None, None)
     except SyntaxError as exc:
+        import traceback
+
         traceback.print_exception(type(exc), exc, None)
         return 1
     follow = None if args.no_follow else _prepare_children_dir(output, args)
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
     # Computed before recording: the runner's own allocations are not the program's.
-    path0 = str(Path(argv[0]).resolve().parent) if module is None else os.getcwd()
+    path0 = os.path.dirname(os.path.realpath(argv[0])) if module is None else os.getcwd()
     program_argv = argv if module is None else [module, *argv]
     session = CaptureSession(
         output,
@@ -164,8 +170,12 @@ def execute(args: argparse.Namespace) -> int:
             sys.modules["__main__"] = main
             exec(code, main.__dict__)
         elif module is None:
+            import runpy
+
             runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")
         else:
+            import runpy
+
             runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         _program_done(traced)
@@ -202,7 +212,7 @@ def _program_done(traced: bool) -> None:
         _native._set_thread_ignored(True)
 
 
-def _start_session(session: CaptureSession, output: Path, *, native: bool) -> bool:
+def _start_session(session: CaptureSession, output: str, *, native: bool) -> bool:
     """Start recording; with ``--native``, a failure to set up the native hooks is one
     message on stderr and the program runs untraced (False)."""
     try:
@@ -211,53 +221,54 @@ def _start_session(session: CaptureSession, output: Path, *, native: bool) -> bo
         if not native:
             raise
         sys.stderr.write(f"heapscope: error: {exc}; the program runs untraced\n")
-        with contextlib.suppress(OSError):
-            output.unlink()
+        if os.path.exists(output):
+            os.unlink(output)
         return False
     return True
 
 
-def _check_output(output: Path, script: Path | None) -> None:
+def _check_output(output: str, script: str | None) -> None:
     """Refuse, before anything runs, an output that cannot be a capture file: a directory, the
     script being profiled (``--force`` would overwrite it), or a place no file can be made."""
-    if output.is_dir():
+    if os.path.isdir(output):
         raise HeapscopeError(f"{output} is a directory: give the capture file's path")
-    if script is not None and output.exists() and output.samefile(script):
+    if script is not None and os.path.exists(output) and os.path.samefile(output, script):
         raise HeapscopeError(f"{output} is the script to profile: give another capture path")
-    parent = output.resolve().parent
-    if not parent.is_dir():
+    parent = os.path.dirname(os.path.realpath(output))
+    if not os.path.isdir(parent):
         raise HeapscopeError(f"cannot write {output}: no directory {parent}")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise HeapscopeError(f"cannot write {output}: {parent} is not writable")
 
 
-def _prepare_children_dir(output: Path, args: argparse.Namespace) -> _follow.FollowConfig:
+def _prepare_children_dir(output: str, args: argparse.Namespace) -> _follow.FollowConfig:
     """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
-    directory = Path(_follow.children_dir(output)).resolve()
-    if directory.exists():
+    directory = os.path.realpath(_follow.children_dir(output))
+    if os.path.exists(directory):
         if not args.force:
             raise HeapscopeError(f"{directory} already exists (use --force to overwrite it)")
-        for old in directory.iterdir():
-            if old.suffix in (".hsc", ".untraced") and old.is_file():
-                old.unlink()
+        for entry in os.scandir(directory):
+            if entry.name.endswith((".hsc", ".untraced")) and entry.is_file():
+                os.unlink(entry.path)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         raise HeapscopeError(
             f"cannot create {directory} (child processes' captures): {exc.strerror}"
         ) from None
-    return _follow.FollowConfig(str(directory), args.trace_limit, args.sample_rate, args.native)
+    return _follow.FollowConfig(directory, args.trace_limit, args.sample_rate, args.native)
 
 
 def _report_written(path: str, size: int, follow: _follow.FollowConfig | None) -> None:
-    children: list[Path] = []
-    directory = Path(follow.capture_dir) if follow is not None else None
-    if directory is not None and directory.is_dir():
-        children = [p for p in directory.iterdir() if p.suffix == ".hsc"]
-        if not any(directory.iterdir()):
-            directory.rmdir()  # no child: the capture is the one file
+    children: list[str] = []
+    directory = follow.capture_dir if follow is not None else None
+    if directory is not None and os.path.isdir(directory):
+        names = os.listdir(directory)
+        children = [os.path.join(directory, n) for n in names if n.endswith(".hsc")]
+        if not names:
+            os.rmdir(directory)  # no child: the capture is the one file
     if children:
-        total = size + sum(p.stat().st_size for p in children)
+        total = size + sum(os.path.getsize(p) for p in children)
         print(
             f"heapscope: capture written to {path} and {len(children)} child process "
             f"stream(s) in {directory} ({total} bytes)",
@@ -271,7 +282,7 @@ def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleTyp
     """Compile a script as ``python script.py`` does (``__file__`` absolute); ``(None, None)``
     for a directory or zip file, which runpy runs."""
     path = os.path.abspath(script)
-    if os.path.isdir(path) or zipfile.is_zipfile(path):
+    if os.path.isdir(path) or _is_zip(path):
         return None, None
     with io.open_code(path) as f:
         source = f.read()
@@ -280,12 +291,22 @@ def _compile_script(script: str) -> tuple[types.CodeType | None, types.ModuleTyp
     main.__dict__.update(
         __file__=path,
         __builtins__=builtins,
-        __loader__=importlib.machinery.SourceFileLoader("__main__", path),
+        # importlib.machinery's class, from the frozen module the interpreter starts with.
+        __loader__=_frozen_importlib_external.SourceFileLoader("__main__", path),
         __cached__=None,
         __package__=None,
         __spec__=None,
     )
     return code, main
+
+
+def _is_zip(path: str) -> bool:
+    """A zip application, as the interpreter tells one (the importer it would run it with)."""
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
 
 
 def _exit_status(code: object) -> int:
@@ -300,8 +321,12 @@ def _exit_status(code: object) -> int:
 
 def _print_user_traceback(exc: BaseException) -> None:
     """Print the traceback as Python would, without heapscope's and runpy's frames."""
+    import runpy
+    import traceback
+
+    ours = (_PACKAGE_DIR, runpy.__file__ or "<frozen runpy>", "<frozen runpy>")
     tb: TracebackType | None = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OUR_FILES):
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(ours):
         tb = tb.tb_next
     sys.stderr.flush()
     traceback.print_exception(type(exc), exc, tb)
