@@ -37,6 +37,12 @@ POLL_HOOKS: list[Callable[[], None]] = []
 DEFAULT_TRACE_LIMIT = 64
 
 
+def _printable(arg: str) -> str:
+    """An argument as the capture's UTF-8 text: bytes that are not UTF-8 (which Python keeps
+    as surrogate escapes, as in file names) become U+FFFD."""
+    return arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _thread_names() -> list[tuple[int, str]]:
     threading = sys.modules.get("threading")
     if threading is None:  # the program has no named threads
@@ -86,17 +92,22 @@ class CaptureSession:
         self._started = False
         self._stopped = False
 
-    def start(self) -> None:
-        """Create the file, start the tracer, the sampler and the flush thread."""
+    def check(self) -> None:
+        """Raise ValueError for options ``start`` would refuse (nothing is created)."""
         if not 1 <= self.trace_limit <= 65535:
             raise ValueError(f"the trace limit must be in 1..65535, not {self.trace_limit}")
-        self._pid = os.getpid()
         if not 0 < self.flush_interval <= 60:
             raise ValueError(f"the flush interval must be in (0, 60] s, not {self.flush_interval}")
-        if self.sample_rate is not None and self.sample_rate <= 0:
+        if self.sample_rate is not None and not 0 < self.sample_rate < 2**63:
             raise ValueError(
-                f"the sample rate must be a positive number of bytes, not {self.sample_rate}"
+                "the sample rate must be a positive number of bytes (under 2**63), "
+                f"not {self.sample_rate}"
             )
+
+    def start(self) -> None:
+        """Create the file, start the tracer, the sampler and the flush thread."""
+        self.check()
+        self._pid = os.getpid()
         # The flush thread is started before tracing starts, so its own set-up is not in the
         # capture; it waits for `go` (set once the tracer runs) and `stop`. A bare `_thread`
         # thread: no start-up handshake to wait for (every followed child pays for one), and
@@ -114,7 +125,7 @@ class CaptureSession:
         try:
             _native.start_capture(
                 self._path,
-                self.command,
+                [_printable(arg) for arg in self.command],
                 self.trace_limit,
                 self.force,
                 self.sample_rate,

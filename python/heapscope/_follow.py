@@ -148,13 +148,22 @@ def install(session: CaptureSession, config: FollowConfig | None, *, child: bool
 
 def end(exit: tuple[str, int] | None) -> None:
     """End this process's stream (if it has one) with how the process ends; never raises."""
-    _finish(lambda session: session.stop(exit))
+    # What ending allocates (the last drain, thread names) is heapscope's, not the program's.
+    _native._set_thread_ignored(True)
+    try:
+        _finish(lambda session: session.stop(exit))
+    finally:
+        _native._set_thread_ignored(False)  # a stream may start again (failed exec, Tracker)
 
 
 def end_at_exit(guess: int) -> None:
     """End this process's stream at interpreter exit: the C library's ``exit`` writes the
     status the process really exits with (``guess`` where it cannot); never raises."""
-    _finish(lambda session: session.stop_at_exit(guess))
+    _native._set_thread_ignored(True)
+    try:
+        _finish(lambda session: session.stop_at_exit(guess))
+    finally:
+        _native._set_thread_ignored(False)
 
 
 def _finish(stop: Callable[[CaptureSession], object]) -> None:
@@ -340,6 +349,8 @@ def _os_exit(status: int) -> NoReturn:
 
 
 def _execv(path: Any, argv: Any) -> None:
+    if not _may_exec(path):
+        _real_execv(path, argv)  # fails: the program goes on, its stream too
     _before_exec()
     try:
         _real_execv(path, argv)
@@ -349,12 +360,26 @@ def _execv(path: Any, argv: Any) -> None:
 
 
 def _execve(path: Any, argv: Any, env: Any) -> None:
+    if not _may_exec(path):
+        _real_execve(path, argv, env)  # fails: the program goes on, its stream too
     _before_exec()
     try:
         _real_execve(path, argv, env)
     except BaseException:
         _after_failed_exec()
         raise
+
+
+def _may_exec(path: Any) -> bool:
+    """False for a path ``exec`` cannot run (no such file, not executable): ``os.execvp``
+    tries each directory of PATH in turn, and the stream is ended only before an exec that
+    can succeed, not restarted after each that fails. A file descriptor: True."""
+    if isinstance(path, int):
+        return True
+    try:
+        return os.access(path, os.X_OK) and not os.path.isdir(path)
+    except (TypeError, ValueError):
+        return True  # the real exec raises its own error
 
 
 def _before_exec() -> None:
@@ -383,6 +408,7 @@ def _status_of(code: object) -> int:
 
 
 def _at_exit() -> None:
+    _native._set_thread_ignored(True)  # heapscope's work from here (the process is ending)
     last = getattr(sys, "last_value", None)
     if isinstance(last, KeyboardInterrupt):
         # The interpreter re-raises SIGINT to die by it: no exit status.

@@ -274,6 +274,15 @@ def test_text_report_names_the_python_line_and_marks_native(
     assert proc.returncode == 0, proc.stderr
     keep = next(line for line in proc.stdout.splitlines() if f"prog.py:{line_of('KEEP')}" in line)
     assert "[native]" in keep and "keep" in keep, keep
+    # By stack, each row lists its whole stack under the heading: the C frames above the
+    # Python line too, marked, innermost first (the heading names the Python line).
+    by_stack = heapscope(
+        "report", out, "--at", "end", "--by", "stack", "-n", "50", cwd=out.parent, env=env
+    )
+    assert by_stack.returncode == 0, by_stack.stderr
+    block = by_stack.stdout.split(f"prog.py:{line_of('KEEP')}", 1)[1].splitlines()[1:4]
+    assert "nx_grab [native]" in block[0] and "nativeext.c" in block[0], block
+    assert "take [native]" in block[1], block
     collapsed = heapscope(
         "export", out, "-f", "collapsed", "-o", out.with_suffix(".txt"), cwd=out.parent, env=env
     )

@@ -349,3 +349,60 @@ fn stacks_expanding_far_beyond_the_file_are_corrupt() {
     let err = replay(&bytes[..], &mut |_| {}).expect_err("200M frames from a small file");
     assert!(matches!(err, FormatError::CorruptRecord { .. }), "{err}");
 }
+
+/// A 50 MB spike between two samples (none shows it), then 30 MB held from 1.2 s: the peak's
+/// time is the one the PEAK record carries (the sampler's, 40 ms), not the highest sample's.
+#[test]
+fn a_spike_no_sample_saw_is_timed_by_its_peak_record() {
+    let header = Header {
+        command: vec!["prog.py".into()],
+        pid: 7,
+        ..Header::default()
+    };
+    let mut rec = Recorder::new(Vec::new(), &header).expect("header");
+    let delta = |peak_changed: Vec<StackStat>, current: u64| ProfileDelta {
+        new_frames: if peak_changed.is_empty() {
+            Vec::new()
+        } else {
+            vec![(0, frame("spike", 3))]
+        },
+        new_stacks: if peak_changed.is_empty() {
+            Vec::new()
+        } else {
+            vec![NewStack {
+                id: 0,
+                frames: vec![0],
+                thread_native_id: 11,
+                domain: 0,
+            }]
+        },
+        changed: vec![counters(0, current, 80 * MB)],
+        current_bytes: current,
+        peak_bytes: 50 * MB,
+        total_allocated_bytes: 80 * MB,
+        total_allocations: 2,
+        peak_changed,
+        ..ProfileDelta::default()
+    };
+    let sample = |t_ms, traced_bytes| Sample {
+        t_ms,
+        traced_bytes,
+        rss_bytes: 0,
+    };
+    rec.record_samples(&[sample(0, 0), sample(40, 0), sample(90, 0)])
+        .expect("samples");
+    let spike = vec![StackStat {
+        stack: 0,
+        bytes: 50 * MB,
+        count: 1,
+    }];
+    rec.record_delta_with_peak_time(900, 40, &delta(spike, 0))
+        .expect("delta");
+    rec.record_samples(&[sample(1260, 30 * MB), sample(1800, 30 * MB)])
+        .expect("samples");
+    rec.record_delta(1800, &delta(Vec::new(), 30 * MB))
+        .expect("delta");
+    let p = replay(&rec.finish(1900).expect("finish")[..], &mut |_| {}).expect("replay");
+    assert_eq!(p.meta.peak_bytes, 50 * MB);
+    assert_eq!(p.meta.peak_time_ms, 40);
+}

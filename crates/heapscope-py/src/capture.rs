@@ -154,6 +154,13 @@ fn arm_exit_signal(signal: i32) -> bool {
     recorder::arm_exit_signal(signal)
 }
 
+/// Die by `signal` once the interpreter has finalized, as Python does after an uncaught
+/// KeyboardInterrupt; false if that could not be arranged.
+#[pyfunction]
+fn die_by_signal_at_exit(py: Python<'_>, signal: i32) -> bool {
+    recorder::die_by_signal_at_exit(gil(py), signal)
+}
+
 /// Note when `signal` comes, around the C-level handler Python just installed for it (main
 /// thread); false if it has none. A signal whose Python handler has not run for 200 ms is
 /// sent again to the main thread by `nudge_signal` (`signal_watch.rs`).
@@ -266,6 +273,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(watch_signal, m)?)?;
     m.add_function(wrap_pyfunction!(signal_taken, m)?)?;
     m.add_function(wrap_pyfunction!(nudge_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(die_by_signal_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(capture_active, m)?)?;
     m.add_function(wrap_pyfunction!(ignore_current_thread, m)?)?;
     m.add_function(wrap_pyfunction!(load_capture, m)?)?;

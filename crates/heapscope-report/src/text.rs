@@ -117,10 +117,19 @@ fn write_row(row: &Row, total: u64, out: &mut dyn Write) -> Result<(), ReportErr
         row.location(),
         row.function,
     )?;
-    for frame in row.stack.iter().skip(1) {
+    // The heading names the row's innermost Python frame; a `--native` stack may have C
+    // frames before it, which are listed (marked) rather than dropped.
+    let heading_is_first = row.stack.first().is_some_and(|f| {
+        !f.native
+            && *f.filename == *row.file
+            && f.lineno == row.line
+            && *f.function == *row.function
+    });
+    for frame in row.stack.iter().skip(usize::from(heading_is_first)) {
+        let mark = if frame.native { " [native]" } else { "" };
         writeln!(
             out,
-            "{:>31}{}:{} {}",
+            "{:>31}{}:{} {}{mark}",
             "", frame.filename, frame.lineno, frame.function
         )?;
     }

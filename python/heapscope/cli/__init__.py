@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     try:
         return int(args._execute(args))
-    except (HeapscopeError, OSError, ValueError) as exc:
+    except (HeapscopeError, OSError, ValueError, OverflowError) as exc:
         if args.verbose:
             import traceback  # only then: `heapscope run` keeps its imports few (see _parser)
 

@@ -19,11 +19,37 @@ def add_view_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_MAX_PID = 2**32 - 1  # pids are 32-bit in the capture
+_MAX_ROWS = 2**32
+
+
+def pid(text: str) -> int:
+    """An argparse type: a process id (1 to 2**32 - 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if not 1 <= value <= _MAX_PID:
+        raise argparse.ArgumentTypeError(f"a process id is a number from 1 to {_MAX_PID}")
+    return value
+
+
+def rows(text: str) -> int:
+    """An argparse type: a number of rows (0 or more; more than there are means all)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of rows: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a number of rows is 0 or more")
+    return min(value, _MAX_ROWS)
+
+
 def add_pid_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--pid PID`` (default: every process of the capture, merged)."""
     parser.add_argument(
         "--pid",
-        type=int,
+        type=pid,
         default=None,
         metavar="PID",
         help="only this process of a multi-process capture (default: all processes merged)",

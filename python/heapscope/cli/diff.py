@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from heapscope import _native
+from heapscope.cli._output import pid, rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,17 +16,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--at", choices=["peak", "end", "total"], default="peak", help="which figures to compare"
     )
-    parser.add_argument("-n", type=int, default=20, metavar="N", help="rows to show (default 20)")
+    parser.add_argument("-n", type=rows, default=20, metavar="N", help="rows to show (default 20)")
     parser.add_argument(
         "--pid-a",
-        type=int,
+        type=pid,
         default=None,
         metavar="PID",
         help="only this process of A (default: all its processes merged)",
     )
     parser.add_argument(
         "--pid-b",
-        type=int,
+        type=pid,
         default=None,
         metavar="PID",
         help="only this process of B (default: all its processes merged)",

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from heapscope import _native
-from heapscope.cli._output import add_hide_native_argument, add_pid_argument
+from heapscope.cli._output import add_hide_native_argument, add_pid_argument, rows
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="line",
         help="how rows are grouped (default line)",
     )
-    parser.add_argument("-n", type=int, default=10, metavar="N", help="rows to show (default 10)")
+    parser.add_argument("-n", type=rows, default=10, metavar="N", help="rows to show (default 10)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_pid_argument(parser)
     add_hide_native_argument(parser)

@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # not `typing`'s: see above
 if TYPE_CHECKING:
     from types import TracebackType
 
+_SIGINT = 2  # signal.SIGINT, without importing `signal` (enum) before the program
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
@@ -128,12 +129,6 @@ def execute(args: argparse.Namespace) -> int:
 
         traceback.print_exception(type(exc), exc, None)
         return 1
-    follow = None if args.no_follow else _prepare_children_dir(output, args)
-
-    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
-    # Computed before recording: the runner's own allocations are not the program's.
-    path0 = os.path.dirname(os.path.realpath(argv[0])) if module is None else os.getcwd()
-    program_argv = argv if module is None else [module, *argv]
     session = CaptureSession(
         output,
         command=command,
@@ -143,6 +138,13 @@ def execute(args: argparse.Namespace) -> int:
         flush_interval=args.flush_interval,
         native=args.native,
     )
+    session.check()  # before anything is made on disk
+    follow = _prepare_children_dir(output, args)
+
+    saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
+    # Computed before recording: the runner's own allocations are not the program's.
+    path0 = os.path.dirname(os.path.realpath(argv[0])) if module is None else os.getcwd()
+    program_argv = argv if module is None else [module, *argv]
     if follow is not None:
         # Before recording starts: setting variables allocates, and that is not the program's.
         os.environ.update(follow.environ(os.environ))
@@ -158,6 +160,7 @@ def execute(args: argparse.Namespace) -> int:
         gc.collect()
         _native._set_thread_ignored(False)
     status = 0
+    interrupted = False
     try:
         sys.argv = program_argv
         sys.path[0] = path0
@@ -183,14 +186,19 @@ def execute(args: argparse.Namespace) -> int:
     except BaseException as exc:
         _program_done(traced)
         _print_user_traceback(exc)
-        status = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        status = 1
+        if isinstance(exc, KeyboardInterrupt):
+            # Python dies by SIGINT then, once finalized (`exit_sigint`), and so does this
+            # process (130 where that cannot be arranged, a shell's code for it).
+            status = 130
+            interrupted = _native.die_by_signal_at_exit(_SIGINT)
     finally:
         _program_done(traced)
         sys.argv = saved_argv
         if saved_path0 is not None and sys.path:
             sys.path[0] = saved_path0
-        sys.stdout.flush()
-        exit_status = ("exit", status & 0xFF)
+        _flush_stdout()
+        exit_status = ("signal", _SIGINT) if interrupted else ("exit", status & 0xFF)
         if not traced:
             pass
         elif os.getpid() == root_pid:
@@ -201,6 +209,17 @@ def execute(args: argparse.Namespace) -> int:
             # A child forked by the program (without exec) that ran on to the end.
             _follow.end(exit_status)
     return status
+
+
+def _flush_stdout() -> None:
+    """Flush the program's standard output, as the interpreter does at exit: a program may
+    have closed it or set it to None, and then there is nothing to flush."""
+    try:
+        stdout = sys.stdout
+        if stdout is not None:
+            stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _program_done(traced: bool) -> None:
@@ -230,6 +249,8 @@ def _start_session(session: CaptureSession, output: str, *, native: bool) -> boo
 def _check_output(output: str, script: str | None) -> None:
     """Refuse, before anything runs, an output that cannot be a capture file: a directory, the
     script being profiled (``--force`` would overwrite it), or a place no file can be made."""
+    if output == "-":
+        raise HeapscopeError("a capture is a file, not standard output: give its path with -o")
     if os.path.isdir(output):
         raise HeapscopeError(f"{output} is a directory: give the capture file's path")
     if script is not None and os.path.exists(output) and os.path.samefile(output, script):
@@ -241,8 +262,9 @@ def _check_output(output: str, script: str | None) -> None:
         raise HeapscopeError(f"cannot write {output}: {parent} is not writable")
 
 
-def _prepare_children_dir(output: str, args: argparse.Namespace) -> _follow.FollowConfig:
-    """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes."""
+def _prepare_children_dir(output: str, args: argparse.Namespace) -> _follow.FollowConfig | None:
+    """Create (or, with --force, empty) ``OUT.hsc.d`` for the streams of child processes;
+    None with --no-follow, after emptying an old one (the reader would merge its streams)."""
     directory = os.path.realpath(_follow.children_dir(output))
     if os.path.exists(directory):
         if not args.force:
@@ -250,6 +272,15 @@ def _prepare_children_dir(output: str, args: argparse.Namespace) -> _follow.Foll
         for entry in os.scandir(directory):
             if entry.name.endswith((".hsc", ".untraced")) and entry.is_file():
                 os.unlink(entry.path)
+        if args.no_follow:
+            try:
+                os.rmdir(directory)
+            except OSError as exc:
+                raise HeapscopeError(
+                    f"cannot remove {directory} (an older run's child processes): {exc.strerror}"
+                ) from None
+    if args.no_follow:
+        return None
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:

@@ -37,8 +37,19 @@ impl<W: Write> Recorder<W> {
 
     /// Records one drain of the tracer, taken `t_ms` milliseconds after the start.
     pub fn record_delta(&mut self, t_ms: u64, delta: &ProfileDelta) -> Result<(), FormatError> {
+        self.record_delta_with_peak_time(t_ms, t_ms, delta)
+    }
+
+    /// Like [`Recorder::record_delta`], with the time the peak of the delta was reached
+    /// (its PEAK records carry it; readers take the time of the peak from them).
+    pub fn record_delta_with_peak_time(
+        &mut self,
+        t_ms: u64,
+        peak_t_ms: u64,
+        delta: &ProfileDelta,
+    ) -> Result<(), FormatError> {
         self.record_definitions(delta)?;
-        self.record_figures(t_ms, delta)
+        self.record_figures(t_ms, peak_t_ms, delta)
     }
 
     /// Records only the new frames and stacks of a delta (a piece of a drain whose figures
@@ -120,7 +131,12 @@ impl<W: Write> Recorder<W> {
     }
 
     /// Records the totals, the changed counters and the changed figures at the peak.
-    fn record_figures(&mut self, t_ms: u64, delta: &ProfileDelta) -> Result<(), FormatError> {
+    fn record_figures(
+        &mut self,
+        t_ms: u64,
+        peak_t_ms: u64,
+        delta: &ProfileDelta,
+    ) -> Result<(), FormatError> {
         let mut chunks = delta.changed.chunks(CHUNK).peekable();
         if chunks.peek().is_none() {
             self.writer
@@ -145,7 +161,7 @@ impl<W: Write> Recorder<W> {
             let mut chunks = delta.peak_changed.chunks(CHUNK).peekable();
             if chunks.peek().is_none() {
                 let peak = Peak {
-                    t_ms,
+                    t_ms: peak_t_ms,
                     peak_bytes: delta.peak_bytes,
                     stacks: Vec::new(),
                 };
@@ -161,7 +177,7 @@ impl<W: Write> Recorder<W> {
                     })
                     .collect();
                 self.writer.write(&Record::Peak(Peak {
-                    t_ms,
+                    t_ms: peak_t_ms,
                     peak_bytes: delta.peak_bytes,
                     stacks,
                 }))?;

@@ -82,6 +82,7 @@ pub(super) struct State {
     thread_ids: HashMap<u64, u32>,
     filenames: HashMap<String, Arc<str>>,
     peak_record_time: u64,
+    peak_record_bytes: u64,
     last_time: u64,
     end_time: Option<u64>,
     ppid: Option<u32>,
@@ -115,6 +116,7 @@ impl State {
             thread_ids: HashMap::new(),
             filenames: HashMap::new(),
             peak_record_time: 0,
+            peak_record_bytes: 0,
             last_time: 0,
             end_time: None,
             ppid: None,
@@ -181,8 +183,11 @@ impl State {
                 }
             }
             Record::Peak(p) => {
-                if p.peak_bytes > self.profile.meta.peak_bytes || self.peak_record_time == 0 {
+                // Compared with the last PEAK's figure, not the meta's: COUNTERS, written
+                // first in a flush, carry the new peak's bytes too.
+                if p.peak_bytes > self.peak_record_bytes || self.peak_record_time == 0 {
                     self.peak_record_time = p.t_ms;
+                    self.peak_record_bytes = p.peak_bytes;
                 }
                 self.profile.meta.peak_bytes = self.profile.meta.peak_bytes.max(p.peak_bytes);
                 self.last_time = self.last_time.max(p.t_ms);
@@ -365,11 +370,14 @@ impl State {
         p.meta.truncated = truncated || self.end_time.is_none();
         p.meta.duration_ms = self.end_time.unwrap_or(self.last_time);
         p.timeline.sort_by_key(|s| s.t_ms);
-        // The sampler sees the peak more precisely than the once-a-second flushes.
+        // The highest sample, if it shows the peak (a plateau at the peak); else the PEAK
+        // records' time: the sampler's, at most one interval late (captures before 2026-12-07:
+        // the flush's, up to a flush interval late), as a spike between two samples is in none.
         p.meta.peak_time_ms = p
             .timeline
             .iter()
             .max_by_key(|s| (s.traced_bytes, std::cmp::Reverse(s.t_ms)))
+            .filter(|s| s.traced_bytes.saturating_mul(100) >= p.meta.peak_bytes.saturating_mul(99))
             .map_or(self.peak_record_time, |s| s.t_ms);
         // Figures per profile stack: the sum over the file stacks that are it.
         let mut counters = vec![[0u64; 4]; p.stacks.len()];

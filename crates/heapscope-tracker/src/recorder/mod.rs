@@ -241,6 +241,8 @@ fn write_to(
 ) -> Result<(), CaptureError> {
     let t_ms = s.start.elapsed().as_millis() as u64;
     let samples = s.sampler.take();
+    // The peak as the sampler timed it (the drain comes up to a flush interval later).
+    let peak_t_ms = s.sampler.peak_time(delta.peak_bytes).unwrap_or(t_ms);
     let r = &mut s.recorder;
     r.record_samples(&samples)
         .and_then(|()| {
@@ -248,7 +250,7 @@ fn write_to(
             if partial && delta.changed.is_empty() && delta.peak_changed.is_empty() {
                 r.record_definitions(delta)
             } else {
-                r.record_delta(t_ms, delta)
+                r.record_delta_with_peak_time(t_ms, peak_t_ms, delta)
             }
         })
         .and_then(|()| r.record_thread_names(thread_names))
@@ -367,4 +369,31 @@ pub fn nudge_signal() -> bool {
 /// Stops tracing allocations made by the calling thread (the recorder's own threads).
 pub fn ignore_current_thread(gil: Gil) {
     backend::set_thread_ignored(gil, true);
+}
+
+/// The signal [`die_by_signal_at_exit`] raises once the interpreter has finalized (0: none).
+static EXIT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn raise_exit_signal() {
+    let signal = EXIT_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
+    if signal > 0 {
+        // SAFETY: `signal` and `kill` of this process, with the default disposition: the
+        // process dies by the signal here, as CPython's own exit after an uncaught
+        // KeyboardInterrupt does; if the signal is blocked, exit goes on with its status.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::kill(libc::getpid(), signal);
+        }
+    }
+}
+
+/// Make the process die by `signal` at the very end of the interpreter's finalization
+/// (`Py_AtExit`: after `atexit` handlers and the flush of the standard streams), as
+/// `python script.py` dies by SIGINT after an uncaught KeyboardInterrupt. False if it could
+/// not be registered. Call with the GIL held, before finalization.
+pub fn die_by_signal_at_exit(_gil: Gil, signal: i32) -> bool {
+    EXIT_SIGNAL.store(signal, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: registers a function without arguments that touches only an atomic and
+    // async-signal-safe calls; the GIL is held as Py_AtExit requires.
+    unsafe { pyo3_ffi::Py_AtExit(Some(raise_exit_signal)) == 0 }
 }

@@ -16,6 +16,10 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 pub struct Sampler {
     stop: Sender<()>,
     samples: Arc<Mutex<Vec<Sample>>>,
+    /// The highest peak a sample has seen and the time of the first sample that saw it: the
+    /// peak came after the sample before it, at most [`SAMPLE_INTERVAL`] earlier. A spike
+    /// shorter than that is in no sample's traced bytes, but it moves the peak.
+    peak: Arc<Mutex<(u64, u64)>>,
 }
 
 impl Sampler {
@@ -24,6 +28,8 @@ impl Sampler {
         let (stop, stopped) = mpsc::channel::<()>();
         let samples = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&samples);
+        let peak = Arc::new(Mutex::new((0, 0)));
+        let peak_sink = Arc::clone(&peak);
         // Detached: never joined (see `stop`). Born with every signal blocked, so signals
         // sent to the process reach the program's threads as they would without heapscope
         // (a SIGTERM taken by this thread would leave the main thread asleep, its Python
@@ -36,7 +42,13 @@ impl Sampler {
                 // PyMem hooks, so there is nothing to ignore.
                 let page = page_size();
                 loop {
-                    let sample = take_sample(start, page);
+                    let (sample, peak_bytes) = take_sample(start, page);
+                    {
+                        let mut seen = peak_sink.lock().unwrap_or_else(PoisonError::into_inner);
+                        if peak_bytes > seen.0 {
+                            *seen = (peak_bytes, sample.t_ms);
+                        }
+                    }
                     sink.lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .push(sample);
@@ -50,7 +62,18 @@ impl Sampler {
             restore_signals(&previous);
         }
         spawned?;
-        Ok(Sampler { stop, samples })
+        Ok(Sampler {
+            stop,
+            samples,
+            peak,
+        })
+    }
+
+    /// When the traced peak reached `peak_bytes`, if a sample saw it (milliseconds from the
+    /// start, at most one sampling interval late); None if it came after the last sample.
+    pub fn peak_time(&self, peak_bytes: u64) -> Option<u64> {
+        let seen = *self.peak.lock().unwrap_or_else(PoisonError::into_inner);
+        (seen.0 >= peak_bytes && peak_bytes > 0).then_some(seen.1)
     }
 
     /// The samples taken since the previous call.
@@ -68,13 +91,15 @@ impl Sampler {
     }
 }
 
-fn take_sample(start: Instant, page: u64) -> Sample {
-    let (traced_bytes, _) = backend::traced_memory();
-    Sample {
+/// A sample, and the traced peak so far when it was taken.
+fn take_sample(start: Instant, page: u64) -> (Sample, u64) {
+    let (traced_bytes, peak_bytes) = backend::traced_memory();
+    let sample = Sample {
         t_ms: start.elapsed().as_millis() as u64,
         traced_bytes,
         rss_bytes: resident_pages().map_or(0, |pages| pages * page),
-    }
+    };
+    (sample, peak_bytes)
 }
 
 /// Resident pages of this process, from `/proc/self/statm` (0 where there is no procfs).
