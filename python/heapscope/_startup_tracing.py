@@ -33,4 +33,10 @@ def start_if_requested(start: Callable[[int], None], is_tracing: Callable[[], bo
     """Start heapscope's tracer if the interpreter was told to trace from startup."""
     limit = requested_limit()
     if limit is not None and not is_tracing():
-        start(limit)
+        import warnings
+
+        with warnings.catch_warnings():
+            # On 3.13+ the stdlib's tracer, started by the interpreter, has a reference tracer
+            # of its own: heapscope's chains to it, as expected here, not worth a warning.
+            warnings.filterwarnings("ignore", "another reference tracer", RuntimeWarning)
+            start(limit)

@@ -10,6 +10,7 @@ versioned binary format instead of pickle, so loading a file never runs code.
 from __future__ import annotations
 
 import linecache  # noqa: F401  (the stdlib module exposes it; Traceback.format uses it)
+import operator
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, overload
@@ -81,8 +82,29 @@ def start(nframe: int = 1, /, *, sample_rate: int | None = None, native: bool = 
     libraries loaded with ctypes) takes with ``malloc`` and ``mmap``, in domain
     ``0x6e617476``, with the C frames in the tracebacks (what ``heapscope run --native``
     records). Raises ``RuntimeError`` where that cannot be installed.
+
+    As in the stdlib, ``start()`` while tracing changes nothing (the traceback limit stays),
+    unless it changes heapscope's mode: another ``sample_rate`` (sampling or not), or
+    ``native=True``.
     """
+    nframe = _c_int(nframe)
+    if _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native:
+        if not 1 <= nframe <= _MAX_NFRAME:
+            raise ValueError(f"the number of frames must be in range [1; {_MAX_NFRAME}]")
+        return
     _native.start(nframe, sample_rate=sample_rate, native=native)
+
+
+_MAX_NFRAME = 65535
+
+
+def _c_int(value: object) -> int:
+    """``value`` as the stdlib's ``start`` converts it to a C int: TypeError if it is not an
+    integer, OverflowError if it does not fit 32 bits."""
+    number = operator.index(value)  # type: ignore[arg-type]
+    if not -(2**31) <= number < 2**31:
+        raise OverflowError("Python int too large to convert to C int")
+    return number
 
 
 def stop() -> None:
@@ -163,10 +185,9 @@ class _Traces(Sequence[Trace]):
 
     @property
     def _traces(self) -> Any:
-        if self._raw is None:
-            assert self._native is not None
+        if self._raw is None and self._native is not None:
             self._raw = self._native.raw_traces()
-        return self._raw
+        return self._raw  # None given as traces: iterating it fails as in the stdlib
 
     @_traces.setter
     def _traces(self, traces: Any) -> None:

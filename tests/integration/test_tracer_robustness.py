@@ -463,3 +463,94 @@ def test_books_balance_whatever_the_allocator(
     # pools) or pymalloc's debug hooks (shifted addresses), blocks fall back to the hash table
     # and every figure must still be exact.
     assert run_under_allocator(NON_PYMALLOC_SCRIPT, allocator, subprocess_env).strip() == "ok"
+
+
+# The stdlib's tracer and heapscope's, started and stopped in any order: each restores the
+# allocators it found, blindly, so heapscope must not put back hooks another tracer left
+# behind (they may be stopped), nor install itself over a chain that calls its own hooks.
+BOTH_TRACERS = """\
+import sys
+import tracemalloc as std
+import heapscope.tracemalloc as hs
+order = sys.argv[1]
+steps = {{"s": std.start, "h": lambda: hs.start({sampling}), "S": std.stop, "H": hs.stop}}
+for step in order:
+    steps[step]()
+    junk = [bytes(i % 50) for i in range(2000)]
+print(std.is_tracing(), hs.is_tracing())
+hs.start(5)
+kept = [[i] for i in range(1000)]
+assert hs.get_traced_memory()[0] > 50_000, hs.get_traced_memory()
+hs.stop()
+std.start()
+kept = [[i] for i in range(1000)]
+assert std.get_traced_memory()[0] > 50_000
+std.stop()
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("order", ["shSH", "hsHS", "hsSH", "shHS", "shSsHS", "hsHhSH"])
+@pytest.mark.parametrize("sampling", ["", "sample_rate=4096"])
+def test_the_stdlib_tracer_and_ours_stopped_in_any_order(
+    order: str, sampling: str, subprocess_env: dict[str, str]
+) -> None:
+    code = BOTH_TRACERS.format(sampling=sampling)
+    proc = python(["-X", "faulthandler", "-c", code, order], subprocess_env)
+    assert proc.stdout.splitlines() == ["False False", "ok"], proc.stdout
+
+
+def python(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a fresh interpreter, which must exit with status 0."""
+    proc = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_start_while_tracing_keeps_the_limit_as_the_stdlib() -> None:
+    import tracemalloc as std
+
+    for module in (std, tm):
+        module.start(1)
+        try:
+            module.start(5)
+            assert module.get_traceback_limit() == 1, module
+            with pytest.raises(ValueError, match="range"):
+                module.start(0)
+            with pytest.raises(OverflowError):
+                module.start(2**31)
+            with pytest.raises(TypeError):
+                module.start("x")  # type: ignore[arg-type]
+        finally:
+            module.stop()
+
+
+def test_tracing_from_startup_is_quiet_even_under_warnings_as_errors(
+    subprocess_env: dict[str, str],
+) -> None:
+    """`-X tracemalloc` starts the stdlib's tracer first; on 3.13+ heapscope's reference
+    tracer then chains to the stdlib's, which is expected there and not warned about."""
+    code = "import heapscope.tracemalloc as t; print(t.is_tracing(), t.get_traceback_limit())"
+    proc = python(["-W", "error", "-X", "tracemalloc=5", "-c", code], subprocess_env)
+    assert proc.stdout == "True 5\n"
+    assert proc.stderr == ""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="reference tracers: 3.13+")
+def test_a_start_that_fails_on_its_warning_leaves_nothing_tracing(
+    subprocess_env: dict[str, str],
+) -> None:
+    code = textwrap.dedent(
+        """
+        import tracemalloc as std
+        import heapscope.tracemalloc as hs
+        std.start()
+        try:
+            hs.start()
+        except RuntimeWarning as exc:
+            print("raised", hs.is_tracing())
+        """
+    )
+    assert python(["-W", "error", "-c", code], subprocess_env).stdout == "raised False\n"

@@ -43,8 +43,15 @@ fn options(by_thread: bool, sample_rate: Option<i64>, native: bool) -> PyResult<
 #[pyo3(signature = (nframe = 1, *, sample_rate = None, native = false))]
 fn start(py: Python<'_>, nframe: i64, sample_rate: Option<i64>, native: bool) -> PyResult<()> {
     let limit = u32::try_from(nframe).unwrap_or(0);
+    let was_tracing = tracker::is_tracing();
     tracker::start(gil(py), limit, options(false, sample_rate, native)?).map_err(tracker_error)?;
-    warn_ref_tracer(py)
+    warn_ref_tracer(py).inspect_err(|_| {
+        // The warning was turned into an error (`-W error`): this start() failed, so the
+        // tracer it started does not stay on.
+        if !was_tracing {
+            tracker::stop(gil(py));
+        }
+    })
 }
 
 /// The tracer's one warning about another reference tracer, as a RuntimeWarning.

@@ -7,7 +7,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use pyo3_ffi::{PyMemAllocatorDomain, PyMemAllocatorEx};
 
@@ -28,6 +28,27 @@ const EMPTY: PyMemAllocatorEx = PyMemAllocatorEx {
     free: None,
 };
 static ORIGINAL: Originals = Originals(UnsafeCell::new([EMPTY; 3]));
+
+/// Where the installed hooks find the allocators they wrap: `ORIGINAL`, or, once hooks were
+/// left in another tracer's chain, a copy of its own (null: `ORIGINAL`). Hooks left behind
+/// keep their ctx, pointing at the originals they were installed over, and pass through to
+/// them (the state is inactive): overwriting those originals with an allocator that calls
+/// them back would loop.
+static SLOT: AtomicPtr<PyMemAllocatorEx> = AtomicPtr::new(ptr::null_mut());
+/// Hooks of the current slot are in another allocator's chain (stop() found that allocator
+/// installed over them, e.g. the stdlib's tracemalloc started while heapscope traced): its
+/// originals must stay as they are.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// The current slot's three allocators (RAW, MEM, OBJ).
+fn slot() -> *mut PyMemAllocatorEx {
+    let p = SLOT.load(Ordering::Relaxed);
+    if p.is_null() {
+        ORIGINAL.0.get().cast()
+    } else {
+        p
+    }
+}
 
 const DOMAINS: [PyMemAllocatorDomain; 3] = [
     PyMemAllocatorDomain::PYMEM_DOMAIN_RAW,
@@ -102,14 +123,36 @@ pub fn arm_direct(st: &mut crate::state::State) {
 /// The GIL is held and the hooks are not installed.
 pub unsafe fn install(sampled: bool, direct: bool) {
     SAMPLED_HOOKS.store(sampled, Ordering::Relaxed);
-    // SAFETY: per the contract, no hook runs yet, so nothing reads ORIGINAL concurrently.
-    let originals = unsafe { &mut *ORIGINAL.0.get() };
-    for (i, domain) in DOMAINS.into_iter().enumerate() {
-        // SAFETY: `originals[i]` is a valid out-parameter.
-        unsafe { pyo3_ffi::PyMem_GetAllocator(domain, &raw mut originals[i]) };
+    let current = current_allocators();
+    // SAFETY: GIL held; `current` was just read.
+    let ours_on_top = (0..3).all(|i| unsafe { is_installed_hook(i, &current[i]) });
+    if !ours_on_top {
+        if PINNED.swap(false, Ordering::Relaxed) {
+            // The slot's originals are read by hooks still in another allocator's chain.
+            let fresh: &'static mut [PyMemAllocatorEx; 3] = Box::leak(Box::new([EMPTY; 3]));
+            SLOT.store(fresh.as_mut_ptr(), Ordering::Relaxed);
+        }
+        // SAFETY: the slot is not read by any installed hook of ours (a fresh one, or ours
+        // were put back cleanly); GIL held.
+        let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
+        originals.copy_from_slice(&current);
     }
-    // SAFETY: GIL held, hooks not installed; ORIGINAL is filled.
-    let direct = sampled && direct && unsafe { direct::pymalloc_forwards_to_raw() };
+    // Else another tracer put our hooks back (its stop): they are on top and the slot holds
+    // what they were installed over; only their functions change with the mode. Nothing
+    // else calls them now.
+    if ours_on_top {
+        PINNED.store(false, Ordering::Relaxed);
+    }
+    // SAFETY: the slot lives forever; hooks read it only under the GIL or through ctx.
+    let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
+    // Direct hooks read `ORIGINAL` itself (`original_of`), and only where it holds what is
+    // installed now.
+    let direct = sampled
+        && direct
+        && !ours_on_top
+        && SLOT.load(Ordering::Relaxed).is_null()
+        // SAFETY: GIL held, hooks not installed; ORIGINAL is filled.
+        && unsafe { direct::pymalloc_forwards_to_raw() };
     DIRECT.store(direct, Ordering::Relaxed);
     for (i, domain) in DOMAINS.into_iter().enumerate() {
         let ctx = (&raw mut originals[i]).cast::<c_void>();
@@ -140,23 +183,70 @@ pub unsafe fn install(sampled: bool, direct: bool) {
                 free: Some(gil_free),
             }
         };
+        INSTALLED[i]
+            .0
+            .store(malloc_address(&hook), Ordering::Relaxed);
+        INSTALLED[i].1.store(hook.ctx as usize, Ordering::Relaxed);
         // SAFETY: `hook` is a valid allocator whose ctx outlives it (a static, or the
         // original allocator's own ctx).
         unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut hook) };
     }
 }
 
-/// Put back the allocators that were installed before ours.
+/// Put back the allocators that were installed before ours, where ours are still the ones
+/// installed. Where another allocator was installed over ours since (it calls ours, which
+/// now pass through), it is left in place: putting ours' originals back would remove it,
+/// and it may have been stopped already, and restoring its stale hooks crashed the process.
 ///
 /// # Safety
 /// The GIL is held and the hooks are installed.
 pub unsafe fn uninstall() {
-    // SAFETY: ORIGINAL was filled by `install`; the interpreter copies the struct.
-    let originals = unsafe { &mut *ORIGINAL.0.get() };
+    let current = current_allocators();
+    // SAFETY: the slot was filled by `install`; the interpreter copies the struct.
+    let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
     for (i, domain) in DOMAINS.into_iter().enumerate() {
-        // SAFETY: as above.
-        unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut originals[i]) };
+        // SAFETY: GIL held; `current[i]` was just read.
+        if unsafe { is_installed_hook(i, &current[i]) } {
+            // SAFETY: as above.
+            unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut originals[i]) };
+        } else {
+            PINNED.store(true, Ordering::Relaxed);
+        }
     }
+}
+
+/// The allocators installed now on the three domains.
+fn current_allocators() -> [PyMemAllocatorEx; 3] {
+    let mut current = [EMPTY; 3];
+    for (i, domain) in DOMAINS.into_iter().enumerate() {
+        // SAFETY: `current[i]` is a valid out-parameter; the GIL is held by our callers.
+        unsafe { pyo3_ffi::PyMem_GetAllocator(domain, &raw mut current[i]) };
+    }
+    current
+}
+
+/// The (malloc, ctx) of the hooks `install` last gave each domain, as addresses: what
+/// `is_installed_hook` recognises (the very values handed to the interpreter).
+static INSTALLED: [(AtomicUsize, AtomicUsize); 3] = [
+    (AtomicUsize::new(0), AtomicUsize::new(0)),
+    (AtomicUsize::new(0), AtomicUsize::new(0)),
+    (AtomicUsize::new(0), AtomicUsize::new(0)),
+];
+
+fn malloc_address(a: &PyMemAllocatorEx) -> usize {
+    a.malloc.map_or(0, |f| f as usize)
+}
+
+/// True if `a`, read from domain `i`, is the hook `install` last put there.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn is_installed_hook(i: usize, a: &PyMemAllocatorEx) -> bool {
+    let (malloc, ctx) = &INSTALLED[i];
+    let address = malloc_address(a);
+    address != 0
+        && address == malloc.load(Ordering::Relaxed)
+        && a.ctx as usize == ctx.load(Ordering::Relaxed)
 }
 
 /// The allocator that was installed on domain `i` (0 RAW, 1 MEM, 2 OBJ) before ours.

@@ -70,11 +70,36 @@ unsafe fn text(obj: *mut c_void) -> Arc<str> {
     if data.is_null() {
         // SAFETY: clearing the error AsUTF8AndSize set (e.g. lone surrogates).
         unsafe { pyo3_ffi::PyErr_Clear() };
-        return Arc::from("<unknown>");
+        // SAFETY: as above.
+        return unsafe { text_with_surrogates(obj) };
     }
     // SAFETY: `data` points to `size` bytes of UTF-8 owned by the str object.
     let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), size as usize) };
     Arc::from(String::from_utf8_lossy(bytes).as_ref())
+}
+
+/// A str that has no UTF-8 form: a file name with bytes that are not UTF-8, which Python
+/// keeps as lone surrogates (surrogateescape). Each becomes U+FFFD; the rest of the name
+/// stays, so it is still told apart and matched by filters. Read a character at a time:
+/// nothing is allocated through Python.
+///
+/// # Safety
+/// `obj` is a live str; the GIL is held.
+unsafe fn text_with_surrogates(obj: *mut c_void) -> Arc<str> {
+    // SAFETY: per the contract.
+    let length = unsafe { pyo3_ffi::PyUnicode_GetLength(obj.cast()) };
+    if length < 0 {
+        // SAFETY: clearing the error GetLength set.
+        unsafe { pyo3_ffi::PyErr_Clear() };
+        return Arc::from("<unknown>");
+    }
+    let mut out = String::with_capacity(length as usize);
+    for i in 0..length {
+        // SAFETY: `i` is within the str's length.
+        let c = unsafe { pyo3_ffi::PyUnicode_ReadChar(obj.cast(), i) };
+        out.push(char::from_u32(c).unwrap_or(char::REPLACEMENT_CHARACTER));
+    }
+    Arc::from(out)
 }
 
 impl Resolver {

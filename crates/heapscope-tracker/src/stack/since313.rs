@@ -114,13 +114,15 @@ pub unsafe fn current_frame<F: Facts>(tstate: *mut c_void) -> *const c_void {
 /// The stdlib's `traceback_get_frames`: the complete frames from the innermost outwards,
 /// frames of the interpreter or the C stack (anywhere in the chain) skipped and not counted.
 ///
-/// Where this differs from the stdlib: a Python frame counts as incomplete (not yet at its
-/// first traceable instruction) only until the walk meets a complete one, as in 3.11, instead
-/// of anywhere in the chain. A frame below another one has run past its first instruction
-/// except when Python code runs in the middle of its prologue (`MAKE_CELL`,
-/// `COPY_FREE_VARS`), which needs a finalizer triggered there; checking every frame costs a
-/// read of every frame's code object (a cache miss per frame per allocation: ~0.3x of an
-/// untraced run at limit 1, `make bench-versions`).
+/// Where this differs from the stdlib: below the first complete frame, a Python frame counts
+/// as incomplete (not yet at its first traceable instruction) only if it is at offset 0, and
+/// only among the frames kept (those past the limit are counted without a look at their
+/// offset). That is the shim frame under a specialized class call's `__init__`
+/// (`_Py_InitCleanup`), met at every allocation in such an `__init__`; a frame below another
+/// one is otherwise past its first instruction, except when Python code runs in the middle of
+/// its prologue (`MAKE_CELL`, `COPY_FREE_VARS`), which needs a finalizer triggered there.
+/// Checking every frame costs a read of every frame's code object (a cache miss per frame
+/// per allocation: ~0.3x of an untraced run at limit 1, `make bench-versions`).
 pub unsafe fn capture<F: Facts>(
     tstate: *mut c_void,
     out: &mut [RawFrame],
@@ -321,6 +323,13 @@ unsafe fn walk<F: Facts, const SEG: bool>(
             if !not_python::<F>(frame) {
                 let code = code::<F>(frame);
                 let off = offset::<F>(frame, code);
+                if off == 0 && before_first_instruction::<F>(frame) {
+                    // The shim frame under `__init__` when a class call is specialized
+                    // (`_Py_InitCleanup`, at its first instruction while `__init__` runs):
+                    // incomplete, as the stdlib skips it.
+                    frame = read(frame, FRAME_PREVIOUS);
+                    continue;
+                }
                 out[n] = RawFrame { code, offset: off };
                 if SEG && n < segs.len() {
                     segs[n] = seg;
