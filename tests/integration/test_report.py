@@ -143,6 +143,11 @@ def test_sigkilled_run_is_readable(tmp_path: Path, subprocess_env: dict[str, str
     held = [r for r in report["rows"] if r["file"].endswith("killed.py") and r["line"] == 2]
     assert held, report["rows"]
     assert abs(held[0]["size"] - 8 * MB) <= 0.05 * 8 * MB
+    # The other outputs say so on stderr too (the HTML page also in the page).
+    for args in (["export", "-f", "collapsed", "-o", "k.txt"], ["flamegraph", "-o", "k.html"]):
+        proc = heapscope(*args, "k.hsc", cwd=tmp_path, env=subprocess_env)
+        assert proc.returncode == 0, proc.stderr
+        assert "cut short" in proc.stderr, (args, proc.stderr)
 
 
 def _assert_clean_error(proc_args: tuple[str | Path, ...], cwd: Path, env: dict[str, str]) -> None:

@@ -80,3 +80,12 @@ def write_output(data: bytes, output: str | Path) -> str:
         return "<stdout>"
     Path(output).write_bytes(data)
     return str(output)
+
+
+def warn_if_cut_short(truncated: bool) -> None:
+    """Say on stderr that the capture was cut short (the output itself may not show it)."""
+    if truncated:
+        print(
+            "heapscope: warning: the capture was cut short; figures are as of its last flush",
+            file=sys.stderr,
+        )

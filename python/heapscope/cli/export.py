@@ -11,6 +11,7 @@ from heapscope.cli._output import (
     add_pid_argument,
     add_view_argument,
     default_output,
+    warn_if_cut_short,
     write_output,
 )
 
@@ -48,6 +49,7 @@ def execute(args: argparse.Namespace) -> int:
     """Read the capture, export it, write it; return the exit status."""
     profile = _native.load_capture(args.file, args.pid, args.hide_native)
     data: bytes = _native.export(profile, args.format, args.at)
+    warn_if_cut_short(_native.profile_truncated(profile))
     output = args.output or default_output(args.file, SUFFIXES[args.format])
     where = write_output(data, output)
     if where != "<stdout>":

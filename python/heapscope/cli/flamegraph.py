@@ -11,6 +11,7 @@ from heapscope.cli._output import (
     add_pid_argument,
     add_view_argument,
     default_output,
+    warn_if_cut_short,
     write_output,
 )
 
@@ -33,6 +34,7 @@ def execute(args: argparse.Namespace) -> int:
     """Read the capture, render the report, write it; return the exit status."""
     profile = _native.load_capture(args.file, args.pid, args.hide_native)
     page: str = _native.render_html(profile, args.at)
+    warn_if_cut_short(_native.profile_truncated(profile))
     output = args.output or default_output(args.file, ".html")
     where = write_output(page.encode("utf-8"), output)
     if where != "<stdout>":

@@ -6,7 +6,12 @@ import argparse
 import sys
 
 from heapscope import _native
-from heapscope.cli._output import add_hide_native_argument, add_pid_argument, rows
+from heapscope.cli._output import (
+    add_hide_native_argument,
+    add_pid_argument,
+    rows,
+    warn_if_cut_short,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,9 +42,6 @@ def execute(args: argparse.Namespace) -> int:
     profile = _native.load_capture(args.file, args.pid, args.hide_native)
     text = _native.render_report(profile, args.at, args.by, args.n, args.json)
     sys.stdout.write(text)
-    if args.json and _native.profile_truncated(profile):
-        print(
-            "heapscope: warning: the capture was cut short; figures are as of its last flush",
-            file=sys.stderr,
-        )
+    if args.json:  # the text report says it in its heading
+        warn_if_cut_short(_native.profile_truncated(profile))
     return 0
