@@ -205,3 +205,18 @@ def test_stopping_a_childs_stream_is_not_the_childs_memory(
     rows = report_json(tmp_path / "k.hsc", subprocess_env, "--at", "total", "-n", "10000")["rows"]
     assert rows
     assert not [r for r in rows if str(r["file"]).startswith(package)]
+
+
+@pytest.mark.parametrize("target", [["nomain"], ["-m", "no_such_module_here"]])
+def test_nothing_to_run_is_one_line_as_python_says_it(
+    tmp_path: Path, subprocess_env: dict[str, str], target: list[str]
+) -> None:
+    (tmp_path / "nomain").mkdir()
+    plain = subprocess.run(
+        [sys.executable, *target], cwd=tmp_path, env=subprocess_env, capture_output=True, text=True
+    )
+    proc = heapscope("run", "-o", "n.hsc", *target, cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == plain.returncode == 1
+    first = proc.stderr.splitlines()[0]
+    assert first.split(": ", 1)[1] == plain.stderr.strip().split(": ", 1)[1], proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -360,4 +360,9 @@ def _print_user_traceback(exc: BaseException) -> None:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(ours):
         tb = tb.tb_next
     sys.stderr.flush()
+    if tb is None and isinstance(exc, ImportError):
+        # runpy's own failure, no frame of the program (a directory or zip file without
+        # __main__, no such module): one line, as python prints it.
+        print(f"{sys.executable}: {exc}", file=sys.stderr)
+        return
     traceback.print_exception(type(exc), exc, tb)
