@@ -3,6 +3,10 @@
 ``import heapscope.tracemalloc as tracemalloc`` is a drop-in replacement for the standard
 library's ``tracemalloc``. ``%load_ext heapscope`` adds the ``%%heapscope`` cell magic to
 IPython / Jupyter; ``pytest --heapscope`` checks tests' memory (``heapscope.pytest_plugin``).
+
+PYTEST_DONT_REWRITE: pytest rewrites the asserts of the packages that provide plugins, and
+warns when such a package was imported before it starts, as ``heapscope run -m pytest`` and
+the children ``heapscope run`` follows do (an error under ``filterwarnings = error``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ if TYPE_CHECKING:
 
     from heapscope._tracker import Tracker
 
-__all__ = ["Tracker", "__version__", "load_ipython_extension"]
+__all__ = ["Tracker", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str) -> object:
@@ -33,3 +37,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from heapscope.ipython_magic import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove the ``%%heapscope`` cell magic: ``%unload_ext heapscope`` calls this."""
+    from heapscope.ipython_magic import unload_ipython_extension as unload
+
+    unload(ipython)

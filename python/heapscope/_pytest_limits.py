@@ -79,7 +79,12 @@ def violations(limits: Limits, measurement: Measurement, base: str | None = None
             f"heapscope: the test's peak traced memory {format_size(measurement.peak)} "
             f"({measurement.peak:,} bytes) exceeds {limits.memory.describe()}.\n"
             "Top allocating lines at the peak:\n"
-            f"{format_lines(measurement.peak_lines, base=base)}"
+            + (
+                format_lines(measurement.peak_lines, base=base)
+                if measurement.peak_lines
+                else "    (none of the test's own: the peak is pytest's and heapscope's "
+                "bookkeeping during the call, about 1-2 KiB)"
+            )
         )
     if limits.leaks is not None and measurement.kept > limits.leaks.n_bytes:
         messages.append(

@@ -33,7 +33,11 @@ _MEASURED = pytest.StashKey["Measurement | str"]()
 # PYTEST_CURRENT_TEST variable that pytest writes through os.environ) are not the test's.
 _PYTEST_INTERNALS = (package_pattern(_pytest), package_pattern(pluggy), "<frozen os>")
 
-_ALREADY_TRACING = "heapscope's tracer was already running when the test started"
+_ALREADY_TRACING = (
+    "heapscope's tracer was already running when the test started (heapscope.tracemalloc "
+    "started by the test session, or by python -X tracemalloc / PYTHONTRACEMALLOC, which "
+    "start it when it is imported)"
+)
 _STOPPED = "the test stopped heapscope's tracer"
 
 

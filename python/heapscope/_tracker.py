@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
 
 from heapscope import _follow
 from heapscope._capture import DEFAULT_TRACE_LIMIT, CaptureSession
 
 __all__ = ["Tracker"]
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+# `inspect`'s CO_GENERATOR, CO_COROUTINE, CO_ASYNC_GENERATOR (inspect itself is a heavy import).
+_CO_GENERATOR, _CO_COROUTINE, _CO_ASYNC_GENERATOR = 0x20, 0x80, 0x200
 
 
 class Tracker(contextlib.ContextDecorator):
@@ -37,6 +46,10 @@ class Tracker(contextlib.ContextDecorator):
 
     In a process that ``heapscope run`` records (the program or one of its children), the
     process's own stream ends while the Tracker records, and a new one starts after it.
+    heapscope has one tracer per process: a Tracker entered while ``heapscope.tracemalloc``
+    traces records from that tracer (the capture starts with the blocks it holds) and leaves it
+    tracing, as it was, when it ends; inside a Tracker, ``heapscope.tracemalloc.start()`` and
+    ``stop()`` change nothing (the tracer is the capture's).
     """
 
     def __init__(
@@ -70,12 +83,50 @@ class Tracker(contextlib.ContextDecorator):
         self._suspended = _follow.suspend()
         try:
             session.start()
+        except FileExistsError:
+            _follow.resume(self._suspended)
+            self._suspended = None
+            raise FileExistsError(
+                errno.EEXIST, "already exists (pass force=True to overwrite it)", str(self.path)
+            ) from None
         except BaseException:
             _follow.resume(self._suspended)
             self._suspended = None
             raise
         self._session = session
         return self
+
+    def __call__(self, func: _F) -> _F:
+        """Record every call of ``func``: of a generator (or async generator) function, the
+        whole iteration, of a coroutine function, until it returns (contextlib's decorator
+        would only record the creation of the generator or coroutine)."""
+        flags = getattr(getattr(func, "__code__", None), "co_flags", 0)
+        if flags & _CO_GENERATOR:
+
+            @functools.wraps(func)
+            def generator(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    return (yield from func(*args, **kwargs))
+
+            return generator  # type: ignore[return-value]
+        if flags & _CO_COROUTINE:
+
+            @functools.wraps(func)
+            async def coroutine(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    return await func(*args, **kwargs)
+
+            return coroutine  # type: ignore[return-value]
+        if flags & _CO_ASYNC_GENERATOR:
+
+            @functools.wraps(func)
+            async def async_generator(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    async for item in func(*args, **kwargs):
+                        yield item
+
+            return async_generator  # type: ignore[return-value]
+        return super().__call__(func)
 
     def __exit__(
         self,

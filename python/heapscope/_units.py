@@ -11,7 +11,7 @@ import argparse
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-__all__ = ["UNITS", "format_size", "parse_size", "positive_int"]
+__all__ = ["MAX_TRACE_LIMIT", "UNITS", "format_size", "parse_size", "positive_int", "trace_limit"]
 
 UNITS: dict[str, int] = {
     "b": 1,
@@ -81,4 +81,18 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+#: The tracer's largest traceback limit (the stdlib's too).
+MAX_TRACE_LIMIT = 65535
+
+
+def trace_limit(text: str) -> int:
+    """An ``argparse`` type for a traceback limit: an integer from 1 to 65535."""
+    value = positive_int(text)
+    if value > MAX_TRACE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"expected a traceback limit from 1 to {MAX_TRACE_LIMIT}, got {value}"
+        )
     return value

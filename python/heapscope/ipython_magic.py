@@ -20,18 +20,19 @@ import codeop
 import os
 import sys
 from dataclasses import dataclass
-from types import CodeType
+from types import CodeType, FrameType
 from typing import Any
 
 import IPython
 import traitlets
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
 from heapscope._measure import Measurement, Measuring, package_pattern
 from heapscope._tables import format_lines, html_lines
-from heapscope._units import format_size, positive_int
+from heapscope._units import format_size, positive_int, trace_limit
 
 __all__ = ["CellReport", "HeapscopeMagics", "load_ipython_extension"]
 
@@ -43,6 +44,29 @@ ALREADY_TRACING = (
 
 # IPython's own allocations while the cell runs (traitlets notifications, the display hook).
 _IPYTHON_INTERNALS = (package_pattern(IPython), package_pattern(traitlets), codeop.__file__)
+# A Jupyter kernel's own, while the cell runs (output streams, messages), where loaded.
+_KERNEL_PACKAGES = ("ipykernel", "zmq", "tornado", "jupyter_client", "comm", "debugpy")
+
+
+def _internals() -> tuple[str, ...]:
+    """The file patterns of IPython's and the kernel's code: not the cell's allocations."""
+    loaded = [sys.modules.get(name) for name in _KERNEL_PACKAGES]
+    kernel = tuple(package_pattern(m) for m in loaded if getattr(m, "__file__", None))
+    return _IPYTHON_INTERNALS + kernel
+
+
+def _running_cell_number(shell: Any) -> int:
+    """The number of the cell whose code calls this magic (``In[N]``). IPython 9 has counted
+    the next cell in ``execution_count`` by then, IPython 8 had not: the number is looked up
+    by the calling cell's file name, which IPython's compiler maps to it."""
+    numbers = getattr(shell.compile, "_filename_map", {})
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        number = numbers.get(frame.f_code.co_filename)
+        if isinstance(number, int):
+            return number
+        frame = frame.f_back
+    return int(shell.execution_count)
 
 
 @dataclass(frozen=True)
@@ -114,7 +138,7 @@ class HeapscopeMagics(Magics):
     @argument("-n", "--top", type=positive_int, default=10, help="rows to show (default 10)")
     @argument(
         "--limit",
-        type=positive_int,
+        type=trace_limit,
         default=1,
         help="traceback limit: frames stored per allocation (default 1)",
     )
@@ -131,11 +155,19 @@ class HeapscopeMagics(Magics):
         """
         __tracebackhide__ = True  # IPython leaves this frame out of the cell's traceback
         args = parse_argstring(self.heapscope, line)  # bad arguments raise UsageError
-        body, last = self._compile(cell)
+        try:
+            body, last = self._compile(cell)
+        except SyntaxError as exc:
+            if "await" in str(exc.msg):
+                raise UsageError(
+                    "%%heapscope runs the cell as plain code: top-level `await` is not "
+                    "supported (wrap it in asyncio.run(...))"
+                ) from None
+            raise
         measuring = Measuring(
             nframe=args.limit,
             top=args.top,
-            exclude=_IPYTHON_INTERNALS,
+            exclude=_internals(),
             profile_command=["%%heapscope " + line.strip()],
             native=args.native,
         )
@@ -161,8 +193,9 @@ class HeapscopeMagics(Magics):
         tracing starts; the last expression is compiled apart so that its value is shown."""
         shell = self._shell
         source = shell.transform_cell(cell)
-        # Cached like IPython's own cells, so that tracebacks show the cell's lines.
-        filename = shell.compile.cache(source, shell.execution_count, raw_code=cell)
+        # Cached like IPython's own cells, so that tracebacks show the cell's lines, under the
+        # number of the cell running this magic.
+        filename = shell.compile.cache(source, _running_cell_number(shell), raw_code=cell)
         tree = shell.transform_ast(shell.compile.ast_parse(source, filename=filename))
         last = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
@@ -179,3 +212,10 @@ class HeapscopeMagics(Magics):
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%%heapscope`` (called by ``%load_ext heapscope``)."""
     ipython.register_magics(HeapscopeMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Unregister ``%%heapscope`` (called by ``%unload_ext heapscope``)."""
+    manager = ipython.magics_manager
+    manager.magics["cell"].pop("heapscope", None)
+    manager.registry.pop(HeapscopeMagics.__name__, None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pytest
 
-from heapscope._units import positive_int
+from heapscope._units import positive_int, trace_limit
 
 __all__ = ["MARKERS", "pytest_addoption", "pytest_configure"]
 
@@ -54,7 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--heapscope-traceback-limit",
-        type=positive_int,
+        type=trace_limit,
         default=1,
         metavar="N",
         help="with --heapscope: frames stored per allocation (default 1, the allocating line)",

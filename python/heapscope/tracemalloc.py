@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, overload
 
-from heapscope import _native, _startup_tracing
+from heapscope import _follow, _native, _startup_tracing
 from heapscope._tracemalloc_filters import (
     BaseFilter,
     DomainFilter,
@@ -88,11 +88,32 @@ def start(nframe: int = 1, /, *, sample_rate: int | None = None, native: bool = 
     ``native=True``.
     """
     nframe = _c_int(nframe)
-    if _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native:
+    joined = _native.capture_active() and not _take_over_from_capture()
+    if joined or (
+        _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native
+    ):
         if not 1 <= nframe <= _MAX_NFRAME:
             raise ValueError(f"the number of frames must be in range [1; {_MAX_NFRAME}]")
         return
     _native.start(nframe, sample_rate=sample_rate, native=native)
+
+
+# The stream of `heapscope run` (or of a followed child) that start() ended to trace on its own,
+# started again by stop().
+_suspended_stream: tuple[Any, Any] | None = None
+
+
+def _take_over_from_capture() -> bool:
+    """The process is being recorded, and heapscope has one tracer: a program that traces on
+    its own under ``heapscope run`` takes the tracer over (its stream ends, a new one starts
+    after ``stop()``), as a Tracker or ``pytest --heapscope`` does. A Tracker's or an attach's
+    recording is not ended for it: False, the tracer is the capture's (``stop()`` leaves it)."""
+    global _suspended_stream
+    suspended = _follow.suspend()
+    if suspended is None:
+        return False
+    _suspended_stream = suspended
+    return True
 
 
 _MAX_NFRAME = 65535
@@ -109,7 +130,12 @@ def _c_int(value: object) -> int:
 
 def stop() -> None:
     """Stop tracing and clear every trace."""
+    global _suspended_stream
+    if _native.capture_active():
+        return  # the tracer is a capture's, which start() did not take over
     _native.stop()
+    suspended, _suspended_stream = _suspended_stream, None
+    _follow.resume(suspended)
 
 
 def is_tracing() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from html import unescape
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_exception_in_the_cell(shell: InteractiveShell, capsys: pytest.CaptureFi
     shell.user_ns.pop("big")
 
 
-@pytest.mark.parametrize("line", ["-n 0", "--top many", "--limit -1", "--bogus"])
+@pytest.mark.parametrize("line", ["-n 0", "--top many", "--limit -1", "--limit 70000", "--bogus"])
 def test_bad_arguments(
     shell: InteractiveShell, capsys: pytest.CaptureFixture[str], line: str
 ) -> None:
@@ -186,3 +187,53 @@ def test_native_memory_with_native(
     kept = lines.index("What it kept:")
     assert "1.9 MiB" in lines[kept + 1] and "nativeext.c:" in lines[kept + 1], lines
     assert not tracemalloc.is_tracing()
+
+
+def test_the_cell_is_named_by_its_own_number(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tracebacks and report lines name the cell that ran the magic (IPython 9 counts the next
+    cell in `execution_count` while one runs)."""
+    skip_if_traced()
+    result = shell.run_cell("%%heapscope\n1 / 0\n", store_history=True)
+    assert not result.success
+    number = result.execution_count
+    out = capsys.readouterr()
+    assert f"Cell In[{number}], line 1" in out.out + out.err
+    assert f"Cell In[{number + 1}]" not in out.out + out.err
+
+
+def test_a_kernels_own_packages_are_not_the_cells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a Jupyter kernel, its output streams and messages (ipykernel, zmq, ...) allocate
+    while the cell runs: their files are excluded like IPython's, when they are loaded."""
+    import types
+
+    from heapscope import ipython_magic
+
+    fake = types.ModuleType("zmq")
+    fake.__file__ = str(tmp_path / "zmq" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "zmq", fake)
+    assert str(tmp_path / "zmq" / "*") in ipython_magic._internals()
+    monkeypatch.delitem(sys.modules, "zmq")
+    assert not any("zmq" in p for p in ipython_magic._internals())
+
+
+def test_top_level_await_is_a_one_line_usage_error(
+    shell: InteractiveShell, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = shell.run_cell("%%heapscope\nimport asyncio\nawait asyncio.sleep(0)\n")
+    assert not result.success
+    out = capsys.readouterr()
+    assert "top-level `await` is not supported" in out.out + out.err
+    assert "Traceback" not in out.out + out.err
+
+
+def test_unload_ext_removes_the_magic() -> None:
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "heapscope")
+    shell.run_line_magic("unload_ext", "heapscope")
+    assert "heapscope" not in shell.magics_manager.magics["cell"]
+    shell.run_line_magic("load_ext", "heapscope")
+    assert "heapscope" in shell.magics_manager.magics["cell"]

@@ -320,6 +320,14 @@ def test_bad_option_values_are_usage_errors(
     result.stderr.fnmatch_lines([f"*argument {option}: expected a positive integer, got*"])
 
 
+def test_a_traceback_limit_over_the_tracers_is_a_usage_error(
+    isolated_pytester: pytest.Pytester,
+) -> None:
+    result = run(isolated_pytester, "--heapscope", "--heapscope-traceback-limit=70000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*expected a traceback limit from 1 to 65535, got 70000*"])
+
+
 def test_a_tracer_started_by_someone_else_is_left_alone(
     isolated_pytester: pytest.Pytester,
 ) -> None:
@@ -352,7 +360,7 @@ def test_stops_the_tracer():
     result.stdout.fnmatch_lines_random(
         [
             "heapscope: cannot check the memory limits: heapscope's tracer was already "
-            "running when the test started",
+            "running when the test started (*",
             "heapscope: cannot check the memory limits: the test stopped heapscope's tracer",
             "not measured: *::test_traces_for_itself: heapscope's tracer was already running*",
         ]
@@ -380,3 +388,25 @@ def test_xdist_workers_measure_their_tests(
             "*3.0 MiB*blocks*test_limits.py:22",
         ]
     )
+
+
+def test_pytest_under_heapscope_run_with_warnings_as_errors(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """`heapscope run -m pytest`: heapscope is imported before pytest loads its plugin (entry
+    point), and pytest warns about packages it cannot rewrite; a project that turns warnings
+    into errors must still run (heapscope opts out of rewriting)."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    assert 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "heapscope", "run", "-o", "r.hsc", "-m", "pytest", "-q"],
+        cwd=tmp_path,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout
+    assert "warning" not in proc.stdout

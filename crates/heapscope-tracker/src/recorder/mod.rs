@@ -77,6 +77,10 @@ struct Session {
     start: Instant,
     drained: u64,
     written: u64,
+    /// The traceback limit and sampling rate of a tracer that ran before the capture (started
+    /// by `heapscope.tracemalloc`): it shares the tracer, which goes on running for it, as it
+    /// was, when the capture ends.
+    resume_tracing: Option<(u32, Option<u64>)>,
 }
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
@@ -123,6 +127,8 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
             .map_err(write_err)?;
     }
     recorder.flush().map_err(write_err)?;
+    let resume_tracing = (opts.ppid.is_none() && crate::is_tracing())
+        .then(|| (crate::traceback_limit(), crate::sample_rate(gil)));
     if opts.ppid.is_some() {
         // A process forked while tracing inherits its parent's traces: they are the parent's
         // memory, so a child's capture starts from an empty tracer.
@@ -154,6 +160,7 @@ pub fn start(gil: Gil, opts: &CaptureOptions) -> Result<(), CaptureError> {
         start,
         drained: 0,
         written: 0,
+        resume_tracing,
     });
     Ok(())
 }
@@ -261,9 +268,25 @@ fn write_to(
         })
 }
 
-/// Stops the tracer (call with the GIL held, after a final [`drain`]).
+/// Stops the tracer (call with the GIL held, after a final [`drain`]); if it ran before the
+/// capture, it goes on with the limit and sampling rate it had, without the profiler.
 pub fn stop_tracer(gil: Gil) {
-    backend::stop(gil);
+    let resume = session().as_ref().and_then(|s| s.resume_tracing);
+    match resume {
+        Some((limit, sample_rate)) => {
+            backend::reset_drain(gil);
+            let options = crate::Options {
+                by_thread: false,
+                sample_rate,
+                native: false,
+            };
+            // Already tracing: only the limit and the sampling rate change back.
+            if backend::start(gil, limit, options).is_err() {
+                backend::stop(gil);
+            }
+        }
+        None => backend::stop(gil),
+    }
 }
 
 /// Writes the final drain and the closing record, stops the sampler and closes the file.
