@@ -82,6 +82,10 @@ def check_ptrace_allowed(pid: int) -> None:
         raise AttachError(_denied_message(pid)) from None
     except FileNotFoundError:
         raise AttachError(f"no process {pid}") from None
+    except ProcessLookupError:  # a zombie: it has exited, its parent has not reaped it yet
+        raise AttachError(
+            f"process {pid} has exited (a zombie its parent has not reaped)"
+        ) from None
 
 
 def python_version_of(pid: int) -> tuple[int, int] | None:

@@ -344,3 +344,40 @@ def test_untrack_in_domain_zero_forgets_the_allocators_trace(
     script = tmp_path / "domain_zero.py"
     script.write_text(DOMAIN_ZERO)
     _expect_ok(root, script, library, module)
+
+
+# numpy 2.5's sequence under `heapscope run`: the buffer is allocated once, so it is in the
+# total allocated once, under its domain (it was in domain 0 and in 389047 both).
+RETAGGED = textwrap.dedent(
+    """
+    import ctypes, sys
+    lib = ctypes.PyDLL(sys.argv[1])
+    lib.raw_malloc.restype = ctypes.c_void_p
+    lib.raw_malloc.argtypes = [ctypes.c_size_t]
+    lib.raw_free.argtypes = [ctypes.c_void_p]
+    lib.track.argtypes = [ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
+    lib.untrack.argtypes = [ctypes.c_uint, ctypes.c_void_p]
+    for _ in range(3):
+        p = lib.raw_malloc(700_000)
+        lib.untrack(0, p)
+        lib.track(389047, p, 700_000)
+        lib.untrack(389047, p)
+        lib.raw_free(p)
+    """
+)
+
+
+def test_a_buffer_moved_to_its_domain_is_counted_once_in_the_total(
+    library: Path, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    from ._helpers import heapscope, report_json
+
+    (tmp_path / "retag.py").write_text(RETAGGED)
+    proc = heapscope(
+        "run", "-o", "r.hsc", "retag.py", str(library), cwd=tmp_path, env=subprocess_env
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = report_json(tmp_path / "r.hsc", subprocess_env, "--at", "total", "-n", "1000")
+    big = [(r["domain"], r["size"], r["count"]) for r in report["rows"] if r["size"] >= 600_000]
+    assert big == [(389047, 3 * 700_000, 3)], big
+    assert report["meta"]["processes"][0]["total_allocated_bytes"] < 4 * 700_000

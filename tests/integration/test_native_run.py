@@ -23,6 +23,7 @@ from ._native_build import (
     build_cxx_lib,
     build_extension,
     build_stripped_lib,
+    compile_shared,
     native_env,
 )
 
@@ -377,3 +378,86 @@ def test_the_traced_process_reads_no_debug_information(
 
 def line_of_in(program: str, marker: str) -> int:
     return next(i for i, line in enumerate(program.splitlines(), 1) if f"# {marker}" in line)
+
+
+# A library that calls the allocator through pointers it keeps in its data, set by absolute
+# relocations (libxml2's `xmlMalloc = malloc`, linked into lxml): no GOT slot names malloc.
+POINTERS_LIB = r"""
+#include <stdlib.h>
+void *(*nx_malloc_fn)(size_t) = malloc;
+void (*nx_free_fn)(void *) = free;
+void *nx_via_pointer(size_t n) {
+    char *p = nx_malloc_fn(n);
+    if (p) p[0] = 1;
+    return p;
+}
+void nx_free_via_pointer(void *p) { nx_free_fn(p); }
+"""
+
+# Address space reserved, not memory: PROT_NONE and MAP_NORESERVE mappings are not counted.
+MAPPINGS_LIB = r"""
+#include <sys/mman.h>
+void *nx_map(size_t n, int prot, int noreserve) {
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+    void *p = mmap(0, n, prot, flags, -1, 0);
+    return p == MAP_FAILED ? 0 : p;
+}
+"""
+
+MAPPINGS_PROGRAM = """\
+import ctypes
+import mmap
+import sys
+
+lib = ctypes.CDLL(sys.argv[1])
+lib.nx_map.restype = ctypes.c_void_p
+lib.nx_map.argtypes = [ctypes.c_size_t, ctypes.c_int, ctypes.c_int]
+rw = mmap.PROT_READ | mmap.PROT_WRITE
+real = lib.nx_map(8 << 20, rw, 0)
+reserved = lib.nx_map(1 << 30, rw, 1)
+guard = lib.nx_map(64 << 20, 0, 0)  # PROT_NONE
+"""
+
+
+def test_reserved_address_space_is_not_memory(tmp_path: Path) -> None:
+    lib = compile_shared(tmp_path, "nxmap.c", MAPPINGS_LIB, "libnxmap.so", "-g", "-O1")
+    script = tmp_path / "mappings.py"
+    script.write_text(MAPPINGS_PROGRAM)
+    env = native_env(tmp_path)
+    out = tmp_path / "mappings.hsc"
+    proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    rows = report_json(out, env, "--at", "end", "-n", "100")["rows"]
+    native = {r["line"]: r["size"] for r in rows if r["domain"] == NATIVE_DOMAIN}
+    assert native.get(9) == 8 << 20, native
+    assert 10 not in native and 11 not in native, native
+
+
+POINTERS_PROGRAM = """\
+import ctypes
+import sys
+
+lib = ctypes.CDLL(sys.argv[1])
+lib.nx_via_pointer.restype = ctypes.c_void_p
+lib.nx_via_pointer.argtypes = [ctypes.c_size_t]
+lib.nx_free_via_pointer.argtypes = [ctypes.c_void_p]
+held = lib.nx_via_pointer(2_500_000)
+gone = lib.nx_via_pointer(1_500_000)
+lib.nx_free_via_pointer(gone)
+"""
+
+
+def test_allocator_pointers_in_a_librarys_data_are_followed(tmp_path: Path) -> None:
+    lib = compile_shared(tmp_path, "nxptr.c", POINTERS_LIB, "libnxptr.so", "-g", "-O1")
+    script = tmp_path / "pointers.py"
+    script.write_text(POINTERS_PROGRAM)
+    env = native_env(tmp_path)
+    out = tmp_path / "pointers.hsc"
+    proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    at_end = report_json(out, env, "--at", "end", "-n", "100")["rows"]
+    native = [(r["line"], r["size"]) for r in at_end if r["domain"] == NATIVE_DOMAIN]
+    assert (8, 2_500_000) in native, native
+    total = report_json(out, env, "--at", "total", "-n", "100")["rows"]
+    assert any(r["line"] == 9 and r["size"] == 1_500_000 for r in total), total
+    assert not any(r["line"] == 9 for r in at_end if r["domain"] == NATIVE_DOMAIN), at_end

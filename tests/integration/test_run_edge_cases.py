@@ -38,13 +38,20 @@ def run_bytes(
     )
 
 
+def plain_python(
+    args: list[str], cwd: Path, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` without heapscope, to compare with."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
 def test_an_uncaught_keyboard_interrupt_kills_by_sigint_as_python_does(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     write(tmp_path / "ki.py", "keep = [0] * 1000\nraise KeyboardInterrupt\n")
-    plain = subprocess.run(
-        [sys.executable, "ki.py"], cwd=tmp_path, env=subprocess_env, capture_output=True, text=True
-    )
+    plain = plain_python(["ki.py"], tmp_path, subprocess_env)
     proc = heapscope("run", "-o", "ki.hsc", "ki.py", cwd=tmp_path, env=subprocess_env)
     assert plain.returncode == -signal.SIGINT
     assert proc.returncode == plain.returncode, proc.stderr
@@ -212,11 +219,38 @@ def test_nothing_to_run_is_one_line_as_python_says_it(
     tmp_path: Path, subprocess_env: dict[str, str], target: list[str]
 ) -> None:
     (tmp_path / "nomain").mkdir()
-    plain = subprocess.run(
-        [sys.executable, *target], cwd=tmp_path, env=subprocess_env, capture_output=True, text=True
-    )
+    plain = plain_python(target, tmp_path, subprocess_env)
     proc = heapscope("run", "-o", "n.hsc", *target, cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == plain.returncode == 1
     first = proc.stderr.splitlines()[0]
     assert first.split(": ", 1)[1] == plain.stderr.strip().split(": ", 1)[1], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# An exception the traceback module cannot format (its __notes__ raise): the interpreter's
+# own display still prints it. So must the runner (3.15's traceback module fails this way on
+# an ImportError from an extension built for another version).
+UNPRINTABLE = """\
+class E(Exception):
+    @property
+    def __notes__(self):
+        raise RuntimeError("notes")
+
+raise E("boom")
+"""
+
+
+def test_an_exception_the_traceback_module_cannot_print_is_printed_as_python_does(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    write(tmp_path / "notes.py", UNPRINTABLE)
+    plain = plain_python(["notes.py"], tmp_path, subprocess_env)
+    proc = heapscope("run", "-o", "n.hsc", "notes.py", cwd=tmp_path, env=subprocess_env)
+    assert proc.returncode == plain.returncode == 1
+
+    def shown(text: str) -> list[str]:
+        varying = ("object address", "object refcount", "object type ", "heapscope:")
+        return [line for line in text.splitlines() if not line.startswith(varying)]
+
+    assert shown(proc.stderr) == shown(plain.stderr)
+    assert 'raise E("boom")' in proc.stderr

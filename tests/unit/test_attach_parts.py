@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -81,3 +82,22 @@ def test_sparkline_squeezes_keeping_each_buckets_maximum() -> None:
     assert line.count("█") == 1
     assert line.replace("█", "") == "▁" * 9
     assert len(sparkline(list(range(5)), 20)) == 5  # never stretched
+
+
+def test_a_zombie_is_refused_in_one_line() -> None:
+    """A child that exited and was not reaped yet: its /proc entry is there, its memory not."""
+    from heapscope._attach_target import check_ptrace_allowed
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: a zombie
+    pid = child.pid
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.01)
+        with pytest.raises(AttachError, match=f"process {pid} has exited"):
+            check_ptrace_allowed(pid)
+    finally:
+        child.wait()

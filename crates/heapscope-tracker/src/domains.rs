@@ -100,9 +100,19 @@ impl State {
             (None, false) => Some(size as u64),
             (Some(sampler), false) => sampler.sample(size as u64),
         };
+        // The same block, just untracked from domain 0 (numpy 2.5's buffers): already in the
+        // totals once, under the line that allocated it from RAW.
+        let moved = RAW
+            .lock()
+            .as_mut()
+            .and_then(|r| r.untracked_raw.take())
+            .filter(|&(a, s, _)| a == addr && s == size as u64 && domain != 0);
         if let Some(weight) = weight {
             // SAFETY: per this function's contract.
             unsafe { self.record(addr as *mut std::ffi::c_void, weight, Dest::tracked(domain)) };
+            if let (Some((_, s, old_tb)), None) = (moved, &self.sampler) {
+                self.stats.uncount_total(old_tb, s);
+            }
         }
         self.publish();
     }
@@ -123,6 +133,7 @@ pub fn untrack(domain: u32, addr: usize, gil_held: bool) {
             let mut forgotten = r.domains.remove(domain, addr);
             if forgotten.is_none() && domain == 0 {
                 forgotten = r.table.remove(addr);
+                r.untracked_raw = forgotten.map(|(size, tb)| (addr, size, tb));
             }
             if let Some(entry) = forgotten {
                 r.pending.push(entry);

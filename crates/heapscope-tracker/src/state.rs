@@ -111,6 +111,10 @@ pub struct RawShared {
     pub pending: Vec<(u64, TbId)>,
     /// Blocks reported by extensions (`PyTraceMalloc_Track`), by domain.
     pub domains: DomainTable,
+    /// The RAW block `PyTraceMalloc_Untrack(0, ..)` forgot last: (address, size, traceback).
+    /// numpy 2.5 untracks its buffers from domain 0 and tracks them in its own domain right
+    /// after; that track moves the block's count in the totals instead of counting it again.
+    pub untracked_raw: Option<(usize, u64, TbId)>,
 }
 
 pub struct GilCell(UnsafeCell<Option<State>>);

@@ -203,6 +203,19 @@ impl Stats {
         self.current = self.current.saturating_sub(bytes);
     }
 
+    /// A block counted in the totals under `tb` is counted again elsewhere (re-reported in
+    /// another domain): it leaves `tb`'s totals and the process's.
+    pub fn uncount_total(&mut self, tb: TbId, size: u64) {
+        let s = &mut self.per_tb[tb as usize];
+        s.total_bytes = s.total_bytes.saturating_sub(size);
+        if s.count_flags >> COUNT_SHIFT > 0 {
+            s.count_flags -= ONE_BLOCK;
+        }
+        self.touch(tb);
+        self.total_bytes = self.total_bytes.saturating_sub(size);
+        self.total_count = self.total_count.saturating_sub(1);
+    }
+
     /// A live block moves from one traceback to another (an object reused from a free list
     /// is re-attributed, as the stdlib does): the object was made at `to`, so it counts as
     /// allocated there too (in `to`'s totals and the process's), and what a traceback

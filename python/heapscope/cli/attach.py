@@ -252,8 +252,8 @@ def execute(args: argparse.Namespace) -> int:
         _write(workdir / "config.json", json.dumps(config), target)
         att = Attachment(target, workdir, output)
         att.beat()
-        route = inject(target.pid, target.version, bootstrap_source(str(workdir)), workdir)
         try:
+            route = inject(target.pid, target.version, bootstrap_source(str(workdir)), workdir)
             _wait_started(att, args.start_timeout)
         except KeyboardInterrupt:
             # The bootstrap, if it runs later, does nothing; an agent that just started stops.

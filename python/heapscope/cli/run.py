@@ -365,4 +365,10 @@ def _print_user_traceback(exc: BaseException) -> None:
         # __main__, no such module): one line, as python prints it.
         print(f"{sys.executable}: {exc}", file=sys.stderr)
         return
-    traceback.print_exception(type(exc), exc, tb)
+    try:
+        traceback.print_exception(type(exc), exc, tb)
+    except Exception:
+        # 3.15's traceback module looks for an incompatible extension module behind an
+        # ImportError by importing again, which can fail in turn (numpy built for another
+        # version): the interpreter's own display falls back to its C printer, as python does.
+        sys.__excepthook__(type(exc), exc.with_traceback(tb), tb)

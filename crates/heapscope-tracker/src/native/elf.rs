@@ -12,11 +12,15 @@ use std::ffi::{c_int, c_void, CStr};
 mod arch {
     pub const R_JUMP_SLOT: u32 = 7;
     pub const R_GLOB_DAT: u32 = 6;
+    /// `R_X86_64_64`: an absolute address written into data.
+    pub const R_ABS64: u32 = 1;
 }
 #[cfg(target_arch = "aarch64")]
 mod arch {
     pub const R_JUMP_SLOT: u32 = 1026;
     pub const R_GLOB_DAT: u32 = 1025;
+    /// `R_AARCH64_ABS64`: an absolute address written into data.
+    pub const R_ABS64: u32 = 257;
 }
 
 const DT_NULL: i64 = 0;
@@ -60,6 +64,10 @@ pub struct Slot {
     pub addr: usize,
     /// Index of the symbol in the list of wanted names.
     pub which: usize,
+    /// A word of the object's data holding the function's address (an absolute relocation:
+    /// `void *(*xmlMalloc)(size_t) = malloc;` in a library linked in statically, as libxml2
+    /// is into lxml), not a GOT slot.
+    pub data: bool,
 }
 
 /// A loaded object as `dl_iterate_phdr` describes it.
@@ -80,6 +88,8 @@ pub struct ObjectInfo {
     pub relro: Option<(usize, usize)>,
     /// True if one of the object's loadable segments holds `probe` (an address of ours).
     pub holds_probe: bool,
+    /// The object's writable loadable segments, `[start, end)`.
+    pub writable: Vec<(usize, usize)>,
     /// The object's path as the loader recorded it (empty for the main program).
     pub name: &'static [u8],
 }
@@ -125,7 +135,8 @@ pub struct Dynamic {
 }
 
 impl Dynamic {
-    /// Every `JUMP_SLOT`/`GLOB_DAT` slot whose symbol name is one of `names`.
+    /// Every `JUMP_SLOT`/`GLOB_DAT` slot whose symbol name is one of `names`, and every word
+    /// of data an absolute relocation sets to one of them (no addend: the function itself).
     ///
     /// # Safety
     /// The object is mapped for the duration of the call (inside `for_each_object`).
@@ -140,7 +151,8 @@ impl Dynamic {
             let relas = unsafe { std::slice::from_raw_parts(addr as *const Rela, n) };
             for r in relas {
                 let kind = (r.info & 0xffff_ffff) as u32;
-                if kind != arch::R_JUMP_SLOT && kind != arch::R_GLOB_DAT {
+                let data = kind == arch::R_ABS64 && r.addend == 0;
+                if kind != arch::R_JUMP_SLOT && kind != arch::R_GLOB_DAT && !data {
                     continue;
                 }
                 let index = (r.info >> 32) as usize;
@@ -156,6 +168,7 @@ impl Dynamic {
                     out.push(Slot {
                         addr: base.wrapping_add(r.offset as usize),
                         which,
+                        data,
                     });
                 }
             }
@@ -180,6 +193,7 @@ unsafe fn describe(info: &libc::dl_phdr_info, probe: usize) -> Option<(ObjectInf
     let mut dynamic = 0usize;
     let mut relro = None;
     let mut holds_probe = false;
+    let mut writable = Vec::new();
     for ph in phdrs {
         let start = base.wrapping_add(ph.p_vaddr as usize);
         let len = ph.p_memsz as usize;
@@ -193,7 +207,12 @@ unsafe fn describe(info: &libc::dl_phdr_info, probe: usize) -> Option<(ObjectInf
                     relro = Some((s, e));
                 }
             }
-            libc::PT_LOAD if probe >= start && probe < start + len => holds_probe = true,
+            libc::PT_LOAD => {
+                holds_probe |= probe >= start && probe < start + len;
+                if ph.p_flags & libc::PF_W != 0 {
+                    writable.push((start, start + len));
+                }
+            }
             _ => {}
         }
     }
@@ -247,6 +266,7 @@ unsafe fn describe(info: &libc::dl_phdr_info, probe: usize) -> Option<(ObjectInf
             key: ObjectKey { base, dynamic },
             relro,
             holds_probe,
+            writable,
             name: if info.dlpi_name.is_null() {
                 &[]
             } else {

@@ -80,6 +80,17 @@ impl Interposer {
             let mut patches = Vec::with_capacity(slots.len());
             for s in slots {
                 let relro = obj.relro.is_some_and(|(a, b)| s.addr >= a && s.addr < b);
+                // A word of data is written only where the loader could write it (never a
+                // text relocation in code) and once it holds an address.
+                let in_data = relro || obj.writable.iter().any(|&(a, b)| s.addr >= a && s.addr < b);
+                if s.data && !in_data {
+                    continue;
+                }
+                // SAFETY: a GOT slot, or a word of a writable segment (above): mapped, aligned.
+                let now = unsafe { (*(s.addr as *const AtomicUsize)).load(Ordering::Acquire) };
+                if s.data && now == 0 {
+                    continue;
+                }
                 let replacement = replacements[s.which];
                 // SAFETY: `s.addr` is a GOT slot of this mapped object.
                 if let Some(original) = unsafe { write_slot(s.addr, replacement, relro, page) } {

@@ -415,8 +415,13 @@ unsafe extern "C" fn mmap(
     }
     // SAFETY: as above.
     let p = unsafe { libc::mmap(addr, len, prot, flags, fd, offset) };
-    // Only anonymous mappings take memory of their own; a file mapping is the page cache.
-    if p != libc::MAP_FAILED && flags & libc::MAP_ANONYMOUS != 0 {
+    // Only anonymous mappings take memory of their own; a file mapping is the page cache. A
+    // mapping no page of which can be touched (PROT_NONE: guard pages, a reservation) or one
+    // that reserves no swap for its pages (MAP_NORESERVE: mimalloc, built into pyarrow,
+    // reserves 1 GiB so) is address space, not memory: its pages are committed later, by
+    // means not seen here (mprotect, first touch).
+    let reservation = prot == libc::PROT_NONE || flags & libc::MAP_NORESERVE != 0;
+    if p != libc::MAP_FAILED && flags & libc::MAP_ANONYMOUS != 0 && !reservation {
         let page = PAGE.load(Ordering::Relaxed);
         record(p, len.div_ceil(page) * page, true);
     }
