@@ -419,14 +419,21 @@ guard = lib.nx_map(64 << 20, 0, 0)  # PROT_NONE
 """
 
 
-def test_reserved_address_space_is_not_memory(tmp_path: Path) -> None:
-    lib = compile_shared(tmp_path, "nxmap.c", MAPPINGS_LIB, "libnxmap.so", "-g", "-O1")
-    script = tmp_path / "mappings.py"
-    script.write_text(MAPPINGS_PROGRAM)
+def run_with_lib(tmp_path: Path, name: str, lib_source: str, program: str) -> tuple[Path, Any]:
+    """Compile ``lib<name>.so``, run ``program`` (the library's path as argv[1]) under
+    ``heapscope run --native``; the capture and the environment to read it with."""
+    lib = compile_shared(tmp_path, f"{name}.c", lib_source, f"lib{name}.so", "-g", "-O1")
+    script = tmp_path / f"{name}.py"
+    script.write_text(program)
     env = native_env(tmp_path)
-    out = tmp_path / "mappings.hsc"
+    out = tmp_path / f"{name}.hsc"
     proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
+    return out, env
+
+
+def test_reserved_address_space_is_not_memory(tmp_path: Path) -> None:
+    out, env = run_with_lib(tmp_path, "nxmap", MAPPINGS_LIB, MAPPINGS_PROGRAM)
     rows = report_json(out, env, "--at", "end", "-n", "100")["rows"]
     native = {r["line"]: r["size"] for r in rows if r["domain"] == NATIVE_DOMAIN}
     assert native.get(9) == 8 << 20, native
@@ -448,13 +455,7 @@ lib.nx_free_via_pointer(gone)
 
 
 def test_allocator_pointers_in_a_librarys_data_are_followed(tmp_path: Path) -> None:
-    lib = compile_shared(tmp_path, "nxptr.c", POINTERS_LIB, "libnxptr.so", "-g", "-O1")
-    script = tmp_path / "pointers.py"
-    script.write_text(POINTERS_PROGRAM)
-    env = native_env(tmp_path)
-    out = tmp_path / "pointers.hsc"
-    proc = heapscope("run", "--native", "-o", out, script, lib, cwd=tmp_path, env=env)
-    assert proc.returncode == 0, proc.stderr
+    out, env = run_with_lib(tmp_path, "nxptr", POINTERS_LIB, POINTERS_PROGRAM)
     at_end = report_json(out, env, "--at", "end", "-n", "100")["rows"]
     native = [(r["line"], r["size"]) for r in at_end if r["domain"] == NATIVE_DOMAIN]
     assert (8, 2_500_000) in native, native
