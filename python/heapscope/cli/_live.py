@@ -107,13 +107,24 @@ def _read(tail: _native.LiveCapture, state: _UiState, rows: int) -> None:
     state.samples = tail.recent(_SPARK_SAMPLES)
 
 
-def _table(title: str, rows: list[dict[str, Any]], by: str, total: int) -> Table:
+# Columns before the location: size, blocks, share, and the gaps between the five columns.
+_FIXED_WIDTH = 9 + 7 + 6 + 4
+
+
+def _table(title: str, rows: list[dict[str, Any]], by: str, total: int, width: int) -> Table:
     table = Table(title=title, title_justify="left", expand=True, box=None, pad_edge=False)
     table.add_column("size", justify="right", no_wrap=True)
     table.add_column("blocks", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
-    table.add_column("function" if by == "function" else "location", overflow="ellipsis")
-    table.add_column("file" if by == "function" else "function", overflow="ellipsis")
+    # One line a row: a long path is cut at its start, so that its end (file, line and tag)
+    # stays in view; the columns share what is left, 3 to 2.
+    table.add_column(
+        "function" if by == "function" else "location", overflow="ellipsis", no_wrap=True, ratio=3
+    )
+    table.add_column(
+        "file" if by == "function" else "function", overflow="ellipsis", no_wrap=True, ratio=2
+    )
+    place_width = max(16, (width - _FIXED_WIDTH) * 3 // 5 - 2)
     for r in rows:
         share = f"{100 * r['size'] / total:.1f}%" if total else ""
         place = r["function"] if by == "function" else f"{r['file']}:{r['line']}"
@@ -122,6 +133,8 @@ def _table(title: str, rows: list[dict[str, Any]], by: str, total: int) -> Table
         if domain:
             # As the text report tags locations.
             place += " [native]" if domain == NATIVE_DOMAIN else f" [domain {domain}]"
+        if by == "line" and len(place) > place_width:
+            place = "…" + place[-(place_width - 1) :]
         # Text, not markup: "[native]" would read as a style tag.
         table.add_row(format_size(r["size"]), str(r["count"]), share, Text(place), Text(other))
     return table
@@ -150,7 +163,7 @@ def _render(state: _UiState, title: str, note: str, status: str | None, width: i
     parts: list[RenderableType] = [head, figures, spark, Text("")]
     for by, label in (("line", "lines"), ("function", "functions")):
         title_text = f"Top {label} by {view} memory (sorted by {sort})"
-        parts.append(_table(title_text, state.rows.get(by, []), by, total))
+        parts.append(_table(title_text, state.rows.get(by, []), by, total, width))
         parts.append(Text(""))
     if state.error:
         parts.append(Text(f"error reading the capture: {state.error}", style="red"))
