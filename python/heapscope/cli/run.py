@@ -139,6 +139,10 @@ def execute(args: argparse.Namespace) -> int:
         native=args.native,
     )
     session.check()  # before anything is made on disk
+    if code is None:
+        # A module, a directory or a zip file: runpy runs it, imported before recording (as
+        # `python -m` has it loaded before the program starts).
+        import runpy
     follow = _prepare_children_dir(output, args)
 
     saved_argv, saved_path0 = sys.argv, sys.path[0] if sys.path else None
@@ -173,12 +177,8 @@ def execute(args: argparse.Namespace) -> int:
             sys.modules["__main__"] = main
             exec(code, main.__dict__)
         elif module is None:
-            import runpy
-
             runpy.run_path(os.path.abspath(argv[0]), run_name="__main__")
         else:
-            import runpy
-
             runpy.run_module(module, run_name="__main__", alter_sys=True)
     except SystemExit as exc:
         _program_done(traced)
