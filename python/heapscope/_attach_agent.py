@@ -193,8 +193,15 @@ def start(workdir: str) -> None:
         except BaseException as exc:
             _write_status(w, state="error", kind="start", message=str(exc))
             return
-        attached = _Attached(w, session, config)
-        _active = attached
-        atexit.register(_at_exit)
-        attached.thread.start()
-        _write_status(w, state="tracing", pid=os.getpid(), output=str(session.path))
+        # This thread is heapscope's (the bootstrap's "heapscope-attach-start"): what it
+        # allocates from here (the watcher thread, the status file) is not the target's. It
+        # ends soon after: its slot among the ignored threads is given back.
+        _native._set_thread_ignored(True)
+        try:
+            attached = _Attached(w, session, config)
+            _active = attached
+            atexit.register(_at_exit)
+            attached.thread.start()
+            _write_status(w, state="tracing", pid=os.getpid(), output=str(session.path))
+        finally:
+            _native._set_thread_ignored(False)

@@ -190,6 +190,11 @@ def test_attach_records_the_leak_then_detaches_twice(
         # ~2 s of 4 KiB blocks every ~5 ms: hundreds of blocks, all still held.
         assert rows[0]["line"] == 5
         assert int(str(rows[0]["count"])) > 50
+        # The agent's own work (its watcher thread, its status file) is not the target's.
+        package = str(Path(heapscope_dir()).parent)
+        everything = report_json(out, subprocess_env, "--at", "total", "-n", "10000")["rows"]
+        ours = [r for r in everything if str(r["file"]).startswith(package)]
+        assert not ours, ours
 
 
 def test_target_that_exits_while_attached(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
@@ -558,3 +563,10 @@ def test_attach_native_records_what_c_code_mallocs(
     finally:
         target.kill()
         target.communicate(timeout=30)
+
+
+def heapscope_dir() -> str:
+    """The directory of the heapscope package the target imports."""
+    import heapscope
+
+    return str(Path(heapscope.__file__).parent)

@@ -295,6 +295,9 @@ pub fn stop(_gil: Gil) {
             set_frame_cache(st, false);
             st.active = false;
             st.floor = 0;
+            // The threads ignored were this session's helpers: a new session registers its
+            // own, and a thread state freed since may be reused by one of the program's.
+            st.ignored = [0; 4];
             TRACING.store(false, Ordering::Release);
             st.clear();
         }
