@@ -35,6 +35,8 @@ POLL_HOOKS: list[Callable[[], None]] = []
 
 #: Frames kept per stack unless asked otherwise.
 DEFAULT_TRACE_LIMIT = 64
+#: The tracer's largest traceback limit (the stdlib's too).
+MAX_TRACE_LIMIT = 65535
 
 
 def _printable(arg: str) -> str:
@@ -94,8 +96,10 @@ class CaptureSession:
 
     def check(self) -> None:
         """Raise ValueError for options ``start`` would refuse (nothing is created)."""
-        if not 1 <= self.trace_limit <= 65535:
-            raise ValueError(f"the trace limit must be in 1..65535, not {self.trace_limit}")
+        if not 1 <= self.trace_limit <= MAX_TRACE_LIMIT:
+            raise ValueError(
+                f"the trace limit must be in 1..{MAX_TRACE_LIMIT}, not {self.trace_limit}"
+            )
         if not 0 < self.flush_interval <= 60:
             raise ValueError(f"the flush interval must be in (0, 60] s, not {self.flush_interval}")
         if self.sample_rate is not None and not 0 < self.sample_rate < 2**63:

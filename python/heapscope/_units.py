@@ -11,7 +11,9 @@ import argparse
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-__all__ = ["MAX_TRACE_LIMIT", "UNITS", "format_size", "parse_size", "positive_int", "trace_limit"]
+from heapscope._capture import MAX_TRACE_LIMIT
+
+__all__ = ["UNITS", "format_size", "integer_option", "parse_size", "positive_int", "trace_limit"]
 
 UNITS: dict[str, int] = {
     "b": 1,
@@ -73,24 +75,26 @@ def format_size(n_bytes: int, *, signed: bool = False) -> str:
     return f"{sign}{scaled:.1f} {unit}"
 
 
-def positive_int(text: str) -> int:
-    """An ``argparse`` type for option values that must be integers of at least 1."""
+def integer_option(text: str, low: int, high: int | None, what: str) -> int:
+    """An option's integer value, from ``low`` to ``high`` (None: no upper bound); else
+    ``argparse.ArgumentTypeError("expected WHAT, got VALUE")``."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
     return value
 
 
-#: The tracer's largest traceback limit (the stdlib's too).
-MAX_TRACE_LIMIT = 65535
+def positive_int(text: str) -> int:
+    """An ``argparse`` type for option values that must be integers of at least 1."""
+    return integer_option(text, 1, None, "a positive integer")
 
 
 def trace_limit(text: str) -> int:
     """An ``argparse`` type for a traceback limit: an integer from 1 to 65535."""
-    value = positive_int(text)
+    value = positive_int(text)  # below 1: the message of every count option
     if value > MAX_TRACE_LIMIT:
         raise argparse.ArgumentTypeError(
             f"expected a traceback limit from 1 to {MAX_TRACE_LIMIT}, got {value}"

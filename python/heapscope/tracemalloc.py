@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, overload
 
 from heapscope import _follow, _native, _startup_tracing
+from heapscope._capture import MAX_TRACE_LIMIT
 from heapscope._tracemalloc_filters import (
     BaseFilter,
     DomainFilter,
@@ -92,8 +93,8 @@ def start(nframe: int = 1, /, *, sample_rate: int | None = None, native: bool = 
     if joined or (
         _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native
     ):
-        if not 1 <= nframe <= _MAX_NFRAME:
-            raise ValueError(f"the number of frames must be in range [1; {_MAX_NFRAME}]")
+        if not 1 <= nframe <= MAX_TRACE_LIMIT:
+            raise ValueError(f"the number of frames must be in range [1; {MAX_TRACE_LIMIT}]")
         return
     _native.start(nframe, sample_rate=sample_rate, native=native)
 
@@ -114,9 +115,6 @@ def _take_over_from_capture() -> bool:
         return False
     _suspended_stream = suspended
     return True
-
-
-_MAX_NFRAME = 65535
 
 
 def _c_int(value: object) -> int:

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from heapscope._units import integer_option
+
 VIEWS = ("peak", "end", "total")
 
 
@@ -25,24 +27,12 @@ _MAX_ROWS = 2**32
 
 def pid(text: str) -> int:
     """An argparse type: a process id (1 to 2**32 - 1)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
-    if not 1 <= value <= _MAX_PID:
-        raise argparse.ArgumentTypeError(f"a process id is a number from 1 to {_MAX_PID}")
-    return value
+    return integer_option(text, 1, _MAX_PID, f"a process id from 1 to {_MAX_PID}")
 
 
 def rows(text: str) -> int:
     """An argparse type: a number of rows (0 or more; more than there are means all)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of rows: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("a number of rows is 0 or more")
-    return min(value, _MAX_ROWS)
+    return min(integer_option(text, 0, None, "a number of rows, 0 or more"), _MAX_ROWS)
 
 
 def add_pid_argument(parser: argparse.ArgumentParser) -> None:

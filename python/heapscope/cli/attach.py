@@ -22,7 +22,7 @@ from heapscope import __version__
 from heapscope._attach_agent import bootstrap_source
 from heapscope._attach_inject import inject
 from heapscope._attach_target import Target, inspect_target
-from heapscope._capture import DEFAULT_TRACE_LIMIT, FLUSH_INTERVAL
+from heapscope._capture import DEFAULT_TRACE_LIMIT, FLUSH_INTERVAL, MAX_TRACE_LIMIT
 from heapscope.errors import AttachError, HeapscopeError
 
 #: Seconds between two touches of the heartbeat file (the agent detaches if they stop).
@@ -87,8 +87,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise ValueError("--duration must be a positive number of seconds")
     if args.sample_rate is not None and args.sample_rate <= 0:
         raise ValueError("--sample-rate must be a positive number of bytes")
-    if not 1 <= args.trace_limit <= 65535:
-        raise ValueError(f"the trace limit must be in 1..65535, not {args.trace_limit}")
+    if not 1 <= args.trace_limit <= MAX_TRACE_LIMIT:
+        raise ValueError(f"the trace limit must be in 1..{MAX_TRACE_LIMIT}, not {args.trace_limit}")
     if args.start_timeout <= 0:
         raise ValueError("--start-timeout must be positive")
     if args.live:

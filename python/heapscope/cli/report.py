@@ -37,8 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def execute(args: argparse.Namespace) -> int:
     """Print the report; 0 on success."""
-    if args.n < 0:
-        raise ValueError("-n must not be negative")
     profile = _native.load_capture(args.file, args.pid, args.hide_native)
     text = _native.render_report(profile, args.at, args.by, args.n, args.json)
     sys.stdout.write(text)
