@@ -148,32 +148,37 @@ def install(session: CaptureSession, config: FollowConfig | None, *, child: bool
 
 def end(exit: tuple[str, int] | None) -> None:
     """End this process's stream (if it has one) with how the process ends; never raises."""
-    # What ending allocates (the last drain, thread names) is heapscope's, not the program's.
-    _native._set_thread_ignored(True)
-    try:
-        _finish(lambda session: session.stop(exit))
-    finally:
-        _native._set_thread_ignored(False)  # a stream may start again (failed exec, Tracker)
+    _finish(None, exit)
 
 
 def end_at_exit(guess: int) -> None:
     """End this process's stream at interpreter exit: the C library's ``exit`` writes the
     status the process really exits with (``guess`` where it cannot); never raises."""
+    _finish(guess, None)
+
+
+def _finish(guess: int | None, exit: tuple[str, int] | None) -> None:
+    """``session.stop_at_exit(guess)`` if a guess is given, else ``session.stop(exit)``.
+    What ending allocates (the last drain, thread names) is heapscope's, not the program's:
+    the thread is ignored meanwhile (no closure made before that, as it would be traced)."""
     _native._set_thread_ignored(True)
     try:
-        _finish(lambda session: session.stop_at_exit(guess))
+        _finish_stream(guess, exit)
     finally:
-        _native._set_thread_ignored(False)
+        _native._set_thread_ignored(False)  # a stream may start again (failed exec, Tracker)
 
 
-def _finish(stop: Callable[[CaptureSession], object]) -> None:
+def _finish_stream(guess: int | None, exit: tuple[str, int] | None) -> None:
     global _session, _ending, _deferred_signal
     session = _session
     if session is None or _ending or not session.active:
         return
     _ending = True
     try:
-        stop(session)
+        if guess is None:
+            session.stop(exit)
+        else:
+            session.stop_at_exit(guess)
     except Exception as exc:  # the program's own exit must not fail because of heapscope
         try:  # noqa: SIM105  (contextlib costs every child an import)
             sys.stderr.write(f"heapscope: could not finish {session.path_text}: {exc}\n")

@@ -13,8 +13,15 @@ def heapscope(
     *args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m heapscope ARGS`` and capture its output."""
+    return python("-m", "heapscope", *args, cwd=cwd, env=env, timeout=timeout)
+
+
+def python(
+    *args: str | Path, cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python ARGS`` (the test interpreter) and capture its output."""
     return subprocess.run(
-        [sys.executable, "-m", "heapscope", *map(str, args)],
+        [sys.executable, *map(str, args)],
         cwd=cwd,
         env=env,
         capture_output=True,

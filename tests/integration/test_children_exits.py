@@ -232,13 +232,16 @@ def test_a_sigterm_while_a_child_is_exiting_is_recorded_as_its_end(
         """\
         import os, signal
         from heapscope import _follow
+        from heapscope._capture import CaptureSession
         kept = bytearray(3 * 1024 * 1024)  # FINISHING
+        stop_at_exit = CaptureSession.stop_at_exit
 
-        def stop(session):
+        def stop(session, guess):
             os.kill(os.getpid(), signal.SIGTERM)  # taken while the stream is finished
-            return session.stop_at_exit(0)
+            return stop_at_exit(session, guess)
 
-        _follow._finish(stop)
+        CaptureSession.stop_at_exit = stop
+        _follow.end_at_exit(0)
         """,
     )
     write(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import heapscope, report_json
+from ._helpers import heapscope, python, report_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -202,21 +202,13 @@ def test_the_runner_leaves_the_programs_imports_to_the_program(
         import pathlib, json, subprocess
         """,
     )
-    plain = subprocess.run(
-        [sys.executable, "imports.py", "plain.txt"], cwd=tmp_path, env=subprocess_env, check=True
-    )
-    assert plain.returncode == 0
+    plain = python("imports.py", "plain.txt", cwd=tmp_path, env=subprocess_env)
+    assert plain.returncode == 0, plain.stderr
     # As the `heapscope` console script starts it (not `-m`, which loads runpy, nor `-c`,
     # which loads linecache on 3.13+).
     write(tmp_path / "entry.py", "import sys\nfrom heapscope.cli import main\nsys.exit(main())\n")
-    proc = subprocess.run(
-        [sys.executable, "entry.py", "run", "-o", "i.hsc", "imports.py", "traced.txt"],
-        cwd=tmp_path,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    args = ("entry.py", "run", "-o", "i.hsc", "imports.py", "traced.txt")
+    proc = python(*args, cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == 0, proc.stderr
     before_plain = set((tmp_path / "plain.txt").read_text().split())
     before_traced = set((tmp_path / "traced.txt").read_text().split())

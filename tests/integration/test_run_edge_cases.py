@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ._helpers import heapscope, report_json
+from ._helpers import heapscope, python, report_json
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,20 +38,11 @@ def run_bytes(
     )
 
 
-def plain_python(
-    args: list[str], cwd: Path, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` without heapscope, to compare with."""
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-
-
 def test_an_uncaught_keyboard_interrupt_kills_by_sigint_as_python_does(
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     write(tmp_path / "ki.py", "keep = [0] * 1000\nraise KeyboardInterrupt\n")
-    plain = plain_python(["ki.py"], tmp_path, subprocess_env)
+    plain = python("ki.py", cwd=tmp_path, env=subprocess_env)
     proc = heapscope("run", "-o", "ki.hsc", "ki.py", cwd=tmp_path, env=subprocess_env)
     assert plain.returncode == -signal.SIGINT
     assert proc.returncode == plain.returncode, proc.stderr
@@ -219,7 +210,7 @@ def test_nothing_to_run_is_one_line_as_python_says_it(
     tmp_path: Path, subprocess_env: dict[str, str], target: list[str]
 ) -> None:
     (tmp_path / "nomain").mkdir()
-    plain = plain_python(target, tmp_path, subprocess_env)
+    plain = python(*target, cwd=tmp_path, env=subprocess_env)
     proc = heapscope("run", "-o", "n.hsc", *target, cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == plain.returncode == 1
     first = proc.stderr.splitlines()[0]
@@ -244,7 +235,7 @@ def test_an_exception_the_traceback_module_cannot_print_is_printed_as_python_doe
     tmp_path: Path, subprocess_env: dict[str, str]
 ) -> None:
     write(tmp_path / "notes.py", UNPRINTABLE)
-    plain = plain_python(["notes.py"], tmp_path, subprocess_env)
+    plain = python("notes.py", cwd=tmp_path, env=subprocess_env)
     proc = heapscope("run", "-o", "n.hsc", "notes.py", cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == plain.returncode == 1
 

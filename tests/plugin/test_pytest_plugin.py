@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from integration._helpers import heapscope
 from integration._native_build import build_extension, native_env
 
 from .conftest import PLUGIN, skip_if_traced
@@ -398,15 +399,7 @@ def test_pytest_under_heapscope_run_with_warnings_as_errors(
     into errors must still run (heapscope opts out of rewriting)."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
     (tmp_path / "test_a.py").write_text("def test_a():\n    assert 1\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "heapscope", "run", "-o", "r.hsc", "-m", "pytest", "-q"],
-        cwd=tmp_path,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    proc = heapscope("run", "-o", "r.hsc", "-m", "pytest", "-q", cwd=tmp_path, env=subprocess_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
     assert "warning" not in proc.stdout

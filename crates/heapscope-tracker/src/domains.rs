@@ -82,10 +82,12 @@ impl State {
             return;
         }
         self.apply_pending();
-        let old = RAW
-            .lock()
-            .as_mut()
-            .and_then(|r| r.domains.remove(domain, addr));
+        // The block's trace in this domain, and the RAW block `Untrack(0, ..)` forgot last
+        // (numpy 2.5 untracks its buffers from domain 0 and tracks them in its own right
+        // after): one lock for both.
+        let (old, untracked_raw) = RAW.lock().as_mut().map_or((None, None), |r| {
+            (r.domains.remove(domain, addr), r.untracked_raw.take())
+        });
         if let Some((s, tb)) = old {
             self.stats.free(tb, s);
         }
@@ -100,13 +102,9 @@ impl State {
             (None, false) => Some(size as u64),
             (Some(sampler), false) => sampler.sample(size as u64),
         };
-        // The same block, just untracked from domain 0 (numpy 2.5's buffers): already in the
-        // totals once, under the line that allocated it from RAW.
-        let moved = RAW
-            .lock()
-            .as_mut()
-            .and_then(|r| r.untracked_raw.take())
-            .filter(|&(a, s, _)| a == addr && s == size as u64 && domain != 0);
+        // The same block, just untracked from domain 0: already in the totals once, under the
+        // line that allocated it from RAW.
+        let moved = untracked_raw.filter(|&(a, s, _)| a == addr && s == size as u64 && domain != 0);
         if let Some(weight) = weight {
             // SAFETY: per this function's contract.
             unsafe { self.record(addr as *mut std::ffi::c_void, weight, Dest::tracked(domain)) };
