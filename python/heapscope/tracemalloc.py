@@ -89,10 +89,15 @@ def start(nframe: int = 1, /, *, sample_rate: int | None = None, native: bool = 
     ``native=True``.
     """
     nframe = _c_int(nframe)
-    joined = _native.capture_active() and not _take_over_from_capture()
-    if joined or (
-        _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native
-    ):
+    if _native.capture_active():
+        # A capture's tracer: taken over (heapscope run's stream ends), or, a Tracker's or
+        # an attach's, shared as it is.
+        tracing_already = not _take_over_from_capture()
+    else:
+        tracing_already = (
+            _native.is_tracing() and sample_rate == _native._get_sample_rate() and not native
+        )
+    if tracing_already:
         if not 1 <= nframe <= MAX_TRACE_LIMIT:
             raise ValueError(f"the number of frames must be in range [1; {MAX_TRACE_LIMIT}]")
         return

@@ -124,9 +124,13 @@ pub fn arm_direct(st: &mut crate::state::State) {
 pub unsafe fn install(sampled: bool, direct: bool) {
     SAMPLED_HOOKS.store(sampled, Ordering::Relaxed);
     let current = current_allocators();
-    // SAFETY: GIL held; `current` was just read.
-    let ours_on_top = (0..3).all(|i| unsafe { is_installed_hook(i, &current[i]) });
-    if !ours_on_top {
+    let ours_on_top = (0..3).all(|i| is_installed_hook(i, &current[i]));
+    if ours_on_top {
+        // Another tracer put our hooks back (its stop): they are on top and the slot holds
+        // what they were installed over; only their functions change with the mode. Nothing
+        // else calls them now.
+        PINNED.store(false, Ordering::Relaxed);
+    } else {
         if PINNED.swap(false, Ordering::Relaxed) {
             // The slot's originals are read by hooks still in another allocator's chain.
             let fresh: &'static mut [PyMemAllocatorEx; 3] = Box::leak(Box::new([EMPTY; 3]));
@@ -136,12 +140,6 @@ pub unsafe fn install(sampled: bool, direct: bool) {
         // were put back cleanly); GIL held.
         let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
         originals.copy_from_slice(&current);
-    }
-    // Else another tracer put our hooks back (its stop): they are on top and the slot holds
-    // what they were installed over; only their functions change with the mode. Nothing
-    // else calls them now.
-    if ours_on_top {
-        PINNED.store(false, Ordering::Relaxed);
     }
     // SAFETY: the slot lives forever; hooks read it only under the GIL or through ctx.
     let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
@@ -205,8 +203,7 @@ pub unsafe fn uninstall() {
     // SAFETY: the slot was filled by `install`; the interpreter copies the struct.
     let originals = unsafe { std::slice::from_raw_parts_mut(slot(), 3) };
     for (i, domain) in DOMAINS.into_iter().enumerate() {
-        // SAFETY: GIL held; `current[i]` was just read.
-        if unsafe { is_installed_hook(i, &current[i]) } {
+        if is_installed_hook(i, &current[i]) {
             // SAFETY: as above.
             unsafe { pyo3_ffi::PyMem_SetAllocator(domain, &raw mut originals[i]) };
         } else {
@@ -238,10 +235,7 @@ fn malloc_address(a: &PyMemAllocatorEx) -> usize {
 }
 
 /// True if `a`, read from domain `i`, is the hook `install` last put there.
-///
-/// # Safety
-/// The GIL is held.
-unsafe fn is_installed_hook(i: usize, a: &PyMemAllocatorEx) -> bool {
+fn is_installed_hook(i: usize, a: &PyMemAllocatorEx) -> bool {
     let (malloc, ctx) = &INSTALLED[i];
     let address = malloc_address(a);
     address != 0

@@ -81,15 +81,18 @@ impl Interposer {
             for s in slots {
                 let relro = obj.relro.is_some_and(|(a, b)| s.addr >= a && s.addr < b);
                 // A word of data is written only where the loader could write it (never a
-                // text relocation in code) and once it holds an address.
-                let in_data = relro || obj.writable.iter().any(|&(a, b)| s.addr >= a && s.addr < b);
-                if s.data && !in_data {
-                    continue;
-                }
-                // SAFETY: a GOT slot, or a word of a writable segment (above): mapped, aligned.
-                let now = unsafe { (*(s.addr as *const AtomicUsize)).load(Ordering::Acquire) };
-                if s.data && now == 0 {
-                    continue;
+                // text relocation in code), aligned (swapped atomically), and once it holds
+                // an address.
+                if s.data {
+                    let writable = obj.writable.iter().any(|&(a, b)| s.addr >= a && s.addr < b);
+                    if !(relro || writable) || s.addr % size_of::<usize>() != 0 {
+                        continue;
+                    }
+                    // SAFETY: an aligned word of a mapped segment of the object (above).
+                    let now = unsafe { (*(s.addr as *const AtomicUsize)).load(Ordering::Acquire) };
+                    if now == 0 {
+                        continue;
+                    }
                 }
                 let replacement = replacements[s.which];
                 // SAFETY: `s.addr` is a GOT slot of this mapped object.

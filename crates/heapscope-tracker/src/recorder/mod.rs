@@ -15,6 +15,7 @@ mod signal_watch;
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -395,10 +396,10 @@ pub fn ignore_current_thread(gil: Gil) {
 }
 
 /// The signal [`die_by_signal_at_exit`] raises once the interpreter has finalized (0: none).
-static EXIT_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+static EXIT_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn raise_exit_signal() {
-    let signal = EXIT_SIGNAL.load(std::sync::atomic::Ordering::Relaxed);
+    let signal = EXIT_SIGNAL.load(Ordering::Relaxed);
     if signal > 0 {
         // SAFETY: `signal` and `kill` of this process, with the default disposition: the
         // process dies by the signal here, as CPython's own exit after an uncaught
@@ -415,7 +416,7 @@ extern "C" fn raise_exit_signal() {
 /// `python script.py` dies by SIGINT after an uncaught KeyboardInterrupt. False if it could
 /// not be registered. Call with the GIL held, before finalization.
 pub fn die_by_signal_at_exit(_gil: Gil, signal: i32) -> bool {
-    EXIT_SIGNAL.store(signal, std::sync::atomic::Ordering::Relaxed);
+    EXIT_SIGNAL.store(signal, Ordering::Relaxed);
     // SAFETY: registers a function without arguments that touches only an atomic and
     // async-signal-safe calls; the GIL is held as Py_AtExit requires.
     unsafe { pyo3_ffi::Py_AtExit(Some(raise_exit_signal)) == 0 }

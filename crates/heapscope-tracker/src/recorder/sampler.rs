@@ -15,21 +15,26 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(50);
 /// A running sampler thread.
 pub struct Sampler {
     stop: Sender<()>,
-    samples: Arc<Mutex<Vec<Sample>>>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+/// What the sampler thread hands over.
+#[derive(Default)]
+struct Seen {
+    /// The samples not taken yet.
+    samples: Vec<Sample>,
     /// The highest peak a sample has seen and the time of the first sample that saw it: the
     /// peak came after the sample before it, at most [`SAMPLE_INTERVAL`] earlier. A spike
     /// shorter than that is in no sample's traced bytes, but it moves the peak.
-    peak: Arc<Mutex<(u64, u64)>>,
+    peak: (u64, u64),
 }
 
 impl Sampler {
     /// Starts sampling; times are measured from `start`.
     pub fn spawn(start: Instant) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&samples);
-        let peak = Arc::new(Mutex::new((0, 0)));
-        let peak_sink = Arc::clone(&peak);
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let sink = Arc::clone(&seen);
         // Detached: never joined (see `stop`). Born with every signal blocked, so signals
         // sent to the process reach the program's threads as they would without heapscope
         // (a SIGTERM taken by this thread would leave the main thread asleep, its Python
@@ -43,15 +48,12 @@ impl Sampler {
                 let page = page_size();
                 loop {
                     let (sample, peak_bytes) = take_sample(start, page);
-                    {
-                        let mut seen = peak_sink.lock().unwrap_or_else(PoisonError::into_inner);
-                        if peak_bytes > seen.0 {
-                            *seen = (peak_bytes, sample.t_ms);
-                        }
+                    let mut seen = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                    if peak_bytes > seen.peak.0 {
+                        seen.peak = (peak_bytes, sample.t_ms);
                     }
-                    sink.lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(sample);
+                    seen.samples.push(sample);
+                    drop(seen);
                     match stopped.recv_timeout(SAMPLE_INTERVAL) {
                         Err(RecvTimeoutError::Timeout) => {}
                         Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
@@ -62,23 +64,29 @@ impl Sampler {
             restore_signals(&previous);
         }
         spawned?;
-        Ok(Sampler {
-            stop,
-            samples,
-            peak,
-        })
+        Ok(Sampler { stop, seen })
     }
 
     /// When the traced peak reached `peak_bytes`, if a sample saw it (milliseconds from the
     /// start, at most one sampling interval late); None if it came after the last sample.
     pub fn peak_time(&self, peak_bytes: u64) -> Option<u64> {
-        let seen = *self.peak.lock().unwrap_or_else(PoisonError::into_inner);
-        (seen.0 >= peak_bytes && peak_bytes > 0).then_some(seen.1)
+        let (seen_bytes, at) = self
+            .seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .peak;
+        (seen_bytes >= peak_bytes && peak_bytes > 0).then_some(at)
     }
 
     /// The samples taken since the previous call.
     pub fn take(&self) -> Vec<Sample> {
-        std::mem::take(&mut *self.samples.lock().unwrap_or_else(PoisonError::into_inner))
+        std::mem::take(
+            &mut self
+                .seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .samples,
+        )
     }
 
     /// Tells the thread to stop and returns the samples not yet taken. The thread is not
