@@ -37,6 +37,14 @@ CONFIGS: list[Config] = [
     Config("heapscope-1", "heapscope", 1),
     Config("heapscope-64", "heapscope", 64),
     Config("hs-64-cache", "heapscope", 64, env=(("HEAPSCOPE_FRAME_CACHE", "1"),)),
+    # Full tracing with the reference tracer taken away after start (3.13+): what
+    # re-attributing objects reused from free lists costs, beside heapscope-64.
+    Config(
+        "hs-64-noreftracer",
+        "heapscope",
+        64,
+        env=(("HEAPSCOPE_BENCH_NO_REF_TRACER", "1"),),
+    ),
     Config("hs-sampled", "heapscope", 64, sampled=True),
     # Sampling with the MEM/OBJ free hook kept (how it ran before sampled blocks came from RAW).
     Config(

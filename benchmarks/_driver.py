@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import builtins
+import ctypes
 import json
+import os
 import runpy
 import sys
 import time
@@ -64,6 +66,22 @@ def start(tracer: ModuleType | None, nframe: int, sample_rate: int | None) -> No
         tracer.start(nframe, **{SAMPLE_KEYWORD: sample_rate})
     except TypeError as exc:
         raise TracerUnavailableError(f"sampling not supported: {exc}") from exc
+
+
+def drop_ref_tracer() -> None:
+    """Take the reference tracer (PyRefTracer, 3.13+) away from a tracer just started, when
+    ``HEAPSCOPE_BENCH_NO_REF_TRACER=1``: the ``hs-64-noreftracer`` configuration, which shows
+    what re-attributing objects reused from free lists costs (a measurement only: such a run
+    no longer re-attributes them, and ``stop()`` warns that the tracer was replaced)."""
+    if os.environ.get("HEAPSCOPE_BENCH_NO_REF_TRACER") != "1":
+        return
+    if sys.version_info < (3, 13):
+        raise TracerUnavailableError("PyRefTracer is new in CPython 3.13")
+    set_tracer = ctypes.pythonapi.PyRefTracer_SetTracer
+    set_tracer.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    set_tracer.restype = ctypes.c_int
+    if set_tracer(None, None) != 0:
+        raise TracerUnavailableError("PyRefTracer_SetTracer(NULL) failed")
 
 
 def run_script(script: str, args: list[str]) -> None:
@@ -143,6 +161,7 @@ if __name__ == "__main__":
             _tracer = load_tracer(_opts.tracer)
             _code, _namespace = prepare_script(_opts.script, _opts.args)
             start(_tracer, _opts.nframe, _opts.sample_rate)
+            drop_ref_tracer()
         except TracerUnavailableError as _exc:
             write_result(_opts.result, {"status": "n/a", "reason": str(_exc)})
             sys.exit(EXIT_NA)

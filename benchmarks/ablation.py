@@ -45,7 +45,7 @@ def build(scratch: Path) -> Path:
     subprocess.run(
         ["cargo", "build", "--release", "-p", "heapscope-py", "--features", "ablation"],
         cwd=ROOT,
-        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        env={**os.environ, "CARGO_TARGET_DIR": str(target), "PYO3_PYTHON": sys.executable},
         check=True,
     )
     package = scratch / "python"

@@ -150,7 +150,7 @@ pub unsafe fn object_traceback(gil: Gil, obj: *mut std::ffi::c_void) -> Option<(
         return None;
     }
     // SAFETY: as above.
-    let addr = obj as usize - unsafe { (st.layout.object_presize)(obj) };
+    let addr = obj as usize - unsafe { crate::stack::object_presize(obj) };
     traceback_at(gil, 0, addr)
 }
 

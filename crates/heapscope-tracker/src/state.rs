@@ -428,10 +428,15 @@ impl State {
             return;
         }
         // SAFETY: per the contract, the object's type is set and alive.
-        let addr = obj as usize - unsafe { (self.layout.object_presize)(obj) };
-        if self.table.may_hold(addr) {
+        let addr = obj as usize - unsafe { crate::stack::object_presize(obj) };
+        // Most objects reused from free lists that are not traced (filled before tracing
+        // started, cycling since) end here, without a call.
+        if !self.table.may_hold(addr) {
+            return;
+        }
+        if let Some((size, old_tb)) = self.table.lookup(addr) {
             // SAFETY: as above.
-            unsafe { self.reattribute(addr) };
+            unsafe { self.reattribute(addr, size, old_tb) };
         }
     }
 
@@ -442,11 +447,10 @@ impl State {
         self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize))
     }
 
+    /// The traced block at `addr` (`size` bytes, traceback `old_tb`) holds an object reused
+    /// here: it now belongs to the current stack.
     #[inline(never)]
-    unsafe fn reattribute(&mut self, addr: usize) {
-        let Some((size, old_tb)) = self.table.lookup(addr) else {
-            return;
-        };
+    unsafe fn reattribute(&mut self, addr: usize, size: u64, old_tb: TbId) {
         self.apply_pending();
         // SAFETY: per `on_new_reference`'s contract.
         let Some(tb) = (unsafe { self.traceback_here(0) }) else {

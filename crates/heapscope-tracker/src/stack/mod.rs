@@ -180,9 +180,6 @@ pub struct FrameLayout {
     pub native_thread_id: unsafe fn(tstate: *mut c_void) -> u64,
     /// Borrowed `co_filename` and `co_qualname` of a live code object.
     pub code_names: unsafe fn(code: *mut c_void) -> (*mut c_void, *mut c_void),
-    /// Bytes the interpreter puts before a live object of this type (GC header, managed
-    /// dict): the object's memory block starts that far before the object.
-    pub object_presize: unsafe fn(obj: *mut c_void) -> usize,
     /// Where the interpreters and their GILs are (3.13+; `None` where every interpreter
     /// shares one GIL): see `interp.rs`.
     pub interpreters: Option<InterpreterFacts>,
@@ -247,6 +244,29 @@ pub fn current_tstate() -> *mut c_void {
     // SAFETY: as above.
     #[cfg(Py_3_13)]
     return unsafe { pyo3_ffi::PyThreadState_GetUnchecked().cast() };
+}
+
+/// Bytes the interpreter puts before a live object of this type (`_PyType_PreHeaderSize`): the
+/// GC header, and two words for a managed dict (3.11) or a managed dict and weak references
+/// (3.12+; `Py_TPFLAGS_PREHEADER`). The object's memory block starts that far before the
+/// object. Chosen when the module is built for a version, and inlined: the reference tracer
+/// asks it of every object reused from a free list, and a call through the frame layout then
+/// `PyType_GetFlags` cost two calls each time.
+///
+/// # Safety
+/// `obj` is a live object (its type is alive while it is).
+#[inline(always)]
+pub unsafe fn object_presize(obj: *mut c_void) -> usize {
+    const HAVE_GC: std::ffi::c_ulong = 1 << 14;
+    #[cfg(not(Py_3_12))]
+    const PREHEADER: std::ffi::c_ulong = 1 << 4;
+    #[cfg(Py_3_12)]
+    const PREHEADER: std::ffi::c_ulong = (1 << 4) | (1 << 3);
+    // SAFETY: per the contract; `tp_flags` is a plain field of a GIL build's type object.
+    let flags = unsafe { (*pyo3_ffi::Py_TYPE(obj.cast())).tp_flags };
+    let gc = if flags & HAVE_GC != 0 { 16 } else { 0 };
+    let preheader = if flags & PREHEADER != 0 { 16 } else { 0 };
+    gc + preheader
 }
 
 /// The second hash of a stack (the interner's `check`, beside the walk's chained hash): a sum

@@ -16,7 +16,6 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     current_frame,
     native_thread_id,
     code_names,
-    object_presize,
     // One GIL for every interpreter: nothing to tell apart (`interp.rs`).
     interpreters: None,
 };
@@ -209,15 +208,4 @@ unsafe fn native_thread_id(tstate: *mut c_void) -> u64 {
 unsafe fn code_names(code: *mut c_void) -> (*mut c_void, *mut c_void) {
     // SAFETY: `code` is a live `PyCodeObject*`; both fields are `PyObject*` (str).
     unsafe { (read(code, CODE_FILENAME), read(code, CODE_QUALNAME)) }
-}
-
-unsafe fn object_presize(obj: *mut c_void) -> usize {
-    const HAVE_GC: std::ffi::c_ulong = 1 << 14;
-    const MANAGED_DICT: std::ffi::c_ulong = 1 << 4;
-    // SAFETY: `obj` is a live object; its type is alive while it is.
-    let flags = unsafe { pyo3_ffi::PyType_GetFlags(pyo3_ffi::Py_TYPE(obj.cast())) };
-    // sizeof(PyGC_Head) and two pointers for the managed dict (pycore_object.h).
-    let gc = if flags & HAVE_GC != 0 { 16 } else { 0 };
-    let dict = if flags & MANAGED_DICT != 0 { 16 } else { 0 };
-    gc + dict
 }

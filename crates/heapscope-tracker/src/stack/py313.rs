@@ -56,7 +56,6 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     current_frame: walk::current_frame::<Py313>,
     native_thread_id: walk::native_thread_id::<Py313>,
     code_names: walk::code_names,
-    object_presize: walk::object_presize,
     interpreters: Some(InterpreterFacts {
         runtime_head: Py313::RUNTIME_INTERPRETERS_HEAD,
         // `struct pyinterpreters` starts with its PyMutex, then the head pointer.

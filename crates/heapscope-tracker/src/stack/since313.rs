@@ -378,19 +378,6 @@ pub unsafe fn code_names(code: *mut c_void) -> (*mut c_void, *mut c_void) {
     unsafe { (read(code, CODE_FILENAME), read(code, CODE_QUALNAME)) }
 }
 
-/// `_PyType_PreHeaderSize` (3.12+): the GC header, and two words (managed dict and weak
-/// references) for types with `Py_TPFLAGS_PREHEADER`.
-pub unsafe fn object_presize(obj: *mut c_void) -> usize {
-    const HAVE_GC: std::ffi::c_ulong = 1 << 14;
-    /// `Py_TPFLAGS_MANAGED_DICT | Py_TPFLAGS_MANAGED_WEAKREF`.
-    const PREHEADER: std::ffi::c_ulong = (1 << 4) | (1 << 3);
-    // SAFETY: `obj` is a live object; its type is alive while it is.
-    let flags = unsafe { pyo3_ffi::PyType_GetFlags(pyo3_ffi::Py_TYPE(obj.cast())) };
-    let gc = if flags & HAVE_GC != 0 { 16 } else { 0 };
-    let preheader = if flags & PREHEADER != 0 { 16 } else { 0 };
-    gc + preheader
-}
-
 /// The shared fields' places in `_Py_DebugOffsets`, for [`Facts::DEBUG_OFFSETS`] lists.
 pub const fn shared_debug_offsets(
     frame_previous: usize,

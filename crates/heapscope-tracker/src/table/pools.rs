@@ -183,6 +183,13 @@ impl Pools {
         if cached.0 == pool {
             return (cached.1 != NONE).then_some(cached.1);
         }
+        self.find_missed(pool, slot)
+    }
+
+    /// `find` past the cache: out of line, so that the reference tracer's lookup, inlined
+    /// into it, stays small.
+    #[inline(never)]
+    fn find_missed(&mut self, pool: u64, slot: usize) -> Option<u32> {
         // A pool without a record is cached too (`NONE`): objects reused from free lists that
         // were filled before tracing started sit in such pools, and are looked up at every
         // reuse. `create` overwrites the entry.
