@@ -32,22 +32,22 @@ EXIT_NA = 3
 TIMEOUT_S = 1800
 MIB = 2**20
 
-UNTRACED, HS_RUN, HS_RUN_CACHE, HS_64, STD_64, MEMRAY = (
+UNTRACED, HS_RUN, HS_RUN_NOCACHE, HS_64, STD_64, MEMRAY = (
     "untraced",
     "hs-run",
-    "hs-run-cache",
+    "hs-run-nocache",
     "heapscope-64",
     "stdlib-64",
     "memray",
 )
-CONFIGS = [UNTRACED, HS_RUN, HS_RUN_CACHE, HS_64, STD_64, MEMRAY]
-# hs-run with the opt-in stack-walk cache on (3.13 and 3.14; the same as hs-run elsewhere).
-ENV = {HS_RUN_CACHE: {"HEAPSCOPE_FRAME_CACHE": "1"}}
+CONFIGS = [UNTRACED, HS_RUN, HS_RUN_NOCACHE, HS_64, STD_64, MEMRAY]
+# hs-run with the stack-walk cache (on by default, 3.13-3.15) off; the same as hs-run elsewhere.
+ENV = {HS_RUN_NOCACHE: {"HEAPSCOPE_FRAME_CACHE": "0"}}
 IN_PROCESS = {UNTRACED: "none", HS_64: "heapscope", STD_64: "stdlib"}
 # What each tool needs importable; probed once before the first round (else the column is n/a).
 PROBES = {
     HS_RUN: "import heapscope.cli.run",
-    HS_RUN_CACHE: "import heapscope.cli.run",
+    HS_RUN_NOCACHE: "import heapscope.cli.run",
     HS_64: "import heapscope.tracemalloc",
     MEMRAY: "import memray",
 }
@@ -70,7 +70,7 @@ def command(config: str, program: Path, args: list[str], result: Path, capture: 
     py = sys.executable
     if config in IN_PROCESS:
         return [py, str(TRACE), IN_PROCESS[config], str(NFRAME), str(result), str(program), *args]
-    if config in (HS_RUN, HS_RUN_CACHE):
+    if config in (HS_RUN, HS_RUN_NOCACHE):
         limit = ["--trace-limit", str(NFRAME)]
         return [py, "-m", "heapscope", "run", *limit, "-o", str(capture), str(program), *args]
     if config == MEMRAY:

@@ -25,8 +25,8 @@ class Config:
     nframe: int = 1
     sampled: bool = False
     profiler: bool = False  # run the driver under `python -m heapscope run`
-    # Extra environment of the run: "hs-64-cache" turns the opt-in stack-walk cache on (3.13
-    # and 3.14, HEAPSCOPE_FRAME_CACHE=1), so its effect shows beside heapscope-64.
+    # Extra environment of the run: "hs-64-nocache" turns the stack-walk cache (3.13-3.15, on
+    # by default) off with HEAPSCOPE_FRAME_CACHE=0, so its effect shows beside heapscope-64.
     env: tuple[tuple[str, str], ...] = ()
 
 
@@ -36,7 +36,7 @@ CONFIGS: list[Config] = [
     Config("stdlib-64", "stdlib", 64),
     Config("heapscope-1", "heapscope", 1),
     Config("heapscope-64", "heapscope", 64),
-    Config("hs-64-cache", "heapscope", 64, env=(("HEAPSCOPE_FRAME_CACHE", "1"),)),
+    Config("hs-64-nocache", "heapscope", 64, env=(("HEAPSCOPE_FRAME_CACHE", "0"),)),
     # Full tracing with the reference tracer taken away after start (3.13+): what
     # re-attributing objects reused from free lists costs, beside heapscope-64.
     Config(

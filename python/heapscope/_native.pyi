@@ -38,6 +38,7 @@ __all__ = [
     "capture_active",
     "capture_wants_flush",
     "clear_traces",
+    "die_by_signal_at_exit",
     "end_capture_by_signal",
     "export",
     "flush_capture",

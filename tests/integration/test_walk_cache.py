@@ -1,4 +1,4 @@
-"""The stack-walk cache (3.13-3.15, opt-in with ``HEAPSCOPE_FRAME_CACHE=1``;
+"""The stack-walk cache (3.13-3.15, on for full tracing unless ``HEAPSCOPE_FRAME_CACHE=0``;
 ``sys.monitoring`` PY_START, ``monitor.rs``) never gives a block another stack than a full walk
 would.
 
@@ -25,7 +25,7 @@ import pytest
 
 PROGRAM = textwrap.dedent(
     """
-    import asyncio, json, os, sys, threading
+    import asyncio, itertools, json, os, sys, threading
     if os.environ["TRACER"] == "heapscope":
         import heapscope.tracemalloc as tracemalloc
     else:
@@ -82,6 +82,26 @@ PROGRAM = textwrap.dedent(
             kept.extend([(f"gen-direct-a{i}", a), (f"gen-direct-b{i}", b)])
             kept.extend([(f"gen-direct-here{i}", c), (f"gen-calls-a{i}", d)])
             kept.extend([(f"gen-calls-b{i}", e), (f"gen-calls-here{i}", f)])
+
+    def outer_direct():
+        yield from gen_direct()
+
+    def resumed_at_two_lines():
+        # The same generator frame back on top, resumed from the same caller frame at two
+        # lines with nothing pushed between (the generator's allocation is the only one), then
+        # from C code at two lines, then through `yield from` by two callers: the frames under
+        # a generator's change with no PY_START.
+        g = gen_direct()
+        a = next(g)
+        b = next(g)
+        kept.extend([("resumed-line-1", a), ("resumed-line-2", b)])
+        c = list(itertools.islice(g, 2))
+        d = list(itertools.islice(g, 2))
+        kept.extend([("islice-line-1", c[0]), ("islice-line-2", d[0])])
+        o = outer_direct()
+        kept.extend([("outer-a", caller_a(o)), ("outer-b", caller_b(o)), ("outer-c", next(o))])
+        kept.extend((f"genexpr-{n}", bytearray(1400 + n)) for n in range(3))
+        kept.extend((f"genexpr-again-{n}", bytearray(1500 + n)) for n in range(3))
 
     def outer_gen():
         yield bytearray(1050)
@@ -178,6 +198,7 @@ PROGRAM = textwrap.dedent(
         for base in (100, 150):
             two_sites(base)
         generators()
+        resumed_at_two_lines()
         nested_generators()
         exceptions()
         recurse(5, 900)
@@ -349,20 +370,26 @@ def test_the_counter_stays_where_hits_pay_and_gives_up_where_calls_dominate(
     assert ast.literal_eval(out) == (py_start, py_start, 0, None)
 
 
-def test_the_cache_is_off_unless_asked_for(tmp_path: Path) -> None:
+def test_the_cache_is_on_for_full_tracing_unless_turned_off(tmp_path: Path) -> None:
     source = textwrap.dedent(
         """
         import sys
         import heapscope.tracemalloc as tracemalloc
-        tracemalloc.start(5)
+        if sys.argv[1:] == ["sampled"]:
+            tracemalloc.start(5, sample_rate=4096)
+        else:
+            tracemalloc.start(5)
         monitoring = getattr(sys, "monitoring", None)
         tools = [monitoring.get_tool(i) for i in range(6)] if monitoring else []
         tracemalloc.stop()
         print("heapscope" in tools)
         """
     )
-    for value in (None, "0"):
-        assert probe(tmp_path, source, cache=value).strip() == "False"
+    on_here = str((3, 13) <= sys.version_info < (3, 16))
+    for value in (None, "1"):
+        assert probe(tmp_path, source, cache=value).strip() == on_here
+    assert probe(tmp_path, source, cache="0").strip() == "False"
+    assert probe(tmp_path, source, "sampled", cache=None).strip() == "False"
 
 
 @pytest.mark.skipif(sys.version_info < (3, 13), reason="the table covers 3.13-3.15")

@@ -19,12 +19,15 @@
 //!
 //! Instrumenting a code object for PY_START allocates its `_co_monitoring` data, at the code's
 //! first run after tracing started, while its frame executes a RESUME (3.15 has one before a
-//! generator's prologue, where the frame is not complete yet): the program would not make that
-//! allocation, so it is not traced. An allocation whose innermost Python frame, complete or
-//! not, is at a RESUME-family instruction ([`is_resume`], numbers from [`resume_opcodes`]) of a
-//! code without `_co_monitoring` is that one; a cell made by the prologue of a
-//! code's first run (MAKE_CELL) is not. Checked on the walk path only. [`install`] checks the
-//! field's offset on the running interpreter.
+//! generator's prologue, where the frame is not complete yet); taking the instrumentation out
+//! again, at its next run after events were turned off (the counter gave up), reuses a list
+//! from the free list on 3.14 and 3.15. The program would not make those, so they are neither
+//! traced nor re-attributed: an allocation or a new object whose innermost Python frame,
+//! complete or not, is at a RESUME-family instruction ([`is_resume`], numbers from
+//! [`resume_opcodes`]) of a code whose instrumentation version is not the thread's
+//! ([`instrumentation_stale`], the comparison RESUME makes) is the interpreter's; a cell made
+//! by the prologue of a code's first run (MAKE_CELL) is not. Checked on the walk path only.
+//! [`install`] checks the fields' offsets on the running interpreter.
 //!
 //! Each event costs about what walking a few frames does (CPython's dispatch to the callback),
 //! so the counter pays only where allocations outnumber calls or stacks are deep. Every
@@ -48,9 +51,12 @@
 //! without an allocation to trace (a test probe lost 124 of its 7,896 traces that way, and a
 //! program's peak came out 1.6 % under the stdlib's).
 //!
-//! **Opt-in** (`HEAPSCOPE_FRAME_CACHE=1`, 3.13-3.15): it gains a few percent and holds a
-//! `sys.monitoring` tool id a program may want. See docs/architecture.md, "The stack-walk cache".
+//! **On by default** for full tracing on 3.13-3.15 since 2026-12-07 (`HEAPSCOPE_FRAME_CACHE=0`
+//! turns it off): with generator frames cached it takes the 64-frame geomean from 1.59x to
+//! 1.5x-ish; it holds a `sys.monitoring` tool id a program may want. See
+//! docs/architecture.md, "The stack-walk cache".
 
+use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Bumped each time a Python function starts (PY_START), while installed.
@@ -93,7 +99,40 @@ pub fn saved(frames: u16) {
 }
 
 /// `offsetof(PyCodeObject, _co_monitoring)` (3.13-3.15, `scripts/frame-offsets.sh`).
+#[cfg_attr(not(Py_3_13), allow(dead_code))]
 pub const CODE_MONITORING: usize = 176;
+/// `offsetof(PyCodeObject, _co_instrumentation_version)` (3.13-3.15).
+pub const CODE_INSTRUMENTATION_VERSION: usize = 168;
+/// `offsetof(PyThreadState, eval_breaker)` (3.13-3.15): its bits above the low
+/// [`EVAL_EVENTS_BITS`] are the instrumentation version every code object must have.
+pub const TSTATE_EVAL_BREAKER: usize = 24;
+/// `_PY_EVAL_EVENTS_BITS` (3.13-3.15).
+const EVAL_EVENTS_BITS: u32 = 8;
+
+/// True if `code` is not instrumented for the current version (`tstate`'s): its next RESUME
+/// (re-)instruments it, as RESUME compares the two (`_Py_Instrument`). That happens at a
+/// code's first run after events were turned on, and at its next run after they were turned
+/// off (the counter gave up, tracing stopped), or changed by another tool.
+///
+/// # Safety
+/// `code` is a live code object and `tstate` a live thread state (3.13-3.15).
+#[inline(always)]
+pub unsafe fn instrumentation_stale(code: *const c_void, tstate: *const c_void) -> bool {
+    // SAFETY: per the contract; both fields are `uintptr_t`.
+    unsafe {
+        let version = code
+            .cast::<u8>()
+            .add(CODE_INSTRUMENTATION_VERSION)
+            .cast::<usize>()
+            .read_unaligned();
+        let breaker = tstate
+            .cast::<u8>()
+            .add(TSTATE_EVAL_BREAKER)
+            .cast::<usize>()
+            .read_unaligned();
+        version != breaker & !((1 << EVAL_EVENTS_BITS) - 1)
+    }
+}
 
 /// The RESUME-family opcodes of the running interpreter (a bit per opcode), set by `install`.
 static RESUME_OPS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
@@ -309,9 +348,9 @@ mod imp {
         }
     }
 
-    /// Opt-in (docs/architecture.md, "The stack-walk cache"): `HEAPSCOPE_FRAME_CACHE=1`.
+    /// On unless `HEAPSCOPE_FRAME_CACHE=0` (docs/architecture.md, "The stack-walk cache").
     fn enabled_by_env() -> bool {
-        std::env::var_os("HEAPSCOPE_FRAME_CACHE").is_some_and(|v| v == "1")
+        std::env::var_os("HEAPSCOPE_FRAME_CACHE").is_none_or(|v| v != "0")
     }
 
     /// Take a tool id and count PY_START events; false (nothing installed) if no id is free
@@ -382,9 +421,11 @@ mod imp {
         }
     }
 
-    /// [`super::CODE_MONITORING`] names `_co_monitoring`: null in a code object never run,
-    /// set in the caller's, which `set_events` instrumented (the caller has a frame when
-    /// `start()` is called from Python; without one only the first half is checked).
+    /// [`super::CODE_MONITORING`] names `_co_monitoring` and the version check
+    /// ([`super::instrumentation_stale`]) holds: a code object never run has no
+    /// `_co_monitoring` and a stale version; the caller's, which `set_events` instrumented, has
+    /// both (the caller has a frame when `start()` is called from Python; without one only the
+    /// first half is checked).
     unsafe fn offset_holds() -> bool {
         let read = |code: *mut PyObject| {
             // SAFETY: a live code object, larger than the offset (3.13-3.15 headers).
@@ -394,6 +435,11 @@ mod imp {
                     .cast::<usize>()
                     .read_unaligned()
             }
+        };
+        let tstate = crate::stack::current_tstate();
+        // SAFETY: live code objects; the calling thread's state (GIL held).
+        let stale = |code: *mut PyObject| unsafe {
+            !tstate.is_null() && super::instrumentation_stale(code.cast(), tstate)
         };
         // SAFETY: GIL held by the caller; references released here.
         unsafe {
@@ -405,14 +451,14 @@ mod imp {
                 pyo3_ffi::PyErr_Clear();
                 return false;
             }
-            let unset = read(fresh) == 0;
+            let unset = read(fresh) == 0 && stale(fresh);
             Py_DECREF(fresh);
             let frame = pyo3_ffi::PyEval_GetFrame();
             if frame.is_null() {
                 return unset;
             }
             let code = pyo3_ffi::PyFrame_GetCode(frame).cast::<PyObject>();
-            let set = read(code) != 0;
+            let set = read(code) != 0 && !stale(code);
             Py_DECREF(code);
             unset && set
         }

@@ -112,9 +112,14 @@ pub fn finish_hash(chain: u64, total_nframe: u16, offset0: isize) -> u64 {
     mix(mix(chain, u64::from(total_nframe)), offset0 as u64)
 }
 
+/// Most frames a cached walk checks under an innermost generator frame (see [`WalkCache`]).
+pub const RELINKED: usize = 6;
+
 /// What the last stack walk found, for `capture_cached` (3.13+, see `monitor.rs`): valid while
-/// no Python function started since ([`crate::monitor::epoch`]) and the innermost frame is
-/// still `top`. The frames themselves stay in the walk's buffer, which nothing else writes.
+/// no Python function started since ([`crate::monitor::epoch`]), the innermost frame is
+/// still `top`, and, when that is a generator's frame, the frames `relinked` lists are still
+/// under it as they were. The frames themselves stay in the walk's buffer, which nothing else
+/// writes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WalkCache {
     pub valid: bool,
@@ -129,6 +134,11 @@ pub struct WalkCache {
     /// The walk's [`Check`] and innermost offset, from which a hit computes its own.
     pub check: u64,
     pub offset0: isize,
+    /// Under an innermost generator frame, which its resumer relinks without a PY_START: the
+    /// frames down to the first frame of a function that is not a generator, inclusive, each
+    /// as (address, instruction pointer). Frames under that one cannot have moved.
+    pub relinked: [(usize, usize); RELINKED],
+    pub relinked_len: u8,
 }
 
 /// [`FrameLayout::capture_cached`].

@@ -9,7 +9,7 @@
 
 use std::ffi::c_void;
 
-use super::{chain_step, finish_hash, Captured, Check, RawFrame, WalkCache};
+use super::{chain_step, finish_hash, Captured, Check, RawFrame, WalkCache, RELINKED};
 use crate::monitor;
 
 /// What differs between the versions this walk serves.
@@ -172,9 +172,19 @@ unsafe fn first_complete<F: Facts, const SEG: bool>(
 }
 
 /// [`capture`] through `cache` (`monitor.rs`): when no Python function started since the last
-/// walk of this thread and its current frame is the same non-generator frame, the frames
-/// under it are those `out` holds from that walk: only the innermost frame's offset is read.
-/// Otherwise a walk, remembered if the event counter runs.
+/// walk of this thread and its current frame is the same frame, the frames under it are those
+/// `out` holds from that walk: only the innermost frame's offset is read. Otherwise a walk,
+/// remembered if the event counter runs.
+///
+/// A generator's frame is put back on top by whoever resumes it, relinked under that caller,
+/// with no PY_START (PY_RESUME would tell, but its callback's offset argument is an int the
+/// interpreter allocates for offsets past 256, traced allocations the program does not make).
+/// So when the innermost frame is a generator's, the hit also needs the frames under it down
+/// to the first frame of a function that is not a generator (the resumer's caller chain up to
+/// a frame that cannot have been relinked: a plain function's frame is left only by a return,
+/// and taken again only by a push) at the addresses and instructions the walk saw: only those
+/// can have moved without an event. That is a few frames read instead of the whole stack
+/// (jinja2 renders in generators, and generator expressions are everywhere).
 pub unsafe fn capture_cached<F: Facts>(
     tstate: *mut c_void,
     out: &mut [RawFrame],
@@ -194,7 +204,10 @@ pub unsafe fn capture_cached<F: Facts>(
             // first RESUME (where CPython instruments its code, before PY_START fires) in a frame
             // that is not complete yet, above the cached one; that allocation must walk.
             let top = current_frame::<F>(tstate);
-            if top as usize == cache.top && code::<F>(top) as usize == cache.code {
+            if top as usize == cache.top
+                && code::<F>(top) as usize == cache.code
+                && relinked_same(top, cache)
+            {
                 let off = offset::<F>(top, cache.code as *const c_void);
                 if let Some(f) = out.first_mut() {
                     f.offset = off;
@@ -220,9 +233,17 @@ pub unsafe fn capture_cached<F: Facts>(
         }
         cache.valid = captured.nframe > 0
             && monitor::counting()
-            && read::<usize>(tstate, TSTATE_INTERP) == monitor::interpreter()
-            && read::<u8>(captured.top as *const c_void, F::FRAME_OWNER)
-                != FRAME_OWNED_BY_GENERATOR;
+            && read::<usize>(tstate, TSTATE_INTERP) == monitor::interpreter();
+        let mut relinked = [(0, 0); RELINKED];
+        let mut relinked_len = 0;
+        if cache.valid
+            && read::<u8>(captured.top as *const c_void, F::FRAME_OWNER) == FRAME_OWNED_BY_GENERATOR
+        {
+            match relinked_frames::<F>(captured.top as *const c_void, floor, &mut relinked) {
+                Some(n) => relinked_len = n,
+                None => cache.valid = false,
+            }
+        }
         if cache.valid {
             *cache = WalkCache {
                 valid: true,
@@ -236,14 +257,64 @@ pub unsafe fn capture_cached<F: Facts>(
                 chain: captured.chain,
                 check: captured.check,
                 offset0: out[0].offset,
+                relinked,
+                relinked_len,
             };
         }
         captured
     }
 }
 
-/// True if the innermost Python frame (complete or not) is at a RESUME of a code object that
-/// has no `_co_monitoring` yet: the interpreter is instrumenting it (`monitor.rs`).
+/// The frames under the generator frame `top` that a resumption can relink (see
+/// [`capture_cached`]), into `out`: each frame down to the first Python frame not owned by a
+/// generator, inclusive. `None` if they do not fit or the chain ends first (the last frame
+/// listed would then be one whose `previous` a resumption can set again).
+#[inline(never)]
+unsafe fn relinked_frames<F: Facts>(
+    top: *const c_void,
+    floor: *const c_void,
+    out: &mut [(usize, usize); RELINKED],
+) -> Option<u8> {
+    let mut n = 0;
+    // SAFETY: `top` is a live frame of the calling thread's chain, and so are those under it.
+    unsafe {
+        let mut frame: *const c_void = read(top, FRAME_PREVIOUS);
+        while !frame.is_null() && frame != floor {
+            let slot = out.get_mut(n)?;
+            *slot = (frame as usize, read(frame, FRAME_INSTR_PTR));
+            n += 1;
+            let owner = read::<u8>(frame, F::FRAME_OWNER);
+            if owner != FRAME_OWNED_BY_GENERATOR && owner < FIRST_NON_PYTHON_OWNER {
+                return Some(n as u8);
+            }
+            frame = read(frame, FRAME_PREVIOUS);
+        }
+    }
+    None
+}
+
+/// True if the frames under `top` that `cache.relinked` lists are still there, at the same
+/// instructions (trivially when it lists none: the innermost frame is not a generator's).
+#[inline(always)]
+unsafe fn relinked_same(top: *const c_void, cache: &WalkCache) -> bool {
+    let mut frame = top;
+    for &(addr, instr) in &cache.relinked[..usize::from(cache.relinked_len)] {
+        // SAFETY: `frame` is a live frame of the calling thread's chain (the innermost, then
+        // each one checked equal to a frame the walk saw, whose `previous` is live).
+        unsafe {
+            frame = read(frame, FRAME_PREVIOUS);
+            if frame as usize != addr || read::<usize>(frame, FRAME_INSTR_PTR) != instr {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// True if the innermost Python frame (complete or not) is at a RESUME of a code object whose
+/// instrumentation is not the current version's: the interpreter is instrumenting it, at its
+/// first run after events were turned on, or taking the instrumentation out, at its next run
+/// after they were turned off (`monitor.rs`). What it makes then is not the program's.
 #[inline(always)]
 unsafe fn instrumenting<F: Facts>(tstate: *mut c_void, floor: *const c_void) -> bool {
     // SAFETY: the caller's contract: the calling thread's live frames.
@@ -255,12 +326,8 @@ unsafe fn instrumenting<F: Facts>(tstate: *mut c_void, floor: *const c_void) -> 
         if frame.is_null() || frame == floor {
             return false;
         }
-        let code = code::<F>(frame);
-        if read::<usize>(code, monitor::CODE_MONITORING) != 0 {
-            return false;
-        }
         let instr: *const u8 = read(frame, FRAME_INSTR_PTR);
-        monitor::is_resume(instr.read())
+        monitor::is_resume(instr.read()) && monitor::instrumentation_stale(code::<F>(frame), tstate)
     }
 }
 
