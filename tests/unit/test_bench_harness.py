@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,54 @@ def test_ab_runs_two_builds_side_by_side(
     assert cells[0] == "trees.py:6"
     assert cells[2].endswith("x") and cells[3].endswith("x")
     assert float(cells[4]) > 0
+
+
+DRIVER = RUN.parent / "_driver.py"
+
+REF_TRACER_PROBE = """
+import ctypes
+get = ctypes.pythonapi.PyRefTracer_GetTracer
+get.restype = ctypes.c_void_p
+get.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+data = ctypes.c_void_p()
+print("tracer", get(ctypes.byref(data)))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_the_no_ref_tracer_configuration_takes_the_reference_tracer_away(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`hs-64-noreftracer`: the workload runs with heapscope tracing and no reference tracer
+    (3.13+); before 3.13 the configuration is n/a (exit 3), not a crash."""
+    script = tmp_path / "probe.py"
+    script.write_text(REF_TRACER_PROBE)
+    result = tmp_path / "result.json"
+    env = dict(subprocess_env, HEAPSCOPE_BENCH_NO_REF_TRACER="1")
+    cmd = [sys.executable, str(DRIVER), "--tracer", "heapscope", "--nframe", "64"]
+    proc = subprocess.run(
+        [*cmd, "--result", str(result), str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+    outcome = json.loads(result.read_text())
+    if sys.version_info < (3, 13):
+        assert proc.returncode == 3, proc.stderr
+        assert outcome["status"] == "n/a"
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert outcome["status"] == "ok"
+    assert "tracer None" in proc.stdout
+    # Without the variable the same run has heapscope's tracer installed.
+    proc = subprocess.run(
+        [*cmd, "--result", str(result), str(script)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=True,
+    )
+    assert "tracer None" not in proc.stdout and "tracer " in proc.stdout
