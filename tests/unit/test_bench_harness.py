@@ -112,16 +112,11 @@ print("tracer", get(ctypes.byref(data)))
 """
 
 
-@pytest.mark.timeout(60)
-def test_the_no_ref_tracer_configuration_takes_the_reference_tracer_away(
-    subprocess_env: dict[str, str], tmp_path: Path
-) -> None:
-    """`hs-64-noreftracer`: the workload runs with heapscope tracing and no reference tracer
-    (3.13+); before 3.13 the configuration is n/a (exit 3), not a crash."""
+def run_probe(env: dict[str, str], tmp_path: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`_driver.py` timing REF_TRACER_PROBE under heapscope (64 frames) with ``env``."""
     script = tmp_path / "probe.py"
     script.write_text(REF_TRACER_PROBE)
     result = tmp_path / "result.json"
-    env = dict(subprocess_env, HEAPSCOPE_BENCH_NO_REF_TRACER="1")
     cmd = [sys.executable, str(DRIVER), "--tracer", "heapscope", "--nframe", "64"]
     proc = subprocess.run(
         [*cmd, "--result", str(result), str(script)],
@@ -131,7 +126,16 @@ def test_the_no_ref_tracer_configuration_takes_the_reference_tracer_away(
         timeout=55,
         check=False,
     )
-    outcome = json.loads(result.read_text())
+    return proc, json.loads(result.read_text())
+
+
+@pytest.mark.timeout(60)
+def test_the_no_ref_tracer_configuration_takes_the_reference_tracer_away(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`hs-64-noreftracer`: the workload runs with heapscope tracing and no reference tracer
+    (3.13+); before 3.13 the configuration is n/a (exit 3), not a crash."""
+    proc, outcome = run_probe(dict(subprocess_env, HEAPSCOPE_BENCH_NO_REF_TRACER="1"), tmp_path)
     if sys.version_info < (3, 13):
         assert proc.returncode == 3, proc.stderr
         assert outcome["status"] == "n/a"
@@ -140,12 +144,6 @@ def test_the_no_ref_tracer_configuration_takes_the_reference_tracer_away(
     assert outcome["status"] == "ok"
     assert "tracer None" in proc.stdout
     # Without the variable the same run has heapscope's tracer installed.
-    proc = subprocess.run(
-        [*cmd, "--result", str(result), str(script)],
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=55,
-        check=True,
-    )
+    proc, outcome = run_probe(subprocess_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
     assert "tracer None" not in proc.stdout and "tracer " in proc.stdout
