@@ -327,6 +327,47 @@ def test_monitoring_tool_id_is_taken_only_while_tracing_and_only_if_free(
     assert line == MONITORING_PROBE.splitlines().index("    return bytearray(1000)") + 1
 
 
+YIELD_PROBE = textwrap.dedent(
+    """
+    import sys
+    import heapscope.tracemalloc as tracemalloc
+    m = sys.monitoring
+
+    def alloc(n):
+        return bytearray(n)
+
+    def two_sites():
+        a = alloc(1000)
+        b = alloc(1001)
+        return a, b
+
+    tracemalloc.start(64)
+    held = [i for i in range(6) if m.get_tool(i) == "heapscope"]
+    m.use_tool_id(held[0], "program")  # the id heapscope holds: the program gets it
+    events = m.get_events(held[0])
+    # Walks after the cache stopped: the same callee at the same address from two lines.
+    a, b = two_sites()
+    lines = [tracemalloc.get_object_traceback(x)[-2].lineno for x in (a, b)]
+    tracemalloc.stop()
+    after = {i: m.get_tool(i) for i in range(6)}
+    print(repr((held, events, lines, after, m.use_tool_id.__module__)))
+    """
+)
+
+
+@CACHE_VERSIONS
+def test_a_program_asking_for_the_tool_id_heapscope_holds_gets_it(tmp_path: Path) -> None:
+    out = probe(tmp_path, YIELD_PROBE)
+    held, events, lines, after, module = ast.literal_eval(out)
+    assert held == [4]
+    assert events == 0  # heapscope's events went with the id
+    source = YIELD_PROBE.splitlines()
+    assert lines == [source.index(f"    {v} = alloc({n})") + 1 for v, n in (("a", 1000), ("b", 1001))]
+    assert after == {i: ("program" if i == 4 else None) for i in range(6)}
+    # The original sys.monitoring.use_tool_id is back after stop().
+    assert module == "sys.monitoring"
+
+
 WORTH_PROBE = textwrap.dedent(
     """
     import sys

@@ -43,7 +43,10 @@
 //! PY_START's offset argument is 0, a cached small int: the callback allocates nothing. The
 //! tool id is the first of 4, 3 that no other tool uses (debuggers, coverage and profilers
 //! take 0-2 and 5 by convention); if none is free there is no cache and every allocation walks
-//! the stack, as before. Only full tracing installs it (in sampling mode few allocations walk).
+//! the stack, as before. A program may want the id we hold: while we hold one,
+//! `sys.monitoring.use_tool_id` is `yielding_use_tool_id`, which gives ours up first when
+//! asked for it (the cache then stops for the session) and calls the original, put back by
+//! `uninstall`. Only full tracing installs it (in sampling mode few allocations walk).
 //!
 //! Installing makes no Python object that could land on a free list (no import, no
 //! compile, no walk over `opcode.opmap`): objects made and freed while tracing is suspended
@@ -171,7 +174,7 @@ mod imp {
     use std::cell::UnsafeCell;
     use std::ffi::CStr;
     use std::ptr;
-    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
     use pyo3_ffi::{
         PyMethodDef, PyMethodDefPointer, PyObject, Py_DECREF, Py_ssize_t, METH_FASTCALL,
@@ -209,24 +212,128 @@ mod imp {
         if SAVED.swap(0, Ordering::Relaxed) >= WINDOW * FRAMES_PER_EVENT {
             return;
         }
+        // SAFETY: GIL held (a callback).
+        unsafe { stop_counting(TOOL.load(Ordering::Relaxed), false) };
+    }
+
+    /// Counting off for good: no cached walk is trusted again (one last bump), events off for
+    /// `tool`, and with `release_tool` the id given back. Our allocations meanwhile are not
+    /// traced.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn stop_counting(tool: i32, release_tool: bool) {
         COUNTING.store(false, Ordering::Relaxed);
         EPOCH.store(
             EPOCH.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Relaxed,
         );
-        let tool = TOOL.load(Ordering::Relaxed);
-        // SAFETY: GIL held (a callback); the state reference ends in this block.
+        // SAFETY: GIL held (contract); the state reference ends in this block.
         unsafe {
             let suspended =
                 crate::state::state().map(|s| std::mem::replace(&mut s.suspended, true));
             let m = monitoring();
             if !m.is_null() {
-                events_off(m, tool, false);
+                events_off(m, tool, release_tool);
                 Py_DECREF(m);
             }
             if let (Some(s), Some(was)) = (crate::state::state(), suspended) {
                 s.suspended = was;
             }
+        }
+    }
+
+    /// `sys.monitoring.use_tool_id` as it was before `install` put [`yielding_use_tool_id`]
+    /// in its place (a strong reference), or null.
+    static ORIGINAL_USE: AtomicPtr<PyObject> = AtomicPtr::new(ptr::null_mut());
+    /// The wrapper `install` put there (a strong reference), or null.
+    static WRAPPER_USE: AtomicPtr<PyObject> = AtomicPtr::new(ptr::null_mut());
+
+    /// `sys.monitoring.use_tool_id` while we hold an id: a program that asks for the id we
+    /// hold gets it (tool ids 3 and 4 are free for anyone by convention): we give it up first,
+    /// and the cache is off for the rest of the session, every allocation walking as without
+    /// it. Then the original, with the program's arguments.
+    unsafe extern "C" fn yielding_use_tool_id(
+        _slf: *mut PyObject,
+        args: *mut *mut PyObject,
+        nargs: Py_ssize_t,
+    ) -> *mut PyObject {
+        // SAFETY: called by the interpreter with the GIL held and `nargs` arguments.
+        unsafe {
+            let ours = TOOL.load(Ordering::Relaxed);
+            if nargs >= 1 && ours >= 0 {
+                let asked = pyo3_ffi::PyLong_AsLong(*args);
+                if asked == -1 && !pyo3_ffi::PyErr_Occurred().is_null() {
+                    pyo3_ffi::PyErr_Clear();
+                } else if asked == std::ffi::c_long::from(ours) {
+                    TOOL.store(-1, Ordering::Relaxed);
+                    stop_counting(ours, true);
+                }
+            }
+            let original = ORIGINAL_USE.load(Ordering::Relaxed);
+            if original.is_null() {
+                pyo3_ffi::PyErr_SetString(
+                    pyo3_ffi::PyExc_RuntimeError,
+                    c"sys.monitoring.use_tool_id is gone".as_ptr(),
+                );
+                return ptr::null_mut();
+            }
+            pyo3_ffi::PyObject_Vectorcall(original, args, nargs as usize, ptr::null_mut())
+        }
+    }
+
+    static USE_DEF: Def = Def(UnsafeCell::new(PyMethodDef {
+        ml_name: c"use_tool_id".as_ptr(),
+        ml_meth: PyMethodDefPointer {
+            PyCFunctionFast: yielding_use_tool_id,
+        },
+        ml_flags: METH_FASTCALL,
+        ml_doc: ptr::null(),
+    }));
+
+    /// Put [`yielding_use_tool_id`] in `sys.monitoring` (no-op if there).
+    ///
+    /// # Safety
+    /// The GIL is held; `m` is sys.monitoring.
+    unsafe fn wrap_use_tool_id(m: *mut PyObject) {
+        if !WRAPPER_USE.load(Ordering::Relaxed).is_null() {
+            return;
+        }
+        // SAFETY: per the contract; on failure nothing is kept and the error is cleared.
+        unsafe {
+            let original = attr(m, c"use_tool_id");
+            let wrapper = pyo3_ffi::PyCFunction_New(USE_DEF.0.get(), ptr::null_mut());
+            if original.is_null()
+                || wrapper.is_null()
+                || pyo3_ffi::PyObject_SetAttrString(m, c"use_tool_id".as_ptr(), wrapper) != 0
+            {
+                pyo3_ffi::PyErr_Clear();
+                decref_all(&[original, wrapper]);
+                return;
+            }
+            ORIGINAL_USE.store(original, Ordering::Relaxed);
+            WRAPPER_USE.store(wrapper, Ordering::Relaxed);
+        }
+    }
+
+    /// Put the original `use_tool_id` back, unless the program replaced ours meanwhile.
+    ///
+    /// # Safety
+    /// The GIL is held; `m` is sys.monitoring.
+    unsafe fn unwrap_use_tool_id(m: *mut PyObject) {
+        let wrapper = WRAPPER_USE.swap(ptr::null_mut(), Ordering::Relaxed);
+        let original = ORIGINAL_USE.swap(ptr::null_mut(), Ordering::Relaxed);
+        // SAFETY: per the contract; both are our strong references, released here.
+        unsafe {
+            let current = attr(m, c"use_tool_id");
+            if !current.is_null()
+                && current == wrapper
+                && !original.is_null()
+                && pyo3_ffi::PyObject_SetAttrString(m, c"use_tool_id".as_ptr(), original) != 0
+            {
+                pyo3_ffi::PyErr_Clear();
+            }
+            decref_all(&[current, wrapper, original]);
         }
     }
 
@@ -402,6 +509,9 @@ mod imp {
                     }
                 }
             }
+            if tool >= 0 {
+                wrap_use_tool_id(m);
+            }
             decref_all(&[event, name, func, m]);
             if tool >= 0 && !offset_holds() {
                 TOOL.store(tool, Ordering::Relaxed);
@@ -488,15 +598,15 @@ mod imp {
     /// The GIL is held.
     pub unsafe fn uninstall() {
         let tool = TOOL.swap(-1, Ordering::Relaxed);
-        if tool < 0 {
-            return;
-        }
         COUNTING.store(false, Ordering::Relaxed);
         // SAFETY: GIL held (contract); `m` is released here.
         unsafe {
             let m = monitoring();
             if !m.is_null() {
-                events_off(m, tool, true);
+                if tool >= 0 {
+                    events_off(m, tool, true);
+                }
+                unwrap_use_tool_id(m);
                 Py_DECREF(m);
             }
         }
