@@ -362,7 +362,8 @@ def test_a_program_asking_for_the_tool_id_heapscope_holds_gets_it(tmp_path: Path
     assert held == [4]
     assert events == 0  # heapscope's events went with the id
     source = YIELD_PROBE.splitlines()
-    assert lines == [source.index(f"    {v} = alloc({n})") + 1 for v, n in (("a", 1000), ("b", 1001))]
+    sites = [("a", 1000), ("b", 1001)]
+    assert lines == [source.index(f"    {v} = alloc({n})") + 1 for v, n in sites]
     assert after == {i: ("program" if i == 4 else None) for i in range(6)}
     # The original sys.monitoring.use_tool_id is back after stop().
     assert module == "sys.monitoring"
