@@ -49,7 +49,13 @@ def _thread_names() -> list[tuple[int, str]]:
     threading = sys.modules.get("threading")
     if threading is None:  # the program has no named threads
         return []
-    return [(t.native_id, t.name) for t in threading.enumerate() if t.native_id is not None]
+    # The flush thread may run while the program is importing threading: the module is in
+    # sys.modules before its body has run (no names then; the next flush or the stop has them).
+    spec = getattr(threading, "__spec__", None)
+    enumerate_threads = getattr(threading, "enumerate", None)
+    if getattr(spec, "_initializing", False) or enumerate_threads is None:
+        return []
+    return [(t.native_id, t.name) for t in enumerate_threads() if t.native_id is not None]
 
 
 class CaptureSession:

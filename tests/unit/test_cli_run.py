@@ -36,3 +36,36 @@ def test_module_arguments_are_left_to_the_module() -> None:
 def test_report_defaults() -> None:
     args = build_parser().parse_args(["report", "a.hsc"])
     assert (args.at, args.by, args.n, args.json) == ("peak", "line", 10, False)
+
+
+PARTIAL_THREADING = """
+import importlib.machinery, sys, types
+from heapscope import _capture
+# What the flush thread meets while the program imports threading: the module in sys.modules,
+# its body not run yet (`threading.enumerate` missing).
+saved = sys.modules.get("threading")
+partial = types.ModuleType("threading")
+partial.__spec__ = importlib.machinery.ModuleSpec("threading", None)
+partial.__spec__._initializing = True
+sys.modules["threading"] = partial
+print(_capture._thread_names())
+if saved is not None:
+    sys.modules["threading"] = saved
+else:
+    del sys.modules["threading"]
+import threading
+print(any(name == "MainThread" for _, name in _capture._thread_names()))
+"""
+
+
+def test_thread_names_while_the_program_imports_threading() -> None:
+    """The flush thread asks for thread names at any time; a `threading` module still being
+    imported by the program gives none (it raised AttributeError, which ended the capture)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", PARTIAL_THREADING], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["[]", "True"]
