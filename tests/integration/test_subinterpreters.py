@@ -16,7 +16,28 @@ needs_313 = pytest.mark.skipif(
     sys.version_info < (3, 13), reason="interpreters with their own GIL: 3.13+ (_interpreters)"
 )
 
-SCRIPT = textwrap.dedent(
+# Threads' teardown (and their interpreters') frees RAW blocks after join() returns, at times
+# between the two reads: the books must balance once it is over.
+BOOKS = textwrap.dedent(
+    """
+    def assert_books_balance(tm, _native):
+        import time
+
+        seen = []
+        for _ in range(10):
+            _native._set_thread_ignored(True)
+            current = tm.get_traced_memory()[0]
+            live = sum(t[1] for t in _native._get_traces())
+            _native._set_thread_ignored(False)
+            seen.append((current, live))
+            if current == live:
+                return
+            time.sleep(0.2)
+        raise AssertionError(seen)
+    """
+)
+
+SCRIPT = BOOKS + textwrap.dedent(
     """
     import ctypes
     import sys
@@ -92,11 +113,7 @@ SCRIPT = textwrap.dedent(
         else:
             tm.start(25, sample_rate=512)
         kept, line = main()
-        _native._set_thread_ignored(True)
-        current = tm.get_traced_memory()[0]
-        live = sum(t[1] for t in _native._get_traces())
-        _native._set_thread_ignored(False)
-        assert current == live, (current, live)
+        assert_books_balance(tm, _native)
         snapshot = tm.take_snapshot()
         files = {f.filename for t in snapshot.traces for f in t.traceback}
         assert "<string>" not in files, "another interpreter's frames were traced"
@@ -156,12 +173,11 @@ def test_heapscope_run_with_other_interpreters(
     assert "<string>" not in report
 
 
-AFTER_AN_INTERPRETER = textwrap.dedent(
+AFTER_AN_INTERPRETER = BOOKS + textwrap.dedent(
     """
     import ctypes
     import sys
     import threading
-    import time
 
     if sys.version_info >= (3, 13):
         import _interpreters as interpreters
@@ -198,19 +214,7 @@ AFTER_AN_INTERPRETER = textwrap.dedent(
         del keep
     for t in threads:
         t.join()
-    # The threads' own teardown frees RAW blocks after join() returns, between two reads at
-    # times: the books must balance once it is over (the defect left them wrong for good).
-    seen = []
-    for _ in range(10):
-        time.sleep(0.2)
-        _native._set_thread_ignored(True)
-        current = tm.get_traced_memory()[0]
-        live = sum(t[1] for t in _native._get_traces())
-        _native._set_thread_ignored(False)
-        seen.append((current, live))
-        if current == live:
-            break
-    assert seen[-1][0] == seen[-1][1], seen
+    assert_books_balance(tm, _native)  # the defect left them wrong for good
     tm.stop()
     print("ok")
     """
