@@ -194,6 +194,58 @@ PROGRAM = textwrap.dedent(
             kept.append(("class-body", bytearray(800)))
         return Holder
 
+    def cell_prologue(n):
+        x = bytearray(n)
+        return lambda: x  # x is a cell: MAKE_CELL makes it before RESUME (and PY_START)
+
+    class WithCell:
+        def __init__(self, n):
+            data = bytearray(n)
+            self.get = lambda: data
+
+    def prologues():
+        # The same function called again from the next line, nothing allocated between: the
+        # new frame, in the place of the one remembered, makes its cell in its prologue (the
+        # walk skips a frame not at its first instruction yet). Then through a class call,
+        # specialized after a few runs (a shim frame under __init__).
+        a = cell_prologue(1300)
+        b = cell_prologue(1301)
+        kept.extend([("cell-1", a.__closure__[0]), ("cell-2", b.__closure__[0])])
+        for i in range(6):
+            a = WithCell(1310 + i)
+            b = WithCell(1320 + i)
+            kept.extend([(f"init-cell-a{i}", a.get.__closure__[0]), (f"init-cell-b{i}", b.get)])
+
+    def leaf(n):
+        return bytearray(n)
+
+    def other_leaf(n):
+        return [0] * n
+
+    def callees_again():
+        # The same callee at the same place called again and again from one line, the caller
+        # allocating after each return, then from another line; then two callees taking turns
+        # at the same place.
+        for i in range(3):
+            kept.append((f"again-{i}", leaf(1600 + i)))
+            kept.append((f"again-here-{i}", bytearray(1610 + i)))
+        kept.append(("again-other-line", leaf(1620)))
+        for i in range(3):
+            kept.append((f"swap-a-{i}", leaf(1630 + i)))
+            kept.append((f"swap-b-{i}", other_leaf(1640 + i)))
+
+    def chunks(depth, n):
+        # Deep enough for the interpreter to take more data-stack chunks, and back.
+        if depth == 0:
+            kept.append((f"chunk-{n}", alloc(n)))
+            return
+        if depth == 150:
+            kept.append((f"chunk-mid-{n}", alloc(n + 1)))
+        chunks(depth - 1, n)
+        if depth == 150:
+            kept.append((f"chunk-mid-after-{n}", alloc(n + 2)))
+            chunks(3, n + 3)
+
     def program():
         for base in (100, 150):
             two_sites(base)
@@ -207,6 +259,10 @@ PROGRAM = textwrap.dedent(
         asyncio.run(coroutines())
         threads()
         class_body()
+        prologues()
+        callees_again()
+        for n in (1700, 1710):
+            chunks(300, n)
 
     def spin(n):
         return 0 if n == 0 else spin(n - 1)
@@ -281,6 +337,38 @@ def test_every_object_gets_the_stack_a_full_walk_gives(
     assert sum(row[1] is not None for row in stdlib) > 100
     assert walked == stdlib
     assert cached == stdlib
+
+
+VERIFY_PIP = textwrap.dedent(
+    """
+    import os, runpy, sys
+    import heapscope.tracemalloc as tracemalloc
+    from heapscope import _native
+
+    os.environ.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INDEX="1", PIP_NO_INPUT="1")
+    tracemalloc.start(int(sys.argv[1]))
+    for args in (["list"], ["list", "--format=json"], ["freeze"], ["show", "pip"]):
+        sys.argv = ["pip", *args]
+        try:
+            runpy.run_module("pip", run_name="__main__", alter_sys=True)
+        except SystemExit as exit:
+            assert not exit.code, exit.code
+    tracemalloc.stop()
+    print(repr(_native._frame_cache_checks()))
+    """
+)
+
+
+@pytest.mark.skipif(not (3, 13) <= sys.version_info < (3, 16), reason="the cache runs on 3.13-3.15")
+@pytest.mark.parametrize("limit", [64, 5])
+def test_every_hit_in_a_real_program_agrees_with_a_full_walk(tmp_path: Path, limit: int) -> None:
+    # pip (in every venv) run in-process: imports, classes, generators, exceptions, millions of
+    # allocations; every cache hit is walked too (HEAPSCOPE_VERIFY_FRAME_CACHE). A check of
+    # this kind found the prologue case of `prologues` above.
+    out = probe(tmp_path, VERIFY_PIP, str(limit), HEAPSCOPE_VERIFY_FRAME_CACHE="1")
+    checked, mismatched = ast.literal_eval(out.strip().splitlines()[-1])
+    assert checked > 100_000
+    assert mismatched == 0
 
 
 MONITORING_PROBE = textwrap.dedent(

@@ -222,6 +222,13 @@ fn _frame_cache_opcodes() -> Vec<u8> {
     tracker::frame_cache_resume_opcodes()
 }
 
+/// Stack-walk cache hits checked against a full walk and those that disagreed
+/// (`HEAPSCOPE_VERIFY_FRAME_CACHE=1`).
+#[pyfunction]
+fn _frame_cache_checks() -> (u64, u64) {
+    tracker::frame_cache_checks()
+}
+
 /// Make the caller's frame the floor of stack walks (`True`), or clear it (`False`).
 #[pyfunction]
 fn _set_stack_floor(py: Python<'_>, on: bool) {
@@ -310,6 +317,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_allocation_totals, m)?)?;
     m.add_function(wrap_pyfunction!(_set_stack_floor, m)?)?;
     m.add_function(wrap_pyfunction!(_frame_cache_opcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(_frame_cache_checks, m)?)?;
     m.add_function(wrap_pyfunction!(_profile_of_tracer, m)?)?;
     m.add_function(wrap_pyfunction!(_set_thread_ignored, m)?)?;
     m.add_function(wrap_pyfunction!(_get_traces, m)?)?;

@@ -247,6 +247,11 @@ fn set_frame_cache(st: &mut state::State, on: bool) {
     }
     st.suspended = suspended;
     st.walk_cache = stack::WalkCache::default();
+    st.capture_cached = if on && monitor::verifying() {
+        st.layout.capture_cached_checked
+    } else {
+        st.layout.capture_cached
+    };
 }
 
 /// Compare what the stack walk sees with what the interpreter reports for the caller's frame.
@@ -478,6 +483,12 @@ pub fn allocation_totals(_gil: Gil) -> (u64, u64) {
 /// no cache on this version); the tests compare them with `opcode`.
 pub fn frame_cache_resume_opcodes() -> Vec<u8> {
     monitor::resume_opcodes(python_version_hex()).to_vec()
+}
+
+/// Stack-walk cache hits checked against a full walk, and those that disagreed (both 0 unless
+/// `HEAPSCOPE_VERIFY_FRAME_CACHE=1` when tracing started; 3.13+).
+pub fn frame_cache_checks() -> (u64, u64) {
+    monitor::checked()
 }
 
 /// Make the calling thread's current Python frame the floor of stack walks: it and the frames

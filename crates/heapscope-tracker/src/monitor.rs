@@ -54,6 +54,9 @@
 //! without an allocation to trace (a test probe lost 124 of its 7,896 traces that way, and a
 //! program's peak came out 1.6 % under the stdlib's).
 //!
+//! `HEAPSCOPE_VERIFY_FRAME_CACHE=1` at start checks every hit against a full walk (a twin of
+//! the cached capture, chosen once: [`checked`]), for tests on real programs.
+//!
 //! **On by default** for full tracing on 3.13-3.15 since 2026-12-07 (`HEAPSCOPE_FRAME_CACHE=0`
 //! turns it off): with generator frames cached it takes the 64-frame geomean from 1.59x to
 //! 1.5x-ish; it holds a `sys.monitoring` tool id a program may want. See
@@ -71,6 +74,12 @@ static SAVED: AtomicU64 = AtomicU64::new(0);
 static COUNTING: AtomicBool = AtomicBool::new(false);
 /// True once events were counted in this process (see the module's notes).
 static EVER: AtomicBool = AtomicBool::new(false);
+/// `HEAPSCOPE_VERIFY_FRAME_CACHE=1` at install: every cache hit is checked against a full walk
+/// ([`checked`]), for tests on real programs.
+static VERIFY: AtomicBool = AtomicBool::new(false);
+/// Hits checked and hits that disagreed with the walk, while verifying.
+static CHECKED: AtomicU64 = AtomicU64::new(0);
+static MISMATCHED: AtomicU64 = AtomicU64::new(0);
 /// Events between two judgements of the counter's worth.
 #[cfg_attr(not(Py_3_13), allow(dead_code))]
 const WINDOW: u64 = 1 << 14;
@@ -88,6 +97,29 @@ pub fn counting() -> bool {
 #[inline(always)]
 pub fn ever_installed() -> bool {
     EVER.load(Ordering::Relaxed)
+}
+
+/// True if every cache hit is to be checked against a full walk (`VERIFY`).
+#[inline(always)]
+pub fn verifying() -> bool {
+    VERIFY.load(Ordering::Relaxed)
+}
+
+/// One cache hit checked against a full walk; `agreed`: the same stack.
+pub fn record_check(agreed: bool) {
+    CHECKED.fetch_add(1, Ordering::Relaxed);
+    if !agreed {
+        MISMATCHED.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Cache hits checked against a full walk since the process started, and those that
+/// disagreed (both 0 unless `HEAPSCOPE_VERIFY_FRAME_CACHE=1`).
+pub fn checked() -> (u64, u64) {
+    (
+        CHECKED.load(Ordering::Relaxed),
+        MISMATCHED.load(Ordering::Relaxed),
+    )
 }
 
 /// A cache hit spared walking `frames` frames (GIL held: a plain add).
@@ -180,7 +212,7 @@ mod imp {
         PyMethodDef, PyMethodDefPointer, PyObject, Py_DECREF, Py_ssize_t, METH_FASTCALL,
     };
 
-    use super::{COUNTING, EPOCH, EVER, FRAMES_PER_EVENT, RESUME_OPS, SAVED, WINDOW};
+    use super::{COUNTING, EPOCH, EVER, FRAMES_PER_EVENT, RESUME_OPS, SAVED, VERIFY, WINDOW};
 
     /// The tool id we hold, or -1.
     static TOOL: AtomicI32 = AtomicI32::new(-1);
@@ -472,6 +504,10 @@ mod imp {
         if !enabled_by_env() || super::resume_opcodes(crate::python_version_hex()).is_empty() {
             return false;
         }
+        VERIFY.store(
+            std::env::var_os("HEAPSCOPE_VERIFY_FRAME_CACHE").is_some_and(|v| v == "1"),
+            Ordering::Relaxed,
+        );
         // Before any event: from the first `set_events` on, CPython instruments code at RESUME.
         set_resume_ops();
         // SAFETY: GIL held (contract); every object made here is released here.

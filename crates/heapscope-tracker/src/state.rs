@@ -22,6 +22,9 @@ use crate::table::LiveTable;
 /// State owned by the GIL holder.
 pub struct State {
     pub layout: &'static FrameLayout,
+    /// `layout.capture_cached`, or its checking twin while `HEAPSCOPE_VERIFY_FRAME_CACHE=1`
+    /// (`set_frame_cache`): chosen once, so the hot path pays nothing for the check.
+    pub capture_cached: crate::stack::CaptureCached,
     pub active: bool,
     /// Key tracebacks by thread too (profile mode).
     pub by_thread: bool,
@@ -164,6 +167,7 @@ pub unsafe fn init_state(layout: &'static FrameLayout) -> &'static mut State {
     let slot = unsafe { &mut *STATE.0.get() };
     slot.get_or_insert_with(|| State {
         layout,
+        capture_cached: layout.capture_cached,
         active: false,
         by_thread: false,
         suspended: false,
@@ -378,7 +382,7 @@ impl State {
         // json_roundtrip.py on 3.13): only a process that ever counted frame pushes pays it.
         let mut captured = unsafe {
             if crate::monitor::ever_installed() {
-                (self.layout.capture_cached)(
+                (self.capture_cached)(
                     tstate,
                     &mut self.scratch,
                     self.floor as *const c_void,

@@ -134,6 +134,9 @@ pub struct WalkCache {
     /// The walk's [`Check`] and innermost offset, from which a hit computes its own.
     pub check: u64,
     pub offset0: isize,
+    /// Offset of the innermost frame's first traceable instruction: below it the frame in
+    /// that place is a new activation in its prologue (the walk skips it).
+    pub first_offset: isize,
     /// Under an innermost generator frame, which its resumer relinks without a PY_START: the
     /// frames down to the first frame of a function that is not a generator, inclusive, each
     /// as (address, instruction pointer). Frames under that one cannot have moved.
@@ -176,6 +179,9 @@ pub struct FrameLayout {
     /// last call wrote while `cache` is valid. Without `sys.monitoring` (3.11) it is
     /// `capture`.
     pub capture_cached: CaptureCached,
+    /// `capture_cached` checking every cache hit against a full walk
+    /// (`HEAPSCOPE_VERIFY_FRAME_CACHE=1`, `monitor::record_check`).
+    pub capture_cached_checked: CaptureCached,
     /// `capture`, also writing for each frame written how many invocations of
     /// `_PyEval_EvalFrameDefault` separate it from the innermost frame (`segs`, as long as
     /// `out`), and for the innermost invocations an address on the C stack inside each one's

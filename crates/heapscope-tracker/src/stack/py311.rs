@@ -12,6 +12,7 @@ pub static LAYOUT: FrameLayout = FrameLayout {
     check: |_| Ok(()),
     capture,
     capture_cached,
+    capture_cached_checked: capture_cached,
     capture_segments,
     current_frame,
     native_thread_id,

@@ -87,6 +87,19 @@ unsafe fn not_python<F: Facts>(frame: *const c_void) -> bool {
     unsafe { read::<u8>(frame, F::FRAME_OWNER) >= FIRST_NON_PYTHON_OWNER }
 }
 
+/// The offset of the first traceable instruction of a Python frame's code, from which it is
+/// complete (0 for a generator's frame: `_PyFrame_IsIncomplete`).
+#[inline(always)]
+unsafe fn first_offset<F: Facts>(frame: *const c_void) -> isize {
+    // SAFETY: `frame` is a live Python frame, so `f_executable` is a live code object.
+    unsafe {
+        if read::<u8>(frame, F::FRAME_OWNER) == FRAME_OWNED_BY_GENERATOR {
+            return 0;
+        }
+        read::<i32>(code::<F>(frame), F::CODE_FIRSTTRACEABLE) as isize * CODE_UNIT
+    }
+}
+
 /// A Python frame (see `not_python`) that has not reached its first traceable instruction
 /// (the rest of `_PyFrame_IsIncomplete`).
 #[inline(always)]
@@ -176,6 +189,14 @@ unsafe fn first_complete<F: Facts, const SEG: bool>(
 /// `out` holds from that walk: only the innermost frame's offset is read. Otherwise a walk,
 /// remembered if the event counter runs.
 ///
+/// "The same frame" is the same address running the same code past its prologue (the
+/// prologue's end is remembered with the walk): a new
+/// activation of the same function in the same place (called again, nothing allocated or
+/// started between) makes its cells (MAKE_CELL) before its RESUME fires PY_START; the walk
+/// skips a frame not at its first instruction yet, as the stdlib does, so that allocation
+/// walks (it was given the last walk's caller line: found by checking every hit against a
+/// walk, `test_walk_cache.py`'s `prologues`).
+///
 /// A generator's frame is put back on top by whoever resumes it, relinked under that caller,
 /// with no PY_START (PY_RESUME would tell, but its callback's offset argument is an int the
 /// interpreter allocates for offsets past 256, traced allocations the program does not make).
@@ -185,7 +206,7 @@ unsafe fn first_complete<F: Facts, const SEG: bool>(
 /// and taken again only by a push) at the addresses and instructions the walk saw: only those
 /// can have moved without an event. That is a few frames read instead of the whole stack
 /// (jinja2 renders in generators, and generator expressions are everywhere).
-pub unsafe fn capture_cached<F: Facts>(
+pub unsafe fn capture_cached<F: Facts, const VERIFY: bool>(
     tstate: *mut c_void,
     out: &mut [RawFrame],
     floor: *const c_void,
@@ -204,25 +225,30 @@ pub unsafe fn capture_cached<F: Facts>(
             // first RESUME (where CPython instruments its code, before PY_START fires) in a frame
             // that is not complete yet, above the cached one; that allocation must walk.
             let top = current_frame::<F>(tstate);
-            if top as usize == cache.top
-                && code::<F>(top) as usize == cache.code
-                && relinked_same(top, cache)
-            {
-                let off = offset::<F>(top, cache.code as *const c_void);
+            let cached_code = cache.code as *const c_void;
+            let off = if top as usize == cache.top && code::<F>(top) == cached_code.cast_mut() {
+                offset::<F>(top, cached_code)
+            } else {
+                isize::MIN
+            };
+            if off >= cache.first_offset && relinked_same(top, cache) {
                 if let Some(f) = out.first_mut() {
                     f.offset = off;
                 }
                 monitor::saved(cache.total_nframe);
-                let code = cache.code as *const c_void;
-                return Captured {
+                let hit = Captured {
                     nframe: cache.nframe,
                     total_nframe: cache.total_nframe,
                     hash: finish_hash(cache.chain, cache.total_nframe, off),
                     chain: cache.chain,
-                    check: Check::moved_top(cache.check, code, cache.offset0, off),
+                    check: Check::moved_top(cache.check, cached_code, cache.offset0, off),
                     top: cache.top,
                     instrumenting: false,
                 };
+                if VERIFY {
+                    verify_hit::<F>(tstate, out, floor, &hit);
+                }
+                return hit;
             }
         }
         let mut captured = walk::<F, false>(tstate, out, floor, &mut [], &mut []);
@@ -257,12 +283,40 @@ pub unsafe fn capture_cached<F: Facts>(
                 chain: captured.chain,
                 check: captured.check,
                 offset0: out[0].offset,
+                first_offset: first_offset::<F>(captured.top as *const c_void),
                 relinked,
                 relinked_len,
             };
         }
         captured
     }
+}
+
+/// Check a cache hit against a full walk (`HEAPSCOPE_VERIFY_FRAME_CACHE=1`, for tests): the
+/// same frames, hash and totals. Limits past 256 frames are not checked.
+#[cold]
+#[inline(never)]
+unsafe fn verify_hit<F: Facts>(
+    tstate: *mut c_void,
+    out: &[RawFrame],
+    floor: *const c_void,
+    hit: &Captured,
+) {
+    const MOST: usize = 256;
+    if out.len() > MOST {
+        return;
+    }
+    let mut frames = [RawFrame::UNKNOWN; MOST];
+    // SAFETY: the caller's contract (the calling thread's live frames).
+    let walked =
+        unsafe { walk::<F, false>(tstate, &mut frames[..out.len()], floor, &mut [], &mut []) };
+    monitor::record_check(
+        walked.nframe == hit.nframe
+            && walked.total_nframe == hit.total_nframe
+            && walked.hash == hit.hash
+            && walked.check == hit.check
+            && frames[..walked.nframe] == out[..walked.nframe],
+    );
 }
 
 /// The frames under the generator frame `top` that a resumption can relink (see
