@@ -37,3 +37,21 @@ def report_json(capture: Path, env: dict[str, str], *args: str) -> dict[str, Any
     assert proc.returncode == 0, proc.stderr
     result: dict[str, Any] = json.loads(proc.stdout)
     return result
+
+
+def run_under(tracer: str, program: str, tmp_path: Path, name: str = "program.py") -> str:
+    """Run ``program`` with ``TRACER=tracer`` (its choice of ``tracemalloc``) and this
+    heapscope importable; its stdout (it must succeed)."""
+    import os
+
+    import heapscope
+
+    script = tmp_path / name
+    script.write_text(program)
+    env = dict(os.environ, TRACER=tracer)
+    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout

@@ -12,11 +12,10 @@ traceback; under the stdlib and under heapscope the lines must be identical.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
+
+from ._helpers import run_under
 
 PROGRAM = textwrap.dedent(
     """
@@ -67,17 +66,7 @@ PROGRAM = textwrap.dedent(
 
 
 def run(tracer: str, tmp_path: Path) -> list[list[object]]:
-    import heapscope
-
-    script = tmp_path / "reuse.py"
-    script.write_text(PROGRAM)
-    env = dict(os.environ, TRACER=tracer)
-    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
-    proc = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
-    result: list[list[object]] = json.loads(proc.stdout)
+    result: list[list[object]] = json.loads(run_under(tracer, PROGRAM, tmp_path, "reuse.py"))
     return result
 
 

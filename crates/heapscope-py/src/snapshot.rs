@@ -17,6 +17,12 @@ use crate::attrs::{from_attr, to_attr};
 use crate::errors::{core_err, format_err};
 use crate::raw;
 
+/// `f` with the calling thread's allocations untraced (`heapscope_tracker::untraced`).
+fn untraced<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {
+    // SAFETY: `_py` proves the GIL is held.
+    heapscope_tracker::untraced(unsafe { heapscope_tracker::Gil::assume() }, f)
+}
+
 /// Live traces with their interned frames and tracebacks (immutable, shareable).
 #[pyclass(name = "NativeSnapshot", module = "heapscope._native", frozen)]
 pub struct NativeSnapshot {
@@ -64,9 +70,10 @@ impl NativeSnapshot {
         self.inner.traces.len()
     }
 
-    /// The traces as raw tuples `(domain, size, frames, total_nframe)`.
+    /// The traces as raw tuples `(domain, size, frames, total_nframe)` (untraced, as the
+    /// stdlib's snapshot data).
     fn raw_traces<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        raw::raw_traces(py, &self.inner)
+        untraced(py, || raw::raw_traces(py, &self.inner))
     }
 
     /// Sorted `(frames, size, count)` groups.
@@ -78,12 +85,17 @@ impl NativeSnapshot {
     ) -> PyResult<Bound<'py, PyList>> {
         let key = KeyType::parse(key_type).map_err(core_err)?;
         let groups = py.detach(|| stats::statistics(&self.inner, key, cumulative));
-        let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
-        let out = PyList::empty(py);
-        for g in groups.map_err(core_err)? {
-            out.append((raw::key_tuple(py, &g.key, &mut names)?, g.size, g.count))?;
-        }
-        Ok(out)
+        let groups = groups.map_err(core_err)?;
+        // The frame tuples stand for the stdlib's snapshot data, made untraced by
+        // `_get_traces`; the Statistic and Traceback objects made from them are traced.
+        untraced(py, || {
+            let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
+            let out = PyList::empty(py);
+            for g in groups {
+                out.append((raw::key_tuple(py, &g.key, &mut names)?, g.size, g.count))?;
+            }
+            Ok(out)
+        })
     }
 
     /// Sorted `(frames, size, size_diff, count, count_diff)` differences with `old`.
@@ -96,13 +108,16 @@ impl NativeSnapshot {
     ) -> PyResult<Bound<'py, PyList>> {
         let key = KeyType::parse(key_type).map_err(core_err)?;
         let diffs = py.detach(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
-        let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
-        let out = PyList::empty(py);
-        for d in diffs.map_err(core_err)? {
-            let key = raw::key_tuple(py, &d.key, &mut names)?;
-            out.append((key, d.size, d.size_diff, d.count, d.count_diff))?;
-        }
-        Ok(out)
+        let diffs = diffs.map_err(core_err)?;
+        untraced(py, || {
+            let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
+            let out = PyList::empty(py);
+            for d in diffs {
+                let key = raw::key_tuple(py, &d.key, &mut names)?;
+                out.append((key, d.size, d.size_diff, d.count, d.count_diff))?;
+            }
+            Ok(out)
+        })
     }
 
     /// A new snapshot with the traces the filters keep; `None` if a spec is not representable.

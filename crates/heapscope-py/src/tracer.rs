@@ -251,7 +251,8 @@ fn _set_thread_ignored(py: Python<'_>, ignored: bool) {
 #[pyfunction]
 fn _get_traces(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     let snap = tracker::snapshot(gil(py));
-    crate::raw::raw_traces(py, &snap)
+    // Untraced, as the stdlib's (`set_reentrant` while it builds them).
+    tracker::untraced(gil(py), || crate::raw::raw_traces(py, &snap))
 }
 
 /// A snapshot of every live trace, kept native (the fast path of `take_snapshot`).

@@ -450,6 +450,26 @@ pub fn trace_count(_gil: Gil) -> usize {
     unsafe { state() }.map_or(0, |st| st.table.len()) + raw
 }
 
+/// Run `f` with the calling thread's allocations untraced (unless they already are), as the
+/// stdlib builds a snapshot's raw data (`_tracemalloc._get_traces` sets its reentrancy flag):
+/// the tuples a snapshot hands to Python are not the program's.
+pub fn untraced<T>(gil: Gil, f: impl FnOnce() -> T) -> T {
+    struct Restore(Gil);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_thread_ignored(self.0, false);
+        }
+    }
+    // SAFETY: GIL held; the reference ends here.
+    let already = unsafe { state() }.is_none_or(|st| st.ignores(state::current_tstate()));
+    if already {
+        return f();
+    }
+    set_thread_ignored(gil, true);
+    let _restore = Restore(gil);
+    f()
+}
+
 /// Stop or resume tracing the calling thread's allocations (its frees are always traced).
 pub fn set_thread_ignored(_gil: Gil, ignored: bool) {
     // SAFETY: GIL held.

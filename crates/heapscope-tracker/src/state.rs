@@ -470,7 +470,7 @@ impl State {
     /// True if the thread of `tstate` is one whose allocations are not traced (heapscope's
     /// own: `set_thread_ignored`).
     #[inline(always)]
-    fn ignores(&self, tstate: *mut c_void) -> bool {
+    pub(crate) fn ignores(&self, tstate: *mut c_void) -> bool {
         self.ignored[0] != 0 && self.ignored.contains(&(tstate as usize))
     }
 
