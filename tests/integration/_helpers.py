@@ -39,19 +39,32 @@ def report_json(capture: Path, env: dict[str, str], *args: str) -> dict[str, Any
     return result
 
 
-def run_under(tracer: str, program: str, tmp_path: Path, name: str = "program.py") -> str:
-    """Run ``program`` with ``TRACER=tracer`` (its choice of ``tracemalloc``) and this
-    heapscope importable; its stdout (it must succeed)."""
+def run_program(
+    program: str, tmp_path: Path, *args: str, name: str = "program.py", **env: str | None
+) -> str:
+    """Run ``program`` (written to ``tmp_path / name``) with ``args`` in a fresh interpreter
+    that imports this heapscope; ``env`` entries are set (None: unset). Its stdout; it must
+    succeed."""
     import os
 
     import heapscope
 
     script = tmp_path / name
     script.write_text(program)
-    env = dict(os.environ, TRACER=tracer)
-    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
+    for key, value in env.items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
     proc = subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(script), *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout

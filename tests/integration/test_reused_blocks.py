@@ -15,7 +15,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from ._helpers import run_under
+from ._helpers import run_program
 
 PROGRAM = textwrap.dedent(
     """
@@ -66,7 +66,9 @@ PROGRAM = textwrap.dedent(
 
 
 def run(tracer: str, tmp_path: Path) -> list[list[object]]:
-    result: list[list[object]] = json.loads(run_under(tracer, PROGRAM, tmp_path, "reuse.py"))
+    result: list[list[object]] = json.loads(
+        run_program(PROGRAM, tmp_path, name="reuse.py", TRACER=tracer)
+    )
     return result
 
 

@@ -13,7 +13,7 @@ import ast
 import textwrap
 from pathlib import Path
 
-from ._helpers import run_under
+from ._helpers import run_program
 
 PROGRAM = textwrap.dedent(
     """
@@ -57,7 +57,7 @@ PROGRAM = textwrap.dedent(
 
 def added(tracer: str, tmp_path: Path) -> dict[str, int]:
     """Bytes each read of a snapshot added to the traced memory under ``tracer``."""
-    out = run_under(tracer, PROGRAM, tmp_path, "reads.py")
+    out = run_program(PROGRAM, tmp_path, name="reads.py", TRACER=tracer)
     result: dict[str, int] = ast.literal_eval(out.strip().splitlines()[-1])
     return result
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ._helpers import run_program
 
 PROGRAM = textwrap.dedent(
     """
@@ -295,25 +295,8 @@ def probe(
 ) -> str:
     """Run ``source`` in a fresh interpreter with heapscope importable; its stdout.
     ``cache`` is HEAPSCOPE_FRAME_CACHE (None: unset)."""
-    import heapscope
-
-    script = tmp_path / "probe.py"
-    script.write_text(source)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(heapscope.__file__).resolve().parent.parent)
-    env.pop("HEAPSCOPE_FRAME_CACHE", None)
-    if cache is not None:
-        env["HEAPSCOPE_FRAME_CACHE"] = cache
-    env.update(env_extra)
-    proc = subprocess.run(
-        [sys.executable, str(script), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return proc.stdout
+    env: dict[str, str | None] = {"HEAPSCOPE_FRAME_CACHE": cache, **env_extra}
+    return run_program(source, tmp_path, *args, name="probe.py", **env)
 
 
 def run(
@@ -337,6 +320,11 @@ def test_every_object_gets_the_stack_a_full_walk_gives(
     assert sum(row[1] is not None for row in stdlib) > 100
     assert walked == stdlib
     assert cached == stdlib
+
+
+CACHE_VERSIONS = pytest.mark.skipif(
+    not (3, 13) <= sys.version_info < (3, 16), reason="the cache runs on 3.13-3.15"
+)
 
 
 VERIFY_PIP = textwrap.dedent(
@@ -388,11 +376,6 @@ MONITORING_PROBE = textwrap.dedent(
     tracemalloc.stop()
     print(repr((during, tools(), line)))
     """
-)
-
-
-CACHE_VERSIONS = pytest.mark.skipif(
-    not (3, 13) <= sys.version_info < (3, 16), reason="the cache runs on 3.13-3.15"
 )
 
 

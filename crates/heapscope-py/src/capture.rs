@@ -9,7 +9,6 @@ use heapscope_core::capture::replay_tree;
 use heapscope_format::capture::ExitStatus;
 use heapscope_format::FormatError;
 use heapscope_tracker::recorder::{self, CaptureError, CaptureOptions};
-use heapscope_tracker::Gil;
 use pyo3::prelude::*;
 
 use crate::errors::NativeError;
@@ -17,10 +16,7 @@ use crate::errors::NativeError;
 // PyO3 extracts arguments as owned values, hence `needless_pass_by_value` allowances below.
 use crate::profile::PyProfile;
 
-fn gil(_py: Python<'_>) -> Gil {
-    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
-    unsafe { Gil::assume() }
-}
+use crate::gil;
 
 /// Captures smaller than this load without a progress bar.
 const PROGRESS_MIN_BYTES: u64 = 4 << 20;

@@ -13,6 +13,12 @@ mod snapshot;
 mod text_report;
 mod tracer;
 
+/// The tracker's proof that the GIL is held, from a `Python` token.
+fn gil(_py: Python<'_>) -> heapscope_tracker::Gil {
+    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
+    unsafe { heapscope_tracker::Gil::assume() }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

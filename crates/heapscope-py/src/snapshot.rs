@@ -17,11 +17,8 @@ use crate::attrs::{from_attr, to_attr};
 use crate::errors::{core_err, format_err};
 use crate::raw;
 
-/// `f` with the calling thread's allocations untraced (`heapscope_tracker::untraced`).
-fn untraced<T>(_py: Python<'_>, f: impl FnOnce() -> T) -> T {
-    // SAFETY: `_py` proves the GIL is held.
-    heapscope_tracker::untraced(unsafe { heapscope_tracker::Gil::assume() }, f)
-}
+use crate::gil;
+use heapscope_tracker::untraced;
 
 /// Live traces with their interned frames and tracebacks (immutable, shareable).
 #[pyclass(name = "NativeSnapshot", module = "heapscope._native", frozen)]
@@ -73,7 +70,7 @@ impl NativeSnapshot {
     /// The traces as raw tuples `(domain, size, frames, total_nframe)` (untraced, as the
     /// stdlib's snapshot data).
     fn raw_traces<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        untraced(py, || raw::raw_traces(py, &self.inner))
+        untraced(gil(py), || raw::raw_traces(py, &self.inner))
     }
 
     /// Sorted `(frames, size, count)` groups.
@@ -88,7 +85,7 @@ impl NativeSnapshot {
         let groups = groups.map_err(core_err)?;
         // The frame tuples stand for the stdlib's snapshot data, made untraced by
         // `_get_traces`; the Statistic and Traceback objects made from them are traced.
-        untraced(py, || {
+        untraced(gil(py), || {
             let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
             let out = PyList::empty(py);
             for g in groups {
@@ -109,7 +106,7 @@ impl NativeSnapshot {
         let key = KeyType::parse(key_type).map_err(core_err)?;
         let diffs = py.detach(|| stats::compare_to(&self.inner, &old.inner, key, cumulative));
         let diffs = diffs.map_err(core_err)?;
-        untraced(py, || {
+        untraced(gil(py), || {
             let mut names: HashMap<*const u8, Bound<'py, PyString>> = HashMap::new();
             let out = PyList::empty(py);
             for d in diffs {

@@ -2,7 +2,6 @@
 //! heapscope's extras (figures at the peak, ignored threads).
 
 use heapscope_tracker as tracker;
-use heapscope_tracker::Gil;
 use std::sync::Arc;
 
 use heapscope_core::profile::{Meta, Profile};
@@ -13,10 +12,7 @@ use pyo3::types::{PyList, PyTuple};
 use crate::errors::tracker_error;
 use crate::profile::PyProfile;
 
-fn gil(_py: Python<'_>) -> Gil {
-    // SAFETY: a `Python` token proves the GIL is held for its lifetime.
-    unsafe { Gil::assume() }
-}
+use crate::gil;
 
 fn options(by_thread: bool, sample_rate: Option<i64>, native: bool) -> PyResult<tracker::Options> {
     let sample_rate = match sample_rate {

@@ -87,8 +87,16 @@ unsafe fn not_python<F: Facts>(frame: *const c_void) -> bool {
     unsafe { read::<u8>(frame, F::FRAME_OWNER) >= FIRST_NON_PYTHON_OWNER }
 }
 
-/// The offset of the first traceable instruction of a Python frame's code, from which it is
-/// complete (0 for a generator's frame: `_PyFrame_IsIncomplete`).
+/// The offset of `code`'s first traceable instruction (`_co_firsttraceable`).
+#[inline(always)]
+unsafe fn first_traceable<F: Facts>(code: *const c_void) -> isize {
+    // SAFETY: `code` is a live code object.
+    unsafe { read::<i32>(code, F::CODE_FIRSTTRACEABLE) as isize * CODE_UNIT }
+}
+
+/// The offset from which a Python frame is complete (`_PyFrame_IsIncomplete`): its code's first
+/// traceable instruction, 0 for a generator's frame (never incomplete; a running one is at 0 or
+/// past it).
 #[inline(always)]
 unsafe fn first_offset<F: Facts>(frame: *const c_void) -> isize {
     // SAFETY: `frame` is a live Python frame, so `f_executable` is a live code object.
@@ -96,7 +104,7 @@ unsafe fn first_offset<F: Facts>(frame: *const c_void) -> isize {
         if read::<u8>(frame, F::FRAME_OWNER) == FRAME_OWNED_BY_GENERATOR {
             return 0;
         }
-        read::<i32>(code::<F>(frame), F::CODE_FIRSTTRACEABLE) as isize * CODE_UNIT
+        first_traceable::<F>(code::<F>(frame))
     }
 }
 
@@ -110,8 +118,7 @@ unsafe fn before_first_instruction<F: Facts>(frame: *const c_void) -> bool {
             return false;
         }
         let code = code::<F>(frame);
-        let firsttraceable = read::<i32>(code, F::CODE_FIRSTTRACEABLE) as isize;
-        offset::<F>(frame, code) < firsttraceable * CODE_UNIT
+        offset::<F>(frame, code) < first_traceable::<F>(code)
     }
 }
 
@@ -226,12 +233,7 @@ pub unsafe fn capture_cached<F: Facts, const VERIFY: bool>(
             // that is not complete yet, above the cached one; that allocation must walk.
             let top = current_frame::<F>(tstate);
             let cached_code = cache.code as *const c_void;
-            let off = if top as usize == cache.top && code::<F>(top) == cached_code.cast_mut() {
-                offset::<F>(top, cached_code)
-            } else {
-                isize::MIN
-            };
-            if off >= cache.first_offset && relinked_same(top, cache) {
+            if let Some(off) = same_frame::<F>(top, cache) {
                 if let Some(f) = out.first_mut() {
                     f.offset = off;
                 }
@@ -317,6 +319,26 @@ unsafe fn verify_hit<F: Facts>(
             && walked.check == hit.check
             && frames[..walked.nframe] == out[..walked.nframe],
     );
+}
+
+/// The offset of the innermost frame `top` if it is the cached one (see [`capture_cached`]):
+/// the same address running the same code past its prologue, with the frames `relinked`
+/// lists still under it.
+#[inline(always)]
+unsafe fn same_frame<F: Facts>(top: *const c_void, cache: &WalkCache) -> Option<isize> {
+    if top as usize != cache.top {
+        return None;
+    }
+    // SAFETY: `top` is the calling thread's innermost frame (equal to the cached one, so not
+    // null), live during the call.
+    unsafe {
+        let cached = cache.code as *const c_void;
+        if code::<F>(top) != cached.cast_mut() {
+            return None;
+        }
+        let off = offset::<F>(top, cached);
+        (off >= cache.first_offset && relinked_same(top, cache)).then_some(off)
+    }
 }
 
 /// The frames under the generator frame `top` that a resumption can relink (see
